@@ -1,0 +1,114 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { formatIssues, idSchema } from '../core/schemas.js';
+
+// PROTOCOL §2. One schema, validated once at start-up; every problem is reported together.
+
+function validTimezone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const configSchema = z.strictObject({
+  deviceId: idSchema,
+  groups: z.array(idSchema).max(64).default(['all']),
+  timezone: z.string().refine(validTimezone, 'must be an IANA timezone such as Asia/Ho_Chi_Minh').default('Asia/Ho_Chi_Minh'),
+  dataDir: z.string().min(1).optional(),
+  heartbeatSec: z.number().int().min(5).max(3600).default(30),
+  mqtt: z.strictObject({
+    url: z.string().refine((u) => /^(mqtts?|wss?|tcp|ssl):\/\/[^/]+/.test(u), 'must be an mqtt://, mqtts://, ws:// or wss:// URL'),
+    username: z.string().max(256).optional(),
+    password: z.string().max(1024).optional(),
+    passwordFile: z.string().optional(),
+    caFile: z.string().optional(),
+    certFile: z.string().optional(),
+    keyFile: z.string().optional(),
+    topicPrefix: z.string().regex(/^[A-Za-z0-9._/-]{1,64}$/, 'must be letters, digits, . _ - / (no wildcards)').default('signage'),
+    keepaliveSec: z.number().int().min(5).max(600).default(30),
+    sessionExpirySec: z.number().int().min(0).max(30 * 86400).default(7 * 86400),
+    reconnectMinMs: z.number().int().min(100).max(60_000).default(1000),
+    reconnectMaxMs: z.number().int().min(1000).max(3_600_000).default(60_000),
+  }),
+  player: z
+    .strictObject({
+      mpvPath: z.string().min(1).default('mpv'),
+      args: z.array(z.string()).default([]),
+    })
+    .default({ mpvPath: 'mpv', args: [] }),
+  media: z
+    .strictObject({
+      cacheMaxMB: z.number().int().min(16).max(1_000_000).default(2048),
+    })
+    .default({ cacheMaxMB: 2048 }),
+  security: z
+    .strictObject({
+      assignmentKeys: z.array(z.string()).default([]),
+    })
+    .default({ assignmentKeys: [] }),
+  outbox: z
+    .strictObject({
+      /** Default: 30 days of a busy screen's events (~200 plays + events a day). */
+      maxEvents: z.number().int().min(100).max(10_000_000).default(30 * 24 * 300),
+      inFlight: z.number().int().min(1).max(1000).default(100),
+    })
+    .default({ maxEvents: 30 * 24 * 300, inFlight: 100 }),
+});
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = Omit<z.output<typeof configSchema>, 'dataDir'> & {
+  dataDir: string;
+  /** Absolute path of the file it was read from (for relative paths and messages). */
+  configPath: string;
+};
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+  }
+}
+
+/** Validates a parsed config document; throws ConfigError listing every problem. */
+export function parseConfig(raw: unknown, configPath: string, isRoot = process.getuid?.() === 0): Config {
+  const r = configSchema.safeParse(raw);
+  if (!r.success) throw new ConfigError(formatIssues(r.error));
+  const dir = path.dirname(path.resolve(configPath));
+  const c = r.data;
+  const resolve = (p: string | undefined): string | undefined => (p === undefined ? p : path.resolve(dir, p));
+  // Root-installed boxes keep data in /var/lib; a checkout or a user run keeps it beside the config.
+  const installed = isRoot && dir.startsWith('/etc/');
+  const dataDir = resolve(c.dataDir) ?? (installed ? '/var/lib/signage-agent' : path.join(dir, 'var'));
+  return {
+    ...c,
+    dataDir,
+    configPath: path.resolve(configPath),
+    mqtt: {
+      ...c.mqtt,
+      passwordFile: resolve(c.mqtt.passwordFile),
+      caFile: resolve(c.mqtt.caFile),
+      certFile: resolve(c.mqtt.certFile),
+      keyFile: resolve(c.mqtt.keyFile),
+    },
+  };
+}
+
+/** Reads and validates a config file; throws ConfigError with every problem. */
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError([`config: cannot read ${file}: ${(e as Error).message}`]);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError([`config: ${file} is not valid JSON: ${(e as Error).message}`]);
+  }
+  return parseConfig(raw, file);
+}

@@ -1,0 +1,113 @@
+import { z } from 'zod';
+
+// Wire schemas of PROTOCOL §4, §5, §7. One definition serves the MQTT decoders,
+// the CLI's --assignment files and signagectl's pre-publish validation.
+
+export const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const idSchema = z.string().regex(ID_RE, 'must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$');
+
+const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
+export const localDateSchema = z.string().refine((s) => {
+  const m = DATE_RE.exec(s);
+  if (!m) return false;
+  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+  return d.toISOString().slice(0, 10) === s;
+}, 'must be a real date YYYY-MM-DD');
+
+const TIME = '([01]\\d|2[0-4]):([0-5]\\d)(?::([0-5]\\d))?';
+export const WINDOW_RE = new RegExp(`^${TIME}-${TIME}$`);
+
+/** Seconds of day of `HH:MM[:SS]`; 24:00 allowed only as an end. */
+export function parseWindow(s: string): { start: number; end: number } | undefined {
+  const m = WINDOW_RE.exec(s);
+  if (!m) return undefined;
+  const sec = (h?: string, mi?: string, se?: string): number => Number(h) * 3600 + Number(mi) * 60 + Number(se ?? 0);
+  const start = sec(m[1], m[2], m[3]);
+  const end = sec(m[4], m[5], m[6]);
+  if (start >= 86400 || end > 86400 || end <= start) return undefined;
+  return { start, end };
+}
+
+export const windowSchema = z
+  .string()
+  .refine((s) => parseWindow(s) !== undefined, 'must be HH:MM[:SS]-HH:MM[:SS] with end after start (24:00 allowed as end)');
+
+export const sha256Schema = z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits').transform((s) => s.toLowerCase());
+
+export const mediaUrlSchema = z
+  .string()
+  .max(4096)
+  .refine((s) => /^(https?|file):\/\/./.test(s), 'must be an http://, https:// or file:// URL');
+
+export const mediaSchema = z.strictObject({
+  url: mediaUrlSchema,
+  sha256: sha256Schema,
+  durationMs: z.number().int().positive().max(3_600_000).optional(),
+});
+
+const timesPerDaySchema = z.number().int().min(0).max(10_000);
+
+export const campaignSchema = z
+  .strictObject({
+    id: idSchema,
+    media: mediaSchema,
+    startDate: localDateSchema.optional(),
+    endDate: localDateSchema.optional(),
+    timesPerDay: timesPerDaySchema,
+    windows: z.array(windowSchema).min(1).max(48).optional(),
+    weekdays: z.array(z.number().int().min(1).max(7)).min(1).max(7).optional(),
+    priority: z.number().int().min(-1000).max(1000).optional(),
+  })
+  .refine((c) => !c.startDate || !c.endDate || c.startDate <= c.endDate, {
+    message: 'startDate must not be after endDate',
+    path: ['endDate'],
+  });
+
+const versionSchema = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+const targetSchema = z.string().regex(/^(device|group)\/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/).optional();
+
+export const assignmentSchema = z
+  .strictObject({
+    version: versionSchema,
+    campaigns: z.array(campaignSchema).max(500),
+    loop: z.array(mediaSchema).max(200).optional(),
+    target: targetSchema,
+  })
+  .refine((a) => new Set(a.campaigns.map((c) => c.id)).size === a.campaigns.length, {
+    message: 'campaign ids must be unique',
+    path: ['campaigns'],
+  });
+
+const isoInstantSchema = z.string().refine((s) => /\d{4}-\d{2}-\d{2}T/.test(s) && !Number.isNaN(Date.parse(s)), 'must be an ISO-8601 instant');
+
+export const overrideSchema = z.strictObject({
+  version: versionSchema,
+  campaigns: z.record(
+    idSchema,
+    z.strictObject({
+      timesPerDay: timesPerDaySchema.optional(),
+      windows: z.array(windowSchema).min(1).max(48).optional(),
+    }),
+  ),
+  expiresAt: isoInstantSchema.optional(),
+  target: targetSchema,
+});
+
+export const commandSchema = z.strictObject({
+  id: z.string().min(1).max(128),
+  name: z.string().min(1).max(64),
+  args: z.record(z.string(), z.unknown()).optional(),
+  replyTo: z.string().min(1).max(512).refine((t) => !/[+#\u0000]/.test(t), 'must be a topic without wildcards').optional(),
+  expiresAt: isoInstantSchema.optional(),
+  target: targetSchema,
+});
+
+export type CommandRequest = z.infer<typeof commandSchema>;
+
+/** Formats zod issues as `path: message`, one per problem. */
+export function formatIssues(err: z.ZodError, prefix = ''): string[] {
+  return err.issues.map((i) => {
+    const path = [prefix, ...i.path.map(String)].filter(Boolean).join('.');
+    return `${path || '(root)'}: ${i.message}`;
+  });
+}

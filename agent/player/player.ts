@@ -1,0 +1,62 @@
+import type { EpochMs, Outcome } from '../core/types.js';
+
+/** A verified local file ready to play. */
+export interface Clip {
+  /** Absolute path (or an mpv-understood URL such as av://lavfi:… in tests). */
+  path: string;
+  sha256: string;
+  /** Known or expected length; the player reports the real one. */
+  durationMs?: number;
+}
+
+export interface SpotRequest {
+  /** Opaque id chosen by the engine; echoed in callbacks. */
+  playId: string;
+  campaignId: string;
+  clip: Clip;
+}
+
+export interface SpotHandlers {
+  /** Playback really started (mpv `playback-restart` of this file), at wall-clock `at`. */
+  onStarted(at: EpochMs): void;
+  /** The spot is over. Called exactly once per accepted spot, even if the player dies. */
+  onEnded(at: EpochMs, outcome: Outcome, detail?: string): void;
+}
+
+export type PlayerStateName = 'playing' | 'idle' | 'down';
+
+export interface PlayerState {
+  state: PlayerStateName;
+  campaignId?: string;
+  url?: string;
+  hwdec?: string;
+}
+
+export interface PlayerEvents {
+  /** The player process was restarted (crash, stall, or on request). */
+  onRestarted?(reason: string): void;
+  /** Evidence-of-display heuristics saw a black or frozen frame during a spot. */
+  onOutputSuspect?(detail: Record<string, unknown>): void;
+}
+
+/**
+ * What the engine needs from a screen. Implementations: MpvPlayer (real mpv over JSON IPC)
+ * and SimulatedPlayer (virtual time, for `simulate` and unit tests).
+ *
+ * Invariants: at most one spot plays at a time; `playSpot` while a spot plays is an error
+ * (the engine queues); a spot is never cut short by the loop; when no spot plays the loop
+ * clips play in order, repeating, or the screen is black when the loop is empty.
+ */
+export interface Player {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  setLoop(clips: Clip[]): void;
+  /** Starts the spot now, the loop clip giving way. Resolves once mpv accepted the file. */
+  playSpot(req: SpotRequest, handlers: SpotHandlers): Promise<void>;
+  /** Optional: load the spot's file ahead of its instant so it starts on time. */
+  preload?(clip: Clip): Promise<void>;
+  busy(): boolean;
+  state(): PlayerState;
+  screenshot(): Promise<Buffer>;
+  restart(reason: string): Promise<void>;
+}

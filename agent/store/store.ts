@@ -1,0 +1,103 @@
+import type { AgentEvent, Assignment, DisplayState, EpochMs, LocalDate, Outcome, Override, PlayEvent } from '../core/types.js';
+
+/** Where a desired-state document came from: `device` or `group/{g}`. */
+export type SourceKey = string;
+export type DesiredKind = 'assignment' | 'override';
+
+export interface DesiredDoc<T> {
+  source: SourceKey;
+  version: number;
+  /** null = cleared (an empty override payload). */
+  doc: T | null;
+  appliedAt: EpochMs;
+}
+
+export interface DesiredState {
+  assignments: DesiredDoc<Assignment>[];
+  overrides: DesiredDoc<Override>[];
+}
+
+export interface PlayStart {
+  campaignId: string;
+  mediaSha256: string;
+  day: LocalDate;
+  scheduledAt: EpochMs;
+  startedAt: EpochMs;
+  inWindow: boolean;
+  display: DisplayState;
+  clockSynced: boolean;
+}
+
+export interface PlayEnd {
+  endedAt: EpochMs;
+  durationMs: number;
+  outcome: Outcome;
+  /** The campaign's target for that day, reported in the event. */
+  target: number;
+}
+
+export interface PlayRow extends PlayStart {
+  id: number;
+  endedAt: EpochMs | null;
+  durationMs: number | null;
+  outcome: Outcome | null;
+  seq: number | null;
+}
+
+export interface OutboxRow {
+  id: number;
+  /** Topic suffix under `{p}/device/{id}/`: `play` or `event`. */
+  kind: 'play' | 'event';
+  payload: string;
+  createdAt: EpochMs;
+}
+
+/**
+ * The agent's only durable state: one SQLite file in dataDir (WAL, synchronous=FULL).
+ * Every method is one transaction; a crash at any instant leaves a consistent file.
+ * Play events and agent events enter the outbox in the same transaction that records them,
+ * so nothing recorded can fail to be sent, and nothing sent was not recorded.
+ */
+export interface Store {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+
+  // --- desired state (PROTOCOL §3: versions monotonic per topic, surviving restarts)
+  loadDesired(): Promise<DesiredState>;
+  /** Last applied version for that topic, or 0. */
+  appliedVersion(kind: DesiredKind, source: SourceKey): Promise<number>;
+  /** Stores the document and its version; `doc: null` clears an override (version unchanged). */
+  applyDesired(kind: DesiredKind, source: SourceKey, version: number, doc: Assignment | Override | null, at: EpochMs): Promise<void>;
+
+  // --- plays (PROTOCOL §6, §8)
+  /** Records a started play; returns its row id. */
+  recordPlayStart(p: PlayStart): Promise<number>;
+  /**
+   * Closes a play, gives it the next play `seq`, and queues its play event in the outbox,
+   * all in one transaction. Returns the event as queued.
+   */
+  recordPlayEnd(id: number, end: PlayEnd, deviceId: string): Promise<PlayEvent>;
+  /** Closes every play left open by a crash or power cut as `interrupted` (endedAt = `at`). */
+  closeOpenPlays(at: EpochMs, deviceId: string, targetOf: (campaignId: string, day: LocalDate) => number): Promise<PlayEvent[]>;
+  /** Completed, in-window plays per campaign for a local day. */
+  countCompleted(day: LocalDate): Promise<Map<string, number>>;
+  playsForDay(day: LocalDate): Promise<PlayRow[]>;
+
+  // --- agent events (the `event` topic)
+  recordEvent(e: AgentEvent): Promise<void>;
+
+  // --- outbox (store-and-forward, PROTOCOL §8)
+  outboxPeek(limit: number, afterId?: number): Promise<OutboxRow[]>;
+  outboxDelete(ids: number[]): Promise<void>;
+  outboxCount(): Promise<number>;
+  /** Drops the oldest rows beyond `max`; returns how many were dropped. */
+  outboxTrim(max: number): Promise<number>;
+
+  // --- counters and small facts
+  /** Increments and returns the MQTT connection session counter. */
+  nextSession(): Promise<number>;
+  /** Records a command id; false when it was seen before (at-most-once execution). */
+  claimCommand(id: string, at: EpochMs): Promise<boolean>;
+  getMeta(key: string): Promise<string | undefined>;
+  setMeta(key: string, value: string): Promise<void>;
+}

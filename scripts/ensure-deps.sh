@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the system and npm packages that `npm test` / `npm start` need, or says in one line
+# exactly what is missing. Usage: ensure-deps.sh test|start
+set -uo pipefail
+cd "$(dirname "$0")/.."
+need=()
+command -v mpv >/dev/null || need+=(mpv)
+command -v mosquitto >/dev/null || need+=(mosquitto)
+command -v mosquitto_pub >/dev/null || need+=(mosquitto-clients)
+command -v ffmpeg >/dev/null || need+=(ffmpeg)
+command -v sqlite3 >/dev/null || need+=(sqlite3)
+if [ "${1:-}" = test ]; then
+  command -v mcopy >/dev/null || need+=(mtools)
+  command -v mkfs.vfat >/dev/null || need+=(dosfstools)
+  command -v sfdisk >/dev/null || need+=(fdisk)
+  command -v systemd-analyze >/dev/null || need+=(systemd)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing: ${need[*]}" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}") >/tmp/signage-apt.log 2>&1 \
+      || { echo "apt-get install failed for: ${need[*]} (see /tmp/signage-apt.log)" >&2; exit 1; }
+  else
+    echo "missing system packages: ${need[*]} (run: sudo apt-get install ${need[*]})" >&2
+    exit 1
+  fi
+fi
+if [ ! -d node_modules/mqtt ] || [ ! -f node_modules/sqlite3/build/Release/node_sqlite3.node ]; then
+  echo "installing npm packages (sqlite3 compiles from source: ~2 min)" >&2
+  npm ci --no-audit --no-fund >/tmp/signage-npm.log 2>&1 || { echo "npm ci failed (see /tmp/signage-npm.log)" >&2; exit 1; }
+fi
+exit 0
