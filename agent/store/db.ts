@@ -1,0 +1,80 @@
+import sqlite3 from 'sqlite3';
+
+type Param = string | number | null | Buffer;
+
+/**
+ * A promise face on one sqlite3 connection. sqlite3 runs statements on libuv's pool, so two
+ * async callers could interleave BEGIN/COMMIT on the shared connection; `tx` serialises whole
+ * transactions through a queue, and single statements outside `tx` also wait their turn.
+ */
+export class Db {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(private readonly db: sqlite3.Database) {}
+
+  static open(file: string): Promise<Db> {
+    return new Promise((resolve, reject) => {
+      const d = new sqlite3.Database(file, (err) => (err ? reject(err) : resolve(new Db(d))));
+    });
+  }
+
+  close(): Promise<void> {
+    return this.serial(() => new Promise<void>((res, rej) => this.db.close((e) => (e ? rej(e) : res()))));
+  }
+
+  /** Runs `fn` inside BEGIN IMMEDIATE … COMMIT, alone on the connection; ROLLBACK on any throw. */
+  tx<T>(fn: (q: Query) => Promise<T>): Promise<T> {
+    return this.serial(async () => {
+      const q = new Query(this.db);
+      await q.run('BEGIN IMMEDIATE');
+      try {
+        const r = await fn(q);
+        await q.run('COMMIT');
+        return r;
+      } catch (e) {
+        await q.run('ROLLBACK').catch(() => undefined);
+        throw e;
+      }
+    });
+  }
+
+  /** A read or a single statement, in turn with transactions. */
+  read<T>(fn: (q: Query) => Promise<T>): Promise<T> {
+    return this.serial(() => fn(new Query(this.db)));
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+export class Query {
+  constructor(private readonly db: sqlite3.Database) {}
+
+  run(sql: string, params: Param[] = []): Promise<{ lastID: number; changes: number }> {
+    return new Promise((resolve, reject) => {
+      this.db.run(sql, params, function (this: sqlite3.RunResult, err: Error | null) {
+        if (err) reject(err);
+        else resolve({ lastID: this.lastID, changes: this.changes });
+      });
+    });
+  }
+
+  all<T>(sql: string, params: Param[] = []): Promise<T[]> {
+    return new Promise((resolve, reject) => {
+      this.db.all(sql, params, (err, rows) => (err ? reject(err) : resolve(rows as T[])));
+    });
+  }
+
+  async get<T>(sql: string, params: Param[] = []): Promise<T | undefined> {
+    return new Promise((resolve, reject) => {
+      this.db.get(sql, params, (err, row) => (err ? reject(err) : resolve(row as T | undefined)));
+    });
+  }
+
+  exec(sql: string): Promise<void> {
+    return new Promise((resolve, reject) => this.db.exec(sql, (err) => (err ? reject(err) : resolve())));
+  }
+}

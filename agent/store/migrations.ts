@@ -1,0 +1,69 @@
+import type { Query } from './db.js';
+
+/**
+ * Numbered schema migrations. Never edit a shipped one: append a new number. Each runs in the
+ * same transaction as its `user_version` bump, so a power cut mid-migration leaves the old schema.
+ */
+export const migrations: ReadonlyArray<{ version: number; sql: string }> = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE desired (
+        kind TEXT NOT NULL CHECK (kind IN ('assignment','override')),
+        source TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        doc TEXT,
+        applied_at INTEGER NOT NULL,
+        PRIMARY KEY (kind, source)
+      );
+      CREATE TABLE plays (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        campaign_id TEXT NOT NULL,
+        media_sha256 TEXT NOT NULL,
+        day TEXT NOT NULL,
+        scheduled_at INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        in_window INTEGER NOT NULL,
+        display TEXT NOT NULL,
+        clock_synced INTEGER NOT NULL,
+        ended_at INTEGER,
+        duration_ms INTEGER,
+        outcome TEXT CHECK (outcome IN ('completed','interrupted','failed')),
+        seq INTEGER UNIQUE
+      );
+      CREATE INDEX plays_day ON plays(day, campaign_id);
+      CREATE INDEX plays_open ON plays(outcome) WHERE outcome IS NULL;
+      CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL CHECK (kind IN ('play','event')),
+        payload TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+      CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      INSERT INTO counters(name, value) VALUES ('play_seq', 0), ('session', 0);
+      CREATE TABLE commands (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    `,
+  },
+];
+
+export async function migrate(q: Query): Promise<number> {
+  const row = await q.get<{ user_version: number }>('PRAGMA user_version');
+  let current = row?.user_version ?? 0;
+  const latest = migrations[migrations.length - 1]?.version ?? 0;
+  if (current > latest) throw new Error(`store schema ${current} is newer than this agent understands (${latest}); refusing to touch it`);
+  for (const m of migrations) {
+    if (m.version <= current) continue;
+    await q.exec('BEGIN IMMEDIATE');
+    try {
+      await q.exec(m.sql);
+      await q.exec(`PRAGMA user_version = ${m.version}`);
+      await q.exec('COMMIT');
+    } catch (e) {
+      await q.exec('ROLLBACK').catch(() => undefined);
+      throw e;
+    }
+    current = m.version;
+  }
+  return current;
+}
