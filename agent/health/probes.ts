@@ -1,0 +1,123 @@
+import { readdir, readFile, statfs } from 'node:fs/promises';
+import path from 'node:path';
+
+// Subprocess-free probes of a Linux / Raspberry Pi box. Each reads a few bytes from sysfs
+// or calls statfs, so they are cheap enough to run on every heartbeat. `doctor` reuses them.
+
+export interface ThrottledState {
+  /** The firmware's word as read, e.g. `0x50005`. */
+  raw: string;
+  underVoltageNow: boolean;
+  freqCappedNow: boolean;
+  throttledNow: boolean;
+  softTempLimitNow: boolean;
+  underVoltageOccurred: boolean;
+  freqCappedOccurred: boolean;
+  throttledOccurred: boolean;
+  softTempLimitOccurred: boolean;
+}
+
+/** Parses get_throttled output: `50005`, `0x50005` or vcgencmd's `throttled=0x50005`. Undefined when unreadable. */
+export function parseThrottled(text: string): ThrottledState | undefined {
+  const m = /^\s*(?:throttled=)?(?:0x)?([0-9a-fA-F]{1,8})\s*$/.exec(text);
+  if (!m?.[1]) return undefined;
+  const v = parseInt(m[1], 16);
+  const bit = (n: number): boolean => ((v >>> n) & 1) === 1;
+  return {
+    raw: `0x${v.toString(16)}`,
+    underVoltageNow: bit(0),
+    freqCappedNow: bit(1),
+    throttledNow: bit(2),
+    softTempLimitNow: bit(3),
+    underVoltageOccurred: bit(16),
+    freqCappedOccurred: bit(17),
+    throttledOccurred: bit(18),
+    softTempLimitOccurred: bit(19),
+  };
+}
+
+/** CPU temperature in °C from `thermal_zone0` (millidegrees), one decimal; undefined when absent or garbled. */
+export async function readThermalZoneC(sysfsRoot = '/sys'): Promise<number | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path.join(sysfsRoot, 'class/thermal/thermal_zone0/temp'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const milli = Number(text.trim());
+  if (text.trim() === '' || !Number.isFinite(milli)) return undefined;
+  return Math.round(milli / 100) / 10;
+}
+
+/**
+ * Where the firmware exposes get_throttled: `soc/soc:firmware` on Pi 3/4; another firmware
+ * node on Pi 5, hence a shallow search under devices/platform. Undefined when not a Pi.
+ */
+export async function findThrottledFile(sysfsRoot = '/sys'): Promise<string | undefined> {
+  const platform = path.join(sysfsRoot, 'devices/platform');
+  const classic = path.join(platform, 'soc/soc:firmware/get_throttled');
+  if (await readable(classic)) return classic;
+  for (const a of await entries(platform)) {
+    const one = path.join(platform, a, 'get_throttled');
+    if (await readable(one)) return one;
+  }
+  for (const a of await entries(platform)) {
+    for (const b of await entries(path.join(platform, a))) {
+      const two = path.join(platform, a, b, 'get_throttled');
+      if (await readable(two)) return two;
+    }
+  }
+  return undefined;
+}
+
+/** Free space (MB, for the agent's user) of the filesystem holding `dir`, or of its nearest existing parent. */
+export async function diskFreeMB(dir: string): Promise<number> {
+  let d = path.resolve(dir);
+  for (;;) {
+    try {
+      const s = await statfs(d);
+      return Math.floor((Number(s.bavail) * Number(s.bsize)) / (1024 * 1024));
+    } catch (e) {
+      const parent = path.dirname(d);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || parent === d) throw e;
+      d = parent;
+    }
+  }
+}
+
+/**
+ * HDMI connector state from DRM (`/sys/class/drm/cardN-HDMI-A-M/status`; the card index varies).
+ * `connected` if any HDMI connector is; `unknown` when the box has no DRM HDMI connector at all.
+ */
+export async function readHdmiStatus(sysfsRoot = '/sys'): Promise<{ state: 'connected' | 'disconnected' | 'unknown'; connectors: Record<string, string> }> {
+  const drm = path.join(sysfsRoot, 'class/drm');
+  const connectors: Record<string, string> = {};
+  for (const name of await entries(drm)) {
+    if (!/^card\d+-HDMI-A-\d+$/.test(name)) continue;
+    try {
+      connectors[name] = (await readFile(path.join(drm, name, 'status'), 'utf8')).trim();
+    } catch {
+      // A connector without a status file tells us nothing.
+    }
+  }
+  const states = Object.values(connectors);
+  const state = states.includes('connected') ? 'connected' : states.length > 0 ? 'disconnected' : 'unknown';
+  return { state, connectors };
+}
+
+async function entries(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).sort();
+  } catch {
+    return [];
+  }
+}
+
+async function readable(file: string): Promise<boolean> {
+  try {
+    await readFile(file, 'utf8');
+    return true;
+  } catch {
+    return false;
+  }
+}
