@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { silentLogger } from '../agent/core/log.js';
-import { diskFreeMB, findThrottledFile, parseThrottled, readHdmiStatus, readThermalZoneC } from '../agent/health/probes.js';
+import { diskFreeMB, findThrottledFile, parseThrottled, readThermalZoneC } from '../agent/health/probes.js';
 import { HealthSampler } from '../agent/health/sampler.js';
 
 /** A fake sysfs tree of real files under a temp dir. */
@@ -53,17 +53,6 @@ t.test('get_throttled found at the Pi 4 path and by search (Pi 5 layout)', async
   });
   t.equal(await findThrottledFile(pi5), path.join(pi5, 'devices/platform/soc@107c000000/soc@107c000000:firmware/get_throttled'));
   t.equal(await findThrottledFile(fakeSys(t, { 'devices/platform/serial8250/uevent': '' })), undefined);
-});
-
-t.test('HDMI status across card indexes', async (t) => {
-  const root = fakeSys(t, {
-    'class/drm/card1-HDMI-A-1/status': 'disconnected\n',
-    'class/drm/card1-HDMI-A-2/status': 'connected\n',
-    'class/drm/card1-Composite-1/status': 'connected\n',
-  });
-  t.same(await readHdmiStatus(root), { state: 'connected', connectors: { 'card1-HDMI-A-1': 'disconnected', 'card1-HDMI-A-2': 'connected' } });
-  t.equal((await readHdmiStatus(fakeSys(t, { 'class/drm/card0-HDMI-A-1/status': 'disconnected' }))).state, 'disconnected');
-  t.equal((await readHdmiStatus(fakeSys(t, {}))).state, 'unknown');
 });
 
 t.test('diskFreeMB of a directory that does not exist yet uses its parent', async (t) => {

@@ -85,26 +85,6 @@ export async function diskFreeMB(dir: string): Promise<number> {
   }
 }
 
-/**
- * HDMI connector state from DRM (`/sys/class/drm/cardN-HDMI-A-M/status`; the card index varies).
- * `connected` if any HDMI connector is; `unknown` when the box has no DRM HDMI connector at all.
- */
-export async function readHdmiStatus(sysfsRoot = '/sys'): Promise<{ state: 'connected' | 'disconnected' | 'unknown'; connectors: Record<string, string> }> {
-  const drm = path.join(sysfsRoot, 'class/drm');
-  const connectors: Record<string, string> = {};
-  for (const name of await entries(drm)) {
-    if (!/^card\d+-HDMI-A-\d+$/.test(name)) continue;
-    try {
-      connectors[name] = (await readFile(path.join(drm, name, 'status'), 'utf8')).trim();
-    } catch {
-      // A connector without a status file tells us nothing.
-    }
-  }
-  const states = Object.values(connectors);
-  const state = states.includes('connected') ? 'connected' : states.length > 0 ? 'disconnected' : 'unknown';
-  return { state, connectors };
-}
-
 async function entries(dir: string): Promise<string[]> {
   try {
     return (await readdir(dir)).sort();
