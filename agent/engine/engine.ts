@@ -1,0 +1,369 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Logger } from '../core/log.js';
+import type { Campaign, Compliance, DisplayState, EpochMs, LocalDate, MediaRef, Outcome } from '../core/types.js';
+import type { Clip, Player } from '../player/player.js';
+import type { EffectiveState } from '../schedule/desired.js';
+import { plan, type Plan, type PlanInput } from '../schedule/planner.js';
+import { Zone } from '../schedule/zoned.js';
+import type { Store } from '../store/store.js';
+
+/** A slot whose timer fires later than this (process stalled, wall clock stepped) is not played: re-plan instead. */
+const LATE_TOLERANCE_MS = 2_000;
+/** Wake at least this often, so a wall-clock step is noticed and the day rolls over on time. */
+const MAX_SLEEP_MS = 30_000;
+/** Wall clock moving this much more (or less) than monotonic time between wakes is a clock jump. */
+const JUMP_THRESHOLD_MS = 2_000;
+/** Give the player the file this long before its instant. */
+const PRELOAD_LEAD_MS = 3_000;
+
+export interface EngineContext {
+  clock: Clock;
+  store: Store;
+  player: Player;
+  log: Logger;
+  deviceId: string;
+  timezone: string;
+  /** What is in force now (merged assignments and overrides). */
+  desired: () => EffectiveState;
+  /** A verified local clip for the media, or undefined while it is not (yet) playable. */
+  resolve: (media: MediaRef) => Clip | undefined;
+  /** Learned clip length, by sha256. */
+  durationOf?: (sha256: string) => number | undefined;
+  learnDuration?: (sha256: string, ms: number) => void;
+  display?: () => DisplayState;
+  clockSynced?: () => boolean;
+  /** Rows were added to the store's outbox. */
+  onOutbox?: () => void;
+  /** Longest sleep between wakes (default 30 s, for clock-jump detection); a virtual clock needs none. */
+  maxSleepMs?: number;
+}
+
+interface Current {
+  playId: string;
+  campaignId: string;
+  sha256: string;
+  scheduledAt: EpochMs;
+  requestedAt: EpochMs;
+  expectedMs: number;
+  row?: Promise<number>;
+  startedAt?: EpochMs;
+}
+
+interface Due {
+  campaignId: string;
+  scheduledAt: EpochMs;
+}
+
+/**
+ * Runs the planner's slots against a Clock and a Player and records every play in the Store.
+ *
+ * Invariants: at most one spot is in the player at a time (`current`); a slot is started only
+ * when its timer fires within LATE_TOLERANCE_MS of its instant, so a stalled process or a wall
+ * clock stepped forward never produces a burst of catch-up plays — the planner re-spreads the
+ * remaining plays instead; counts come from the store, so restarts neither reset nor double-count.
+ */
+export class Engine {
+  private readonly zone: Zone;
+  private timer: TimerHandle | undefined;
+  private preloadTimer: TimerHandle | undefined;
+  private current: Current | undefined;
+  private queue: Due[] = [];
+  private running = false;
+  private lastPlan: Plan | undefined;
+  private lastWake: { wall: EpochMs; mono: number } | undefined;
+  private readonly inflight = new Set<Promise<unknown>>();
+  private replanning = false;
+  private replanAgain = false;
+
+  constructor(private readonly ctx: EngineContext) {
+    this.zone = new Zone(ctx.timezone);
+  }
+
+  async start(): Promise<void> {
+    const now = this.ctx.clock.now();
+    // A play left open by a crash, kill -9 or power cut ended when we went down: close it as interrupted.
+    const closed = await this.ctx.store.closeOpenPlays(now, this.ctx.deviceId, (id, day) => this.targetOf(id, day));
+    if (closed.length > 0) {
+      this.ctx.log.warn({ plays: closed.map((e) => e.eventId) }, 'closed plays left open by the last shutdown as interrupted');
+      this.ctx.onOutbox?.();
+    }
+    this.running = true;
+    this.replan('start');
+  }
+
+  /** Stops scheduling. A spot already in the player is still recorded when the player ends it. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.timer?.cancel();
+    this.preloadTimer?.cancel();
+    this.queue = [];
+  }
+
+  /** Resolves once every store write the engine started has finished (tests, simulate, shutdown). */
+  async whenIdle(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+  }
+
+  /** The plan in force (after the last re-plan). */
+  plan(): Plan | undefined {
+    return this.lastPlan;
+  }
+
+  /** Re-plan now (desired state changed, media verified, an override arrived). */
+  replan(reason: string): void {
+    if (!this.running) return;
+    if (this.replanning) {
+      this.replanAgain = true;
+      return;
+    }
+    this.replanning = true;
+    this.track(
+      (async () => {
+        try {
+          do {
+            this.replanAgain = false;
+            await this.replanOnce(reason);
+          } while (this.replanAgain && this.running);
+        } catch (e) {
+          this.ctx.log.error({ err: e }, 'replan failed; retrying in 5 s');
+          this.arm(this.ctx.clock.now() + 5_000);
+        } finally {
+          this.replanning = false;
+        }
+      })(),
+    );
+  }
+
+  /** Plays a campaign's spot now (after the spot in the player, if any). Counts if it starts in a window. */
+  playNow(campaignId: string): { queued: boolean } {
+    const c = this.campaign(campaignId);
+    if (!c) throw new Error(`no campaign ${campaignId} in force`);
+    if (!this.ctx.resolve(c.media)) throw new Error(`media of ${campaignId} is not downloaded and verified yet`);
+    const due = { campaignId, scheduledAt: this.ctx.clock.now() };
+    if (this.current) {
+      this.queue.push(due);
+      return { queued: true };
+    }
+    this.startSpot(due);
+    return { queued: false };
+  }
+
+  /** Compliance of a local day, per campaign active that day (today: as planned now). */
+  async compliance(day: LocalDate = this.zone.localDateOf(this.ctx.clock.now())): Promise<Compliance[]> {
+    const p = await this.planFor(day);
+    return p.campaigns.map((c) => ({ campaignId: c.campaignId, day: c.day, played: c.played, target: c.target, onTrack: c.onTrack }));
+  }
+
+  /** A plan of any day: today from now; a past day as it ended; a future day from its start. */
+  async planFor(day: LocalDate): Promise<Plan> {
+    const now = this.ctx.clock.now();
+    const { start, end } = this.zone.dayBounds(day);
+    const at = Math.min(Math.max(now, start), end - 1);
+    const counts = await this.ctx.store.countCompleted(day);
+    if (this.current && this.zone.localDateOf(this.current.requestedAt) === day) {
+      counts.set(this.current.campaignId, (counts.get(this.current.campaignId) ?? 0) + 1);
+    }
+    return plan(this.planInput(this.ctx.desired().campaigns, counts, at));
+  }
+
+  // --- internals
+
+  private planInput(campaigns: Campaign[], counts: Map<string, number>, now: EpochMs): PlanInput {
+    const durations = new Map<string, number>();
+    for (const c of campaigns) {
+      const d = this.ctx.durationOf?.(c.media.sha256);
+      if (d !== undefined) durations.set(c.id, d);
+    }
+    return {
+      campaigns,
+      overrides: this.ctx.desired().overrides,
+      counts,
+      now,
+      timezone: this.ctx.timezone,
+      durations,
+      zone: this.zone,
+      ...(this.current ? { busyUntil: (this.current.startedAt ?? this.current.requestedAt) + this.current.expectedMs } : {}),
+    };
+  }
+
+  private async replanOnce(reason: string): Promise<void> {
+    const now = this.ctx.clock.now();
+    this.detectJump(now);
+    const day = this.zone.localDateOf(now);
+    const counts = await this.ctx.store.countCompleted(day);
+    if (this.current && this.zone.localDateOf(this.current.requestedAt) === day) {
+      counts.set(this.current.campaignId, (counts.get(this.current.campaignId) ?? 0) + 1);
+    }
+    const all = this.ctx.desired().campaigns;
+    const playable = all.filter((c) => this.ctx.resolve(c.media) !== undefined);
+    const p = plan(this.planInput(playable, counts, now));
+    if (playable.length < all.length) {
+      // Campaigns whose media is not verified yet still show in compliance, behind.
+      const full = plan(this.planInput(all, counts, now));
+      for (const c of full.campaigns) {
+        if (!p.campaigns.some((x) => x.campaignId === c.campaignId)) p.campaigns.push({ ...c, planned: 0, onTrack: c.target <= c.played });
+      }
+    }
+    this.lastPlan = p;
+    if (!this.running) return;
+    this.ctx.log.debug({ reason, day, slots: p.slots.length, next: p.slots[0]?.at }, 'planned');
+    if (this.current) {
+      this.arm(Math.min(p.replanAt, now + (this.ctx.maxSleepMs ?? MAX_SLEEP_MS)));
+      return;
+    }
+    const next = p.slots[0];
+    this.arm(Math.min(next?.at ?? Infinity, p.replanAt, now + (this.ctx.maxSleepMs ?? MAX_SLEEP_MS)), next);
+  }
+
+  private arm(at: EpochMs, slot?: { campaignId: string; at: EpochMs }): void {
+    this.timer?.cancel();
+    this.preloadTimer?.cancel();
+    const now = this.ctx.clock.now();
+    if (slot && slot.at === at) {
+      const c = this.campaign(slot.campaignId);
+      const clip = c && this.ctx.resolve(c.media);
+      if (clip && this.ctx.player.preload) {
+        const preload = this.ctx.player.preload.bind(this.ctx.player);
+        this.preloadTimer = this.ctx.clock.setTimer(at - PRELOAD_LEAD_MS - now, () => void preload(clip).catch(() => undefined));
+      }
+    }
+    this.timer = this.ctx.clock.setTimer(at - now, () => this.wake(slot));
+  }
+
+  private wake(slot?: { campaignId: string; at: EpochMs }): void {
+    if (!this.running) return;
+    const now = this.ctx.clock.now();
+    if (slot && !this.current && now >= slot.at && now - slot.at <= LATE_TOLERANCE_MS && !this.detectJump(now)) {
+      this.startSpot({ campaignId: slot.campaignId, scheduledAt: slot.at });
+      return;
+    }
+    this.replan(slot ? 'late-or-early slot' : 'timer');
+  }
+
+  /** True (and an event recorded) when the wall clock moved unlike monotonic time since the last wake. */
+  private detectJump(now: EpochMs): boolean {
+    const mono = this.ctx.clock.monotonic();
+    const last = this.lastWake;
+    this.lastWake = { wall: now, mono };
+    if (!last) return false;
+    const delta = now - last.wall - (mono - last.mono);
+    if (Math.abs(delta) < JUMP_THRESHOLD_MS) return false;
+    this.ctx.log.warn({ deltaMs: delta }, 'wall clock jumped; re-planning from the new time');
+    this.track(
+      this.ctx.store
+        .recordEvent({ ts: new Date(now).toISOString(), type: 'clock-jump', detail: { from: new Date(last.wall + (mono - last.mono)).toISOString(), to: new Date(now).toISOString(), deltaMs: delta } })
+        .then(() => this.ctx.onOutbox?.()),
+    );
+    return true;
+  }
+
+  private campaign(id: string): Campaign | undefined {
+    return this.ctx.desired().campaigns.find((c) => c.id === id);
+  }
+
+  private targetOf(campaignId: string, day: LocalDate): number {
+    const p = this.lastPlan;
+    if (p && p.day === day) return p.campaigns.find((c) => c.campaignId === campaignId)?.target ?? 0;
+    const c = this.campaign(campaignId);
+    if (!c) return 0;
+    const { start } = this.zone.dayBounds(day);
+    return plan(this.planInput([c], new Map(), start)).campaigns[0]?.target ?? 0;
+  }
+
+  private inWindow(campaignId: string, at: EpochMs): { day: LocalDate; inWindow: boolean; target: number } {
+    const day = this.zone.localDateOf(at);
+    let p = this.lastPlan;
+    if (!p || p.day !== day) {
+      const c = this.campaign(campaignId);
+      p = plan(this.planInput(c ? [c] : [], new Map(), at));
+    }
+    const cp = p.campaigns.find((c) => c.campaignId === campaignId);
+    const inWindow = !!cp && cp.windows.some((w) => at >= w.start && at < w.end);
+    return { day, inWindow, target: cp?.target ?? 0 };
+  }
+
+  private startSpot(due: Due): void {
+    const c = this.campaign(due.campaignId);
+    const clip = c && this.ctx.resolve(c.media);
+    if (!c || !clip) {
+      this.replan('spot not playable');
+      return;
+    }
+    this.timer?.cancel();
+    const now = this.ctx.clock.now();
+    const cur: Current = {
+      playId: randomUUID(),
+      campaignId: c.id,
+      sha256: c.media.sha256,
+      scheduledAt: due.scheduledAt,
+      requestedAt: now,
+      expectedMs: this.ctx.durationOf?.(c.media.sha256) ?? clip.durationMs ?? c.media.durationMs ?? 30_000,
+    };
+    this.current = cur;
+    let ended = false;
+    const accepted = this.ctx.player.playSpot(
+      { playId: cur.playId, campaignId: c.id, clip },
+      {
+        onStarted: (at) => {
+          if (ended || cur.row) return;
+          cur.startedAt = at;
+          cur.row = this.recordStart(cur, at);
+          this.track(cur.row);
+        },
+        onEnded: (at, outcome, detail) => {
+          if (ended) return;
+          ended = true;
+          this.track(this.finish(cur, at, outcome, detail));
+        },
+      },
+    );
+    this.track(
+      accepted.catch((e: unknown) => {
+        if (ended) return;
+        ended = true;
+        return this.finish(cur, this.ctx.clock.now(), 'failed', (e as Error).message);
+      }),
+    );
+  }
+
+  private recordStart(cur: Current, at: EpochMs): Promise<number> {
+    const w = this.inWindow(cur.campaignId, at);
+    return this.ctx.store.recordPlayStart({
+      campaignId: cur.campaignId,
+      mediaSha256: cur.sha256,
+      day: w.day,
+      scheduledAt: cur.scheduledAt,
+      startedAt: at,
+      inWindow: w.inWindow,
+      display: this.ctx.display?.() ?? 'unknown',
+      clockSynced: this.ctx.clockSynced?.() ?? false,
+    });
+  }
+
+  private async finish(cur: Current, at: EpochMs, outcome: Outcome, detail?: string): Promise<void> {
+    try {
+      // A spot that never started (load failure) is still proof: a failed play at the time it was asked for.
+      const startedAt = cur.startedAt ?? cur.requestedAt;
+      const rowId = await (cur.row ?? this.recordStart(cur, startedAt));
+      const w = this.inWindow(cur.campaignId, startedAt);
+      const ev = await this.ctx.store.recordPlayEnd(rowId, { endedAt: at, durationMs: Math.max(0, at - startedAt), outcome, target: w.target }, this.ctx.deviceId);
+      if (outcome === 'completed') this.ctx.learnDuration?.(cur.sha256, at - startedAt);
+      this.ctx.log.info({ campaignId: cur.campaignId, outcome, seq: ev.seq, played: ev.played, target: ev.target, lateMs: startedAt - cur.scheduledAt, detail }, 'spot ended');
+      this.ctx.onOutbox?.();
+    } catch (e) {
+      this.ctx.log.error({ err: e, campaignId: cur.campaignId }, 'could not record the end of a play');
+    } finally {
+      if (this.current === cur) this.current = undefined;
+      const next = this.queue.shift();
+      if (next && this.running) this.startSpot(next);
+      else this.replan('spot ended');
+    }
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p)).catch(() => undefined);
+    return p;
+  }
+}

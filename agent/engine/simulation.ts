@@ -1,0 +1,147 @@
+import { VirtualClock, flushJobs } from '../core/clock.js';
+import type { Logger } from '../core/log.js';
+import type { Assignment, Compliance, LocalDate, Outcome } from '../core/types.js';
+import { SimulatedPlayer } from '../player/simulated.js';
+import { effectiveState, type EffectiveState } from '../schedule/desired.js';
+import { addDays, Zone } from '../schedule/zoned.js';
+import { SqliteStore } from '../store/sqlite-store.js';
+import { Engine } from './engine.js';
+
+/** A daily power cut, in local seconds of day; `end <= start` means it runs past midnight. */
+export interface Outage {
+  start: number;
+  end: number;
+}
+
+export interface SimulationInput {
+  deviceId: string;
+  timezone: string;
+  groups: string[];
+  assignment: Assignment;
+  from: LocalDate;
+  days: number;
+  outages: Outage[];
+  log: Logger;
+  /** Store file; default an in-memory SQLite (simulate never touches the device's store). */
+  storeFile?: string;
+  /** Test hook: decide a spot's fate. */
+  fail?: (campaignId: string) => boolean;
+}
+
+export interface SimulationResult {
+  compliance: Compliance[];
+  plays: Array<{ campaignId: string; day: LocalDate; scheduledAt: number; startedAt: number; outcome: Outcome | null; inWindow: boolean }>;
+}
+
+export function parseOutage(s: string): Outage | undefined {
+  const m = /^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$/.exec(s);
+  if (!m) return undefined;
+  const start = Number(m[1]) * 3600 + Number(m[2]) * 60;
+  const end = Number(m[3]) * 3600 + Number(m[4]) * 60;
+  if (start === end) return undefined;
+  return { start, end };
+}
+
+/**
+ * Runs the real Engine, planner and SQLite store on a virtual clock with a simulated player.
+ * A power cut kills engine and player without a word (open plays stay open), and the next
+ * boot starts a fresh engine on the same store — exactly the path a Pi takes.
+ */
+export async function simulate(input: SimulationInput): Promise<SimulationResult> {
+  const zone = new Zone(input.timezone);
+  const store = new SqliteStore({ file: input.storeFile ?? ':memory:', log: input.log });
+  await store.start();
+  try {
+    const t0 = zone.dayBounds(input.from).start;
+    const clock = new VirtualClock(t0);
+    await store.applyDesired('assignment', 'device', input.assignment.version, input.assignment, t0);
+    const desired: EffectiveState = effectiveState(await store.loadDesired(), input.groups);
+    const learned = new Map<string, number>();
+
+    let engine: Engine | undefined;
+    let player: SimulatedPlayer | undefined;
+    const settle = async (): Promise<void> => {
+      await flushJobs();
+      await engine?.whenIdle();
+      await flushJobs();
+    };
+    const boot = async (): Promise<void> => {
+      player = new SimulatedPlayer({ clock, ...(input.fail ? { fail: (r) => input.fail!(r.campaignId) } : {}) });
+      engine = new Engine({
+        clock,
+        store,
+        player,
+        log: input.log,
+        deviceId: input.deviceId,
+        timezone: input.timezone,
+        desired: () => desired,
+        resolve: (m) => ({ path: m.url, sha256: m.sha256, durationMs: m.durationMs ?? 30_000 }),
+        durationOf: (sha) => learned.get(sha),
+        learnDuration: (sha, ms) => learned.set(sha, ms),
+        clockSynced: () => true,
+        maxSleepMs: 6 * 3600_000,
+      });
+      await player.start();
+      await engine.start();
+      await settle();
+    };
+    const powerCut = async (): Promise<void> => {
+      await engine?.stop();
+      player?.kill();
+      await settle();
+      engine = undefined;
+      player = undefined;
+    };
+
+    // Every cut and restore instant over the run, in time order.
+    const edges: Array<{ at: number; up: boolean }> = [];
+    for (let i = 0; i < input.days; i++) {
+      const day = addDays(input.from, i);
+      for (const o of input.outages) {
+        const cut = zone.localToEpoch(day, o.start);
+        const restore = o.end > o.start ? zone.localToEpoch(day, o.end) : zone.localToEpoch(addDays(day, 1), o.end);
+        edges.push({ at: cut, up: false }, { at: restore, up: true });
+      }
+    }
+    edges.sort((a, b) => a.at - b.at || Number(a.up) - Number(b.up));
+    const end = zone.dayBounds(addDays(input.from, input.days)).start;
+
+    await boot();
+    let down = 0;
+    for (const e of edges) {
+      if (e.at < t0 || e.at > end) continue;
+      await clock.advanceTo(e.at, settle);
+      if (!e.up) {
+        if (down++ === 0) await powerCut();
+      } else if (--down === 0) {
+        await boot();
+      }
+    }
+    await clock.advanceTo(end, settle);
+    if (engine) await powerCut();
+
+    // Judge each day as it ended, from the store alone.
+    const judge = new Engine({
+      clock,
+      store,
+      player: new SimulatedPlayer({ clock }),
+      log: input.log,
+      deviceId: input.deviceId,
+      timezone: input.timezone,
+      desired: () => desired,
+      resolve: () => undefined,
+    });
+    const compliance: Compliance[] = [];
+    const plays: SimulationResult['plays'] = [];
+    for (let i = 0; i < input.days; i++) {
+      const day = addDays(input.from, i);
+      compliance.push(...(await judge.compliance(day)));
+      for (const p of await store.playsForDay(day)) {
+        plays.push({ campaignId: p.campaignId, day: p.day, scheduledAt: p.scheduledAt, startedAt: p.startedAt, outcome: p.outcome, inWindow: p.inWindow });
+      }
+    }
+    return { compliance, plays };
+  } finally {
+    await store.stop();
+  }
+}
