@@ -1,0 +1,88 @@
+import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { ConfigError } from '../config/config.js';
+import { ID_RE } from '../core/schemas.js';
+
+// PROTOCOL §9 signed envelopes: {"payload":"<base64 JSON bytes>","sig":"<base64 Ed25519>","keyId":"..."}.
+//
+// A key entry in security.assignmentKeys is `[keyId:]KEY` where KEY is either the base64 of the raw
+// 32-byte Ed25519 public key or a PEM "PUBLIC KEY" (SPKI). Without an explicit keyId, the key's id is
+// the first 16 hex digits of SHA-256 over the raw 32 bytes, so operators need not invent names.
+
+const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+const B64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+export interface TrustedKey {
+  keyId: string;
+  key: KeyObject;
+}
+
+export type KeyRing = ReadonlyMap<string, KeyObject>;
+
+/** Raw 32-byte key → default key id. */
+export function keyIdOf(raw: Buffer): string {
+  return createHash('sha256').update(raw).digest('hex').slice(0, 16);
+}
+
+function parseKey(entry: string, index: number): TrustedKey {
+  const where = `security.assignmentKeys.${index}`;
+  let id: string | undefined;
+  let body = entry.trim();
+  const colon = body.indexOf(':');
+  if (colon > 0 && !body.startsWith('-----')) {
+    id = body.slice(0, colon);
+    body = body.slice(colon + 1).trim();
+    if (!ID_RE.test(id)) throw new ConfigError([`${where}: key id "${id}" must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`]);
+  }
+  let key: KeyObject;
+  try {
+    if (body.startsWith('-----BEGIN')) {
+      key = createPublicKey({ key: body, format: 'pem' });
+    } else {
+      const raw = Buffer.from(body, 'base64');
+      if (!B64_RE.test(body) || raw.length !== 32) throw new Error('not base64 of 32 bytes');
+      key = createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, raw]), format: 'der', type: 'spki' });
+    }
+  } catch (e) {
+    throw new ConfigError([`${where}: not an Ed25519 public key (base64 of the raw 32 bytes, or PEM SPKI): ${(e as Error).message}`]);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw new ConfigError([`${where}: key type is ${key.asymmetricKeyType}, must be ed25519`]);
+  const der = key.export({ format: 'der', type: 'spki' });
+  return { keyId: id ?? keyIdOf(der.subarray(der.length - 32)), key };
+}
+
+/** Parses the configured keys; throws ConfigError naming the bad entry. Empty list → undefined (plain JSON mode). */
+export function parseKeyRing(entries: readonly string[]): KeyRing | undefined {
+  if (entries.length === 0) return undefined;
+  const ring = new Map<string, KeyObject>();
+  entries.forEach((e, i) => {
+    const k = parseKey(e, i);
+    ring.set(k.keyId, k.key);
+  });
+  return ring;
+}
+
+export type Opened = { ok: true; bytes: Buffer } | { ok: false; reason: string };
+
+/** Checks an already JSON-parsed envelope and returns the signed document's bytes. Never throws. */
+export function openEnvelope(env: unknown, keys: KeyRing): Opened {
+  if (typeof env !== 'object' || env === null || Array.isArray(env)) return { ok: false, reason: 'signed envelope required: {"payload","sig","keyId"}' };
+  const o = env as Record<string, unknown>;
+  const extra = Object.keys(o).filter((k) => k !== 'payload' && k !== 'sig' && k !== 'keyId');
+  if (extra.length > 0 || typeof o.payload !== 'string' || typeof o.sig !== 'string' || typeof o.keyId !== 'string') {
+    return { ok: false, reason: 'signed envelope required: exactly {"payload","sig","keyId"} as strings' };
+  }
+  const key = keys.get(o.keyId);
+  if (!key) return { ok: false, reason: `unknown keyId "${o.keyId.slice(0, 64)}"` };
+  if (!B64_RE.test(o.payload)) return { ok: false, reason: 'envelope payload is not base64' };
+  if (!B64_RE.test(o.sig)) return { ok: false, reason: 'envelope sig is not base64' };
+  const bytes = Buffer.from(o.payload, 'base64');
+  const sig = Buffer.from(o.sig, 'base64');
+  if (sig.length !== 64) return { ok: false, reason: 'envelope sig is not 64 bytes' };
+  let good = false;
+  try {
+    good = verify(null, bytes, key, sig);
+  } catch {
+    good = false;
+  }
+  return good ? { ok: true, bytes } : { ok: false, reason: `bad signature for keyId "${o.keyId}"` };
+}

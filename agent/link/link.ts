@@ -1,0 +1,347 @@
+import { readFile } from 'node:fs/promises';
+import mqtt, { type IClientOptions, type MqttClient, type Packet } from 'mqtt';
+import type { Config } from '../config/config.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Logger } from '../core/log.js';
+import type { EpochMs } from '../core/types.js';
+import type { Store } from '../store/store.js';
+import { CommandRunner, type ReplyRoute, type CommandReply } from './commands.js';
+import { parseKeyRing, type KeyRing } from './envelope.js';
+import { HeartbeatPublisher } from './heartbeat.js';
+import { DesiredIntake } from './intake.js';
+import { OutboxPublisher } from './outbox.js';
+import { Topics } from './topics.js';
+import type { PublishOpts, Wire } from './wire.js';
+
+export interface LinkHost {
+  /** Desired state changed (stored already): re-plan now. */
+  onDesiredChanged(): void;
+  /** Fields of the heartbeat other than ts, deviceId, uptimeSec, backlog (PROTOCOL §8). */
+  heartbeatFields(): Promise<Record<string, unknown>>;
+  /** Commands (PROTOCOL §7). Each returns the `result` object or throws an Error whose message becomes `error`. */
+  playNow(campaignId: string): Promise<unknown>;
+  screenshot(): Promise<Buffer>;
+  restartPlayer(): Promise<void>;
+  report(date: string): Promise<unknown>;
+  status(): Promise<Record<string, unknown>>;
+}
+
+export interface Link {
+  attach(host: LinkHost): void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  connected(): boolean;
+  notifyOutbox(): void;
+  publishStatus(): Promise<void>;
+}
+
+export interface LinkContext {
+  config: Config;
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  agentVersion: string;
+  bootedAt: EpochMs;
+  /** Test and bench knobs; production uses the defaults. */
+  tuning?: { noSubscriberRetryMs?: number; trimEveryMs?: number; connectTimeoutMs?: number };
+}
+
+/**
+ * The MQTT 5 link (PROTOCOL §3, §7, §8). One mqtt.js client per connection attempt, with mqtt.js's
+ * own reconnect off: the Last Will is fixed in CONNECT and must carry that connection's session
+ * number, and we want capped, jittered exponential backoff (mqtt.js only has a fixed period).
+ * A session number is drawn from the store before the first attempt and reused until an attempt
+ * succeeds, so `session` rises by exactly one per accepted connection (a restart skips at most one).
+ * Dead links: mqtt.js pings after one keepalive of silence from the broker and drops the
+ * connection at 1.5 keepalives; the 'close' then schedules our reconnect.
+ */
+export class MqttLink implements Link {
+  private host: LinkHost | undefined;
+  private client: MqttClient | undefined;
+  private up = false;
+  private stopping = false;
+  private session = 0;
+  private pendingSession: number | undefined;
+  private failures = 0;
+  private reconnectTimer: TimerHandle | undefined;
+  private statusChain: Promise<void> = Promise.resolve();
+  /** PUBACK reason codes by packet id, captured before mqtt.js hides them (it reports 0x10 as success). */
+  private readonly pubackRc = new Map<number, number>();
+  private pending = new Set<(e: Error) => void>();
+  private readonly topics: Topics;
+  private readonly keys: KeyRing | undefined;
+  private readonly intake: DesiredIntake;
+  private readonly commands: CommandRunner;
+  readonly outbox: OutboxPublisher;
+  private readonly heartbeat: HeartbeatPublisher;
+  private readonly wire: Wire;
+
+  constructor(private readonly ctx: LinkContext) {
+    const { config, store, clock, log } = ctx;
+    this.topics = new Topics(config.mqtt.topicPrefix, config.deviceId, config.groups);
+    this.keys = parseKeyRing(config.security.assignmentKeys);
+    this.wire = { connected: () => this.up, publish: (t, p, o) => this.publishRaw(t, p, o) };
+    const notifyOutbox = (): void => this.notifyOutbox();
+    this.intake = new DesiredIntake({
+      store, clock, log, keys: this.keys, notifyOutbox,
+      onApplied: async () => {
+        try {
+          this.host?.onDesiredChanged();
+        } catch (e) {
+          log.error({ err: e }, 'host.onDesiredChanged threw');
+        }
+        await this.publishStatus();
+      },
+    });
+    this.commands = new CommandRunner({
+      store, clock, log, keys: this.keys,
+      target: `device/${config.deviceId}`,
+      defaultReplyTopic: this.topics.cmdResult,
+      host: () => this.host,
+      reply: (route, body) => this.reply(route, body),
+      recordRejected: async (topic, reason) => {
+        await store.recordEvent({ ts: new Date(clock.now()).toISOString(), type: 'rejected', detail: { topic, reason } });
+        this.notifyOutbox();
+      },
+    });
+    this.outbox = new OutboxPublisher({
+      store, clock, log, wire: this.wire, topics: this.topics,
+      inFlight: config.outbox.inFlight, maxEvents: config.outbox.maxEvents,
+      ...(ctx.tuning?.noSubscriberRetryMs !== undefined ? { noSubscriberRetryMs: ctx.tuning.noSubscriberRetryMs } : {}),
+      ...(ctx.tuning?.trimEveryMs !== undefined ? { trimEveryMs: ctx.tuning.trimEveryMs } : {}),
+    });
+    this.heartbeat = new HeartbeatPublisher({
+      clock, log, store, wire: this.wire, topics: this.topics,
+      deviceId: config.deviceId, bootedAt: ctx.bootedAt, periodSec: config.heartbeatSec,
+      host: () => this.host,
+    });
+  }
+
+  attach(host: LinkHost): void {
+    this.host = host;
+  }
+
+  async start(): Promise<void> {
+    this.stopping = false;
+    this.outbox.start();
+    this.heartbeat.start();
+    await this.attempt();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.reconnectTimer?.cancel();
+    this.heartbeat.stop();
+    this.outbox.stop();
+    const c = this.client;
+    if (!c) return;
+    if (this.up) {
+      // A clean DISCONNECT deletes the Will, so say "offline" ourselves, retained, first.
+      const offline = JSON.stringify({ online: false, session: this.session });
+      await withTimeout(this.publishRaw(this.topics.status, offline, { qos: 1, retain: true }), 3000).catch(() => undefined);
+      await withTimeout(new Promise<void>((r) => c.end(false, {}, () => r())), 3000).catch(() => c.end(true));
+    } else {
+      c.end(true);
+    }
+    this.up = false;
+    this.client = undefined;
+  }
+
+  connected(): boolean {
+    return this.up;
+  }
+
+  notifyOutbox(): void {
+    this.outbox.kick();
+  }
+
+  publishStatus(): Promise<void> {
+    const next = this.statusChain.then(async () => {
+      if (!this.up) return;
+      const body = { online: true, session: this.session, agentVersion: this.ctx.agentVersion, bootedAt: new Date(this.ctx.bootedAt).toISOString(), applied: await this.applied() };
+      await this.publishRaw(this.topics.status, JSON.stringify(body), { qos: 1, retain: true });
+    });
+    this.statusChain = next.catch((e: unknown) => this.ctx.log.debug({ err: e }, 'status not published'));
+    return this.statusChain;
+  }
+
+  /** Current session number (0 before the first connection). */
+  currentSession(): number {
+    return this.session;
+  }
+
+  /** Versions in force, as in the status document. */
+  async applied(): Promise<Record<string, unknown>> {
+    const s = await this.ctx.store.loadDesired();
+    const fold = (docs: { source: string; version: number; doc: unknown }[]): { device?: number; groups: Record<string, number> } => {
+      const out: { device?: number; groups: Record<string, number> } = { groups: {} };
+      for (const d of docs) {
+        if (d.doc === null) continue;
+        if (d.source === 'device') out.device = d.version;
+        else if (d.source.startsWith('group/')) out.groups[d.source.slice(6)] = d.version;
+      }
+      return out;
+    };
+    return { ...fold(s.assignments), overrides: fold(s.overrides) };
+  }
+
+  // --- connection management
+
+  private async attempt(): Promise<void> {
+    if (this.stopping) return;
+    const { config, log } = this.ctx;
+    let opts: IClientOptions;
+    try {
+      this.pendingSession ??= await this.ctx.store.nextSession();
+      opts = await this.clientOptions(this.pendingSession);
+    } catch (e) {
+      log.error({ err: e }, 'mqtt: cannot prepare the connection');
+      this.scheduleReconnect();
+      return;
+    }
+    const session = this.pendingSession;
+    const c = mqtt.connect(config.mqtt.url, opts);
+    this.client = c;
+    c.on('packetreceive', (p: Packet) => {
+      if (p.cmd === 'puback' && p.messageId !== undefined) this.pubackRc.set(p.messageId, p.reasonCode ?? 0);
+    });
+    c.on('connect', () => void this.onConnect(c, session));
+    c.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet.properties?.responseTopic, packet.properties?.correlationData));
+    c.on('error', (e) => log.debug({ err: e }, 'mqtt error'));
+    c.on('close', () => this.onClose(c));
+  }
+
+  private async onConnect(c: MqttClient, session: number): Promise<void> {
+    if (c !== this.client) return;
+    this.up = true;
+    this.session = session;
+    this.pendingSession = undefined;
+    this.failures = 0;
+    this.ctx.log.info({ session, url: this.ctx.config.mqtt.url }, 'mqtt connected');
+    try {
+      // Resubscribe even when the broker kept our session: a broker restarted without
+      // persistence has forgotten it. Retained copies come again; the intake ignores repeats.
+      await c.subscribeAsync(this.topics.subscriptions());
+      await this.publishStatus();
+    } catch (e) {
+      this.ctx.log.warn({ err: e }, 'mqtt: subscribe or birth failed');
+      return;
+    }
+    if (c !== this.client || !this.up) return;
+    this.outbox.onConnect();
+    this.heartbeat.beat();
+  }
+
+  private onClose(c: MqttClient): void {
+    if (c !== this.client) return;
+    const wasUp = this.up;
+    this.up = false;
+    const err = new Error('mqtt connection lost');
+    for (const reject of this.pending) reject(err);
+    this.pending.clear();
+    this.pubackRc.clear();
+    this.outbox.onDisconnect();
+    c.removeAllListeners();
+    c.on('error', () => undefined);
+    c.end(true);
+    if (this.stopping) return;
+    if (wasUp) this.ctx.log.warn({ session: this.session }, 'mqtt connection lost');
+    else this.failures++;
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopping) return;
+    const { reconnectMinMs, reconnectMaxMs } = this.ctx.config.mqtt;
+    const cap = Math.min(reconnectMaxMs, reconnectMinMs * 2 ** Math.min(this.failures, 20));
+    // "Equal jitter": half fixed, half random, so a fleet does not reconnect in lockstep.
+    const delay = Math.round(cap / 2 + Math.random() * (cap / 2));
+    if (this.failures === 1) this.ctx.log.warn({ url: this.ctx.config.mqtt.url, retryMs: delay }, 'mqtt: broker unreachable, retrying');
+    this.reconnectTimer?.cancel();
+    this.reconnectTimer = this.ctx.clock.setTimer(delay, () => void this.attempt());
+  }
+
+  private async clientOptions(session: number): Promise<IClientOptions> {
+    const m = this.ctx.config.mqtt;
+    const password = m.passwordFile !== undefined ? (await readFile(m.passwordFile, 'utf8')).replace(/\r?\n$/, '') : m.password;
+    return {
+      protocolVersion: 5,
+      clientId: `signage-${this.ctx.config.deviceId}`,
+      clean: false,
+      properties: { sessionExpiryInterval: m.sessionExpirySec },
+      keepalive: m.keepaliveSec,
+      reconnectPeriod: 0,
+      connectTimeout: this.ctx.tuning?.connectTimeoutMs ?? 15_000,
+      queueQoSZero: false,
+      resubscribe: false,
+      ...(m.username !== undefined ? { username: m.username } : {}),
+      ...(password !== undefined ? { password } : {}),
+      ...(m.caFile !== undefined ? { ca: await readFile(m.caFile) } : {}),
+      ...(m.certFile !== undefined ? { cert: await readFile(m.certFile) } : {}),
+      ...(m.keyFile !== undefined ? { key: await readFile(m.keyFile) } : {}),
+      will: { topic: this.topics.status, payload: Buffer.from(JSON.stringify({ online: false, session })), qos: 1, retain: true },
+    };
+  }
+
+  // --- traffic
+
+  private publishRaw(topic: string, payload: string | Buffer, o: PublishOpts): Promise<number> {
+    const c = this.client;
+    if (!c || !this.up) return Promise.reject(new Error('not connected'));
+    return new Promise<number>((resolve, reject) => {
+      this.pending.add(reject);
+      const opts = { qos: o.qos, retain: o.retain ?? false, ...(o.correlationData ? { properties: { correlationData: o.correlationData } } : {}) };
+      c.publish(topic, payload, opts, (err, packet) => {
+        this.pending.delete(reject);
+        if (err) return reject(err);
+        const id = packet && 'messageId' in packet ? packet.messageId : undefined;
+        if (o.qos === 0 || id === undefined) return resolve(0);
+        const rc = this.pubackRc.get(id) ?? 0;
+        this.pubackRc.delete(id);
+        resolve(rc);
+      });
+    });
+  }
+
+  private async reply(route: ReplyRoute, body: CommandReply): Promise<void> {
+    await this.publishRaw(route.topic, JSON.stringify(body), { qos: 1, ...(route.correlationData ? { correlationData: route.correlationData } : {}) });
+  }
+
+  private onMessage(topic: string, payload: Buffer, responseTopic: string | undefined, correlationData: Buffer | undefined): void {
+    const info = this.topics.parse(topic);
+    if (!info) return;
+    if (info.kind === 'assignment' || info.kind === 'override') {
+      void this.intake.handle(topic, info.kind, info.source, info.target, payload);
+    } else if (info.kind === 'cmd') {
+      const props = { ...(responseTopic !== undefined ? { responseTopic } : {}), ...(correlationData !== undefined ? { correlationData } : {}) };
+      void this.commands.handle(topic, payload, props);
+    } else {
+      this.onOwnStatus(payload);
+    }
+  }
+
+  /**
+   * A Will of an earlier session can land after our birth (a half-open old connection dropped
+   * late). It carries the old session number; re-assert the current status over it.
+   */
+  private onOwnStatus(payload: Buffer): void {
+    try {
+      const s = JSON.parse(payload.toString('utf8')) as { online?: unknown; session?: unknown };
+      if (s && s.online === false && s.session !== this.session && this.up && !this.stopping) {
+        this.ctx.log.info({ stale: s.session, session: this.session }, 'late Will of an old session: republishing status');
+        void this.publishStatus();
+      }
+    } catch {
+      // Not ours to judge; ignore.
+    }
+  }
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error('timeout')), ms); })]);
+  } finally {
+    clearTimeout(t);
+  }
+}
