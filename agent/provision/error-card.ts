@@ -1,0 +1,78 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+// A screen has no one in front of it with a keyboard: the first-boot import tells the
+// installer what is wrong on the screen itself. The text is burned into the picture by
+// ffmpeg's drawtext (mpv's OSD is drawn by the VO and would not show in --vo=image tests);
+// it is read from a file so that no filtergraph escaping of the message is ever needed.
+
+/** What mpv gets on a Pi without a desktop when no config says otherwise (STACK-NOTES). */
+export const DEFAULT_CARD_PLAYER_ARGS = ['--vo=gpu', '--gpu-context=drm', '--ao=null'];
+
+const SAFE_PATH_RE = /^[A-Za-z0-9/._-]+$/;
+
+export interface ErrorCard {
+  mpvPath: string;
+  argv: string[];
+  textFile: string;
+}
+
+/** Writes the card's text and returns the mpv argv that shows it for `seconds`. */
+export function errorCard(opts: { lines: string[]; seconds: number; workDir: string; mpvPath?: string; playerArgs?: string[] }): ErrorCard {
+  if (!SAFE_PATH_RE.test(opts.workDir)) throw new Error(`error card: unsafe work dir ${opts.workDir}`);
+  mkdirSync(opts.workDir, { recursive: true, mode: 0o700 });
+  const textFile = path.join(opts.workDir, 'error-card.txt');
+  // Long lines would run off a 1280-wide picture; wrap at 70 columns.
+  const text = opts.lines.flatMap((l) => wrap(l.replace(/[\u0000-\u0008\u000b-\u001f]/g, ' '), 70)).join('\n');
+  writeFileSync(textFile, text + '\n', { mode: 0o600 });
+  const playerArgs = opts.playerArgs ?? DEFAULT_CARD_PLAYER_ARGS;
+  const seconds = Math.max(1, Math.round(opts.seconds));
+  const argv = [
+    '--no-config',
+    ...playerArgs,
+    ...(playerArgs.some((a) => a.startsWith('--ao=')) ? [] : ['--ao=null']),
+    '--really-quiet',
+    '--no-input-terminal',
+    '--fs',
+    `--length=${seconds}`,
+    `av://lavfi:color=c=0x5a0000:s=1280x720:r=5:d=${seconds},` +
+      `drawtext=textfile=${textFile}:expansion=none:fontcolor=white:fontsize=28:x=40:y=40:line_spacing=12`,
+  ];
+  return { mpvPath: opts.mpvPath ?? 'mpv', argv, textFile };
+}
+
+/** Plays the card and resolves when mpv exits (or after seconds + 10 s); never throws. */
+export function showErrorCard(card: ErrorCard, seconds: number): Promise<number | null> {
+  return new Promise((resolve) => {
+    let child;
+    try {
+      child = spawn(card.mpvPath, card.argv, { stdio: 'ignore' });
+    } catch {
+      resolve(null);
+      return;
+    }
+    const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 10) * 1000);
+    child.on('error', () => {
+      clearTimeout(timer);
+      resolve(null);
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+}
+
+function wrap(line: string, width: number): string[] {
+  const out: string[] = [];
+  let rest = line;
+  while (rest.length > width) {
+    let cut = rest.lastIndexOf(' ', width);
+    if (cut <= 0) cut = width;
+    out.push(rest.slice(0, cut));
+    rest = rest.slice(cut).trimStart();
+  }
+  out.push(rest);
+  return out;
+}
