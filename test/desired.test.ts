@@ -1,0 +1,98 @@
+import t from 'tap';
+import type { Assignment, Campaign, MediaRef, Override } from '../agent/core/types.js';
+import { effectiveState } from '../agent/schedule/desired.js';
+import type { DesiredDoc, DesiredState } from '../agent/store/store.js';
+
+const media = (name: string): MediaRef => ({ url: `file:///${name}.mp4`, sha256: 'e'.repeat(64) });
+const camp = (id: string, timesPerDay: number): Campaign => ({ id, media: media(id), timesPerDay });
+const asg = (source: string, version: number, doc: Omit<Assignment, 'version'> | null): DesiredDoc<Assignment> => ({
+  source,
+  version,
+  doc: doc && { version, ...doc },
+  appliedAt: 1,
+});
+const ovr = (source: string, version: number, doc: Omit<Override, 'version'> | null): DesiredDoc<Override> => ({
+  source,
+  version,
+  doc: doc && { version, ...doc },
+  appliedAt: 1,
+});
+
+t.test('device over group, earlier group over later, union otherwise', async (t) => {
+  const d: DesiredState = {
+    assignments: [
+      asg('group/late', 4, { campaigns: [camp('shared', 3), camp('late-only', 1), camp('both-groups', 9)] }),
+      asg('device', 7, { campaigns: [camp('shared', 10), camp('dev-only', 2)] }),
+      asg('group/early', 2, { campaigns: [camp('both-groups', 5), camp('shared', 99)] }),
+      asg('group/not-mine', 1, { campaigns: [camp('foreign', 1)] }),
+    ],
+    overrides: [],
+  };
+  const e = effectiveState(d, ['early', 'late']);
+  t.same(
+    e.campaigns.map((c) => [c.id, c.timesPerDay]),
+    [
+      ['shared', 10],
+      ['dev-only', 2],
+      ['both-groups', 5],
+      ['late-only', 1],
+    ],
+  );
+  t.same(e.applied, { device: 7, groups: { early: 2, late: 4 } });
+  t.same(e.overrides, []);
+  t.same(e.loop, []);
+});
+
+t.test('no device assignment: applied.device is 0, groups in config order', async (t) => {
+  const d: DesiredState = {
+    assignments: [asg('group/b', 3, { campaigns: [camp('x', 1)] }), asg('group/a', 5, { campaigns: [camp('x', 2)] })],
+    overrides: [],
+  };
+  const e = effectiveState(d, ['b', 'a']);
+  t.same(e.applied, { device: 0, groups: { b: 3, a: 5 } });
+  t.same(e.campaigns.map((c) => c.timesPerDay), [1], 'group b comes first in config order');
+  t.same(effectiveState(d, ['a', 'b']).campaigns.map((c) => c.timesPerDay), [2]);
+  t.same(effectiveState({ assignments: [], overrides: [] }, ['a']), { campaigns: [], loop: [], overrides: [], applied: { device: 0, groups: {} } });
+});
+
+t.test('loop: device first, else the first group (config order) that has one', async (t) => {
+  const d: DesiredState = {
+    assignments: [
+      asg('group/a', 1, { campaigns: [] }),
+      asg('group/b', 1, { campaigns: [], loop: [media('b-loop')] }),
+      asg('group/c', 1, { campaigns: [], loop: [media('c-loop')] }),
+    ],
+    overrides: [],
+  };
+  t.same(effectiveState(d, ['a', 'b', 'c']).loop, [media('b-loop')]);
+  t.same(effectiveState(d, ['c', 'b']).loop, [media('c-loop')]);
+  const withDevice: DesiredState = { ...d, assignments: [...d.assignments, asg('device', 2, { campaigns: [], loop: [media('dev-loop')] })] };
+  t.same(effectiveState(withDevice, ['a', 'b', 'c']).loop, [media('dev-loop')]);
+  const emptyDevice: DesiredState = { ...d, assignments: [...d.assignments, asg('device', 2, { campaigns: [], loop: [] })] };
+  t.same(effectiveState(emptyDevice, ['b']).loop, [media('b-loop')], 'an empty device loop does not hide the group loop');
+});
+
+t.test('overrides: device layer first, groups in order, cleared skipped, expiresAt parsed', async (t) => {
+  const d: DesiredState = {
+    assignments: [],
+    overrides: [
+      ovr('group/b', 2, { campaigns: { x: { timesPerDay: 4 } } }),
+      ovr('group/a', 1, { campaigns: { x: { timesPerDay: 3 } }, expiresAt: '2024-09-01T00:00:00+07:00' }),
+      ovr('device', 6, null),
+      ovr('group/ignored', 9, { campaigns: { x: { timesPerDay: 100 } } }),
+    ],
+  };
+  const e = effectiveState(d, ['a', 'b']);
+  t.same(e.overrides, [
+    { source: 'group/a', campaigns: { x: { timesPerDay: 3 } }, expiresAt: Date.parse('2024-08-31T17:00:00Z') },
+    { source: 'group/b', campaigns: { x: { timesPerDay: 4 } } },
+  ]);
+  const withDevice = effectiveState({ ...d, overrides: [...d.overrides.filter((o) => o.source !== 'device'), ovr('device', 7, { campaigns: { x: { windows: ['08:00-09:00'] } } })] }, ['a', 'b']);
+  t.same(withDevice.overrides.map((o) => o.source), ['device', 'group/a', 'group/b']);
+});
+
+t.test('a cleared assignment contributes nothing but keeps its version', async (t) => {
+  const e = effectiveState({ assignments: [asg('device', 3, null), asg('group/a', 2, { campaigns: [camp('y', 1)] })], overrides: [] }, ['a']);
+  t.same(e.campaigns.map((c) => c.id), ['y']);
+  t.same(e.applied, { device: 3, groups: { a: 2 } });
+});
