@@ -1,0 +1,479 @@
+import { mkdirSync } from 'node:fs';
+import { open, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Logger } from '../core/log.js';
+import type { Outcome } from '../core/types.js';
+import { SpotEvidence } from './evidence.js';
+import { buildMpvArgs } from './mpv-args.js';
+import { MpvCommandError, MpvIpc, type EndFileEvent } from './mpv-ipc.js';
+import type { Clip, Player, PlayerEvents, PlayerState, SpotHandlers, SpotRequest } from './player.js';
+
+export interface MpvTimings {
+  /** A spot with no `playback-restart` this long after loadfile is `failed`. Default 5000. */
+  loadTimeoutMs: number;
+  /** time-pos frozen this long while playing, not paused = stalled → restart. Default 2000. */
+  stallMs: number;
+  /** Liveness probe period and its answer deadline. Defaults 2000 / 1500. */
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+  /** Restart backoff: first delay, cap, and how long mpv must run to reset it. 500 / 30000 / 60000. */
+  backoffMinMs: number;
+  backoffMaxMs: number;
+  healthyResetMs: number;
+}
+
+export interface MpvPlayerContext {
+  /** `config.player.mpvPath`. */
+  mpvPath: string;
+  /** `config.player.args`, appended after the agent's own (so they win). */
+  args: string[];
+  log: Logger;
+  clock: Clock;
+  /** Where screenshots are written for a moment (created if missing). */
+  screenshotDir: string;
+  /** Root of sysfs, to find the HDMI connector for DRM output. Default `/sys`. */
+  sysfsRoot?: string;
+  /** A desktop session runs (X11/Wayland): window output instead of DRM when `args` name no `--vo`. */
+  desktop?: boolean;
+  events?: PlayerEvents;
+  /** Frame sampling during spots (`output-suspect`); `false` disables it. Default every 5000 ms. */
+  evidence?: { intervalMs: number } | false;
+  timings?: Partial<MpvTimings>;
+  /** Sees every file mpv starts, shows and ends (tests and the bench measure the loop with it). */
+  trace?: (e: PlaybackTrace) => void;
+}
+
+export interface PlaybackTrace {
+  /** start-file, first playback-restart (first frame), end-file. */
+  event: 'start' | 'playing' | 'end';
+  kind: 'loop' | 'spot' | 'unknown';
+  path?: string;
+  /** end-file reason. */
+  reason?: string;
+  /** clock.monotonic() when the player saw it. */
+  mono: number;
+}
+
+const DEFAULT_TIMINGS: MpvTimings = {
+  loadTimeoutMs: 5000,
+  stallMs: 2000,
+  pingIntervalMs: 2000,
+  pingTimeoutMs: 1500,
+  backoffMinMs: 500,
+  backoffMaxMs: 30_000,
+  healthyResetMs: 60_000,
+};
+
+interface ActiveSpot {
+  req: SpotRequest;
+  handlers: SpotHandlers;
+  started: boolean;
+  ended: boolean;
+  loadTimer?: TimerHandle;
+  evidence?: SpotEvidence;
+}
+
+type Entry = { kind: 'loop'; clip: Clip; index: number } | { kind: 'spot'; spot: ActiveSpot };
+
+/**
+ * The real screen: one long-lived mpv fed over JSON IPC. Loop clips are queued one ahead in
+ * mpv's playlist (gapless, mpv never stopped); a spot replaces the playing loop clip at once with
+ * the next loop clip queued behind it. A supervisor restarts mpv when it dies, stalls or stops
+ * answering, with capped exponential backoff.
+ */
+export class MpvPlayer implements Player {
+  private readonly t: MpvTimings;
+  private ipc: MpvIpc | undefined;
+  private ready = false;
+  private stopped = false;
+  private loop: Clip[] = [];
+  private loopIndex = 0;
+  private loopFailures = 0;
+  private loopRetry: TimerHandle | undefined;
+  private readonly entries = new Map<number, Entry>();
+  private current: { id: number | undefined; entry: Entry | undefined; restarted: boolean } | undefined;
+  private spot: ActiveSpot | undefined;
+  private idle = true;
+  private paused = { pause: false, cache: false };
+  private hwdec: string | undefined;
+  private timePos: number | undefined;
+  private posChangedAt = 0;
+  private tickTimer: TimerHandle | undefined;
+  private lastPing = 0;
+  private pinging = false;
+  private respawnTimer: TimerHandle | undefined;
+  private failures = 0;
+  private healthySince = 0;
+  private shots = 0;
+  private dying: Promise<void> = Promise.resolve();
+
+  constructor(private readonly ctx: MpvPlayerContext) {
+    this.t = { ...DEFAULT_TIMINGS, ...ctx.timings };
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(this.ctx.screenshotDir, { recursive: true });
+    this.stopped = false;
+    await this.spawn();
+    this.tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.tickTimer?.cancel();
+    this.respawnTimer?.cancel();
+    this.loopRetry?.cancel();
+    if (this.spot) this.finishSpot(this.spot, 'interrupted', 'player stopped');
+    this.ready = false;
+    const ipc = this.ipc;
+    this.ipc = undefined;
+    await ipc?.stop();
+    await this.dying;
+  }
+
+  setLoop(clips: Clip[]): void {
+    this.loop = [...clips];
+    this.loopIndex = 0;
+    this.loopFailures = 0;
+    this.loopRetry?.cancel();
+    if (!this.ready) return; // spawn() starts the loop
+    if (this.spot || (this.current && !this.idle)) {
+      // Whatever plays finishes (a spot is never cut, a loop clip plays out); the new loop follows.
+      this.send(['playlist-clear']);
+      if (this.loop.length) this.queueLoop(0, 'append');
+    } else {
+      this.resumeLoop();
+    }
+  }
+
+  async playSpot(req: SpotRequest, handlers: SpotHandlers): Promise<void> {
+    if (!this.ready || !this.ipc) throw new Error('player is down');
+    if (this.spot) throw new Error(`a spot is playing (${this.spot.req.playId})`);
+    const spot: ActiveSpot = { req, handlers, started: false, ended: false };
+    this.spot = spot;
+    this.loopRetry?.cancel();
+    const loaded = this.load({ kind: 'spot', spot }, 'replace');
+    // Queued behind the spot so that the loop follows it without a gap.
+    if (this.loop.length) this.queueLoop(this.loopIndex, 'append');
+    spot.loadTimer = this.ctx.clock.setTimer(this.t.loadTimeoutMs, () => {
+      if (spot.started || spot.ended) return;
+      this.finishSpot(spot, 'failed', `no playback ${this.t.loadTimeoutMs} ms after loadfile`);
+      this.send(['playlist-next', 'force']);
+    });
+    try {
+      await loaded;
+    } catch (e) {
+      // mpv refused the command: the spot never started. (mpv dying is the supervisor's case.)
+      if (e instanceof MpvCommandError) this.finishSpot(spot, 'failed', e.message);
+    }
+  }
+
+  /** Warms the page cache with the head of the file, so the spot's open and first reads don't wait on the disk. */
+  async preload(clip: Clip): Promise<void> {
+    if (!path.isAbsolute(clip.path)) return;
+    const fh = await open(clip.path, 'r').catch(() => undefined);
+    if (!fh) return;
+    try {
+      const buf = Buffer.alloc(1 << 20);
+      for (let pos = 0, i = 0; i < 8; i++, pos += buf.length) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (bytesRead < buf.length) break;
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+
+  busy(): boolean {
+    return this.spot !== undefined;
+  }
+
+  state(): PlayerState {
+    if (!this.ready) return { state: 'down' };
+    const hw = this.hwdec !== undefined ? { hwdec: this.hwdec } : {};
+    if (this.spot) return { state: 'playing', campaignId: this.spot.req.campaignId, url: this.spot.req.clip.path, ...hw };
+    const e = this.current?.entry;
+    if (e && !this.idle) return { state: 'playing', url: e.kind === 'loop' ? e.clip.path : e.spot.req.clip.path, ...hw };
+    return { state: 'idle' };
+  }
+
+  /**
+   * The frame being shown, as PNG. Rejects when nothing plays: the screen is then black, and a
+   * made-up black image would be no evidence of anything.
+   */
+  async screenshot(): Promise<Buffer> {
+    const ipc = this.ipc;
+    if (!this.ready || !ipc) throw new Error('player is down: no frame to capture');
+    if (!this.current || this.idle) throw new Error('nothing is playing (the screen is black): no frame to capture');
+    const file = path.join(this.ctx.screenshotDir, `frame-${process.pid}-${++this.shots}.png`);
+    try {
+      await ipc.command(['screenshot-to-file', file, 'video'], { timeoutMs: 5000 });
+      return await readFile(file);
+    } finally {
+      await rm(file, { force: true });
+    }
+  }
+
+  async restart(reason: string): Promise<void> {
+    if (this.stopped) throw new Error('player is stopped');
+    this.respawnTimer?.cancel();
+    this.respawnTimer = undefined;
+    this.takeDown(reason);
+    await this.dying;
+    try {
+      await this.spawn();
+    } catch (e) {
+      this.fail(`restart failed: ${(e as Error).message}`);
+      throw e;
+    }
+    this.ctx.events?.onRestarted?.(reason);
+  }
+
+  // --- mpv process and supervision ---
+
+  private async spawn(): Promise<void> {
+    const ipc = new MpvIpc({
+      mpvPath: this.ctx.mpvPath,
+      args: buildMpvArgs(this.ctx.args, { desktop: this.ctx.desktop ?? false, sysfsRoot: this.ctx.sysfsRoot }),
+      log: this.ctx.log,
+      clock: this.ctx.clock,
+    });
+    this.ipc = ipc;
+    this.entries.clear();
+    this.current = undefined;
+    this.idle = true;
+    this.paused = { pause: false, cache: false };
+    this.timePos = undefined;
+    ipc.on('start-file', (e) => ipc === this.ipc && this.onStartFile(e.playlistEntryId));
+    ipc.on('playback-restart', () => ipc === this.ipc && this.onPlaybackRestart());
+    ipc.on('end-file', (e) => ipc === this.ipc && this.onEndFile(e));
+    ipc.on('property-change', (n, d) => ipc === this.ipc && this.onProperty(n, d));
+    ipc.on('log', (line) => this.ctx.log.info({ mpv: line }, 'mpv'));
+    ipc.on('exit', (x) => {
+      if (ipc === this.ipc && this.ready) this.fail(`mpv exited (code ${x.code}, signal ${x.signal})`);
+    });
+    try {
+      await ipc.start();
+      await Promise.all(['time-pos', 'hwdec-current', 'idle-active', 'pause', 'paused-for-cache'].map((p) => ipc.observe(p)));
+    } catch (e) {
+      if (ipc === this.ipc) this.ipc = undefined;
+      ipc.kill();
+      throw e;
+    }
+    if (this.stopped || ipc !== this.ipc) return void ipc.kill();
+    this.ready = true;
+    this.healthySince = this.ctx.clock.monotonic();
+    this.posChangedAt = this.healthySince;
+    this.ctx.log.info({ pid: ipc.pid }, 'mpv started');
+    this.resumeLoop();
+  }
+
+  /** Kills mpv and ends the spot it was playing; no respawn here. */
+  private takeDown(reason: string): void {
+    const ipc = this.ipc;
+    this.ipc = undefined;
+    this.ready = false;
+    this.pinging = false;
+    if (ipc && !ipc.exited) {
+      this.dying = new Promise<void>((r) => {
+        const t = this.ctx.clock.setTimer(2000, r);
+        ipc.on('exit', () => (t.cancel(), r()));
+      });
+      ipc.kill();
+    }
+    if (this.spot) this.finishSpot(this.spot, 'interrupted', reason);
+  }
+
+  private fail(reason: string): void {
+    if (this.stopped || this.respawnTimer) return;
+    this.ctx.log.warn({ reason }, 'mpv failed: restarting');
+    const ranHealthy = this.ready && this.ctx.clock.monotonic() - this.healthySince >= this.t.healthyResetMs;
+    this.takeDown(reason);
+    if (ranHealthy) this.failures = 0;
+    this.failures++;
+    const delay = Math.min(this.t.backoffMaxMs, this.t.backoffMinMs * 2 ** (this.failures - 1));
+    this.respawnTimer = this.ctx.clock.setTimer(delay, () => {
+      this.respawnTimer = undefined;
+      void this.dying
+        .then(() => this.spawn())
+        .then(
+          () => this.ctx.events?.onRestarted?.(reason),
+          (e: Error) => this.fail(`restart failed: ${e.message}`),
+        );
+    });
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    const now = this.ctx.clock.monotonic();
+    const ipc = this.ipc;
+    if (this.ready && ipc) {
+      const playing = this.current?.restarted && !this.idle && !this.paused.pause && !this.paused.cache;
+      if (playing && now - this.posChangedAt > this.t.stallMs) {
+        this.fail(`stalled: time-pos frozen at ${this.timePos ?? '?'} s`);
+      } else if (!this.pinging && now - this.lastPing >= this.t.pingIntervalMs) {
+        this.pinging = true;
+        this.lastPing = now;
+        ipc.command(['get_property', 'pid'], { timeoutMs: this.t.pingTimeoutMs }).then(
+          () => ipc === this.ipc && (this.pinging = false),
+          (e: Error) => ipc === this.ipc && !ipc.exited && this.fail(`not answering: ${e.message}`),
+        );
+      }
+    }
+    this.tickTimer = this.ctx.clock.setTimer(Math.min(500, this.t.stallMs / 2), () => this.tick());
+  }
+
+  // --- playlist ---
+
+  private send(args: unknown[]): void {
+    this.ipc?.command(args).catch((e: Error) => this.ctx.log.debug({ err: e.message, args }, 'mpv command failed'));
+  }
+
+  private load(entry: Entry, mode: 'replace' | 'append'): Promise<unknown> {
+    const ipc = this.ipc;
+    if (!ipc) return Promise.reject(new Error('player is down'));
+    const file = entry.kind === 'loop' ? entry.clip.path : entry.spot.req.clip.path;
+    return ipc.command(['loadfile', file, mode], {
+      onReply: (d) => {
+        const id = (d as { playlist_entry_id?: unknown } | null)?.playlist_entry_id;
+        if (typeof id === 'number') this.entries.set(id, entry);
+      },
+    });
+  }
+
+  private queueLoop(index: number, mode: 'replace' | 'append'): void {
+    const n = this.loop.length;
+    const clip = this.loop[index % n];
+    if (!clip) return;
+    this.load({ kind: 'loop', clip, index: index % n }, mode).catch((e: Error) =>
+      this.ctx.log.debug({ err: e.message }, 'loop loadfile failed'),
+    );
+  }
+
+  private resumeLoop(): void {
+    if (!this.ready || this.spot || !this.loop.length) return;
+    this.queueLoop(this.loopIndex, 'replace');
+  }
+
+  private trace(event: PlaybackTrace['event'], entry: Entry | undefined, reason?: string): void {
+    const tr = this.ctx.trace;
+    if (!tr) return;
+    const e: PlaybackTrace = { event, kind: entry?.kind ?? 'unknown', mono: this.ctx.clock.monotonic() };
+    if (entry) e.path = entry.kind === 'loop' ? entry.clip.path : entry.spot.req.clip.path;
+    if (reason) e.reason = reason;
+    this.safely(() => tr(e));
+  }
+
+  private onStartFile(id: number | undefined): void {
+    const entry = id === undefined ? undefined : this.entries.get(id);
+    this.current = { id, entry, restarted: false };
+    this.posChangedAt = this.ctx.clock.monotonic();
+    this.trace('start', entry);
+    if (entry?.kind !== 'loop') return;
+    this.loopIndex = entry.index + 1;
+    // Keep exactly one loop clip queued behind the playing one; mpv prefetches it.
+    if (this.spot || this.loopFailures >= this.loop.length) return;
+    this.send(['playlist-clear']);
+    this.queueLoop(this.loopIndex, 'append');
+  }
+
+  private onPlaybackRestart(): void {
+    const cur = this.current;
+    this.posChangedAt = this.ctx.clock.monotonic();
+    if (!cur || cur.restarted) return; // a seek, not a start
+    cur.restarted = true;
+    const e = cur.entry;
+    this.trace('playing', e);
+    if (e?.kind === 'loop') this.loopFailures = 0;
+    if (e?.kind !== 'spot' || e.spot !== this.spot || e.spot.started) return;
+    const spot = e.spot;
+    spot.started = true;
+    spot.loadTimer?.cancel();
+    this.safely(() => spot.handlers.onStarted(this.ctx.clock.now()));
+    const ev = this.ctx.evidence ?? { intervalMs: 5000 };
+    if (ev && !spot.ended) {
+      spot.evidence = new SpotEvidence(
+        {
+          clock: this.ctx.clock,
+          intervalMs: ev.intervalMs,
+          capture: () => this.screenshot(),
+          timePos: () => this.timePos,
+          onSuspect: (d) => {
+            this.ctx.log.warn(d, 'output suspect');
+            this.ctx.events?.onOutputSuspect?.({ ...d });
+          },
+          onError: (err) => this.ctx.log.debug({ err: err.message }, 'evidence sample failed'),
+        },
+        { playId: spot.req.playId, campaignId: spot.req.campaignId },
+      );
+      spot.evidence.start();
+    }
+  }
+
+  private onEndFile(e: EndFileEvent): void {
+    const entry = e.playlistEntryId === undefined ? undefined : this.entries.get(e.playlistEntryId);
+    if (e.playlistEntryId !== undefined) this.entries.delete(e.playlistEntryId);
+    if (this.current && this.current.id === e.playlistEntryId) this.current = undefined;
+    this.trace('end', entry, e.reason);
+    if (entry?.kind === 'spot') {
+      const outcome: Outcome = e.reason === 'eof' ? 'completed' : e.reason === 'error' ? 'failed' : 'interrupted';
+      this.finishSpot(entry.spot, outcome, e.fileError ?? (outcome === 'completed' ? undefined : `end-file ${e.reason}`));
+    } else if (entry?.kind === 'loop' && e.reason === 'error') {
+      this.loopFailures++;
+      this.ctx.log.warn({ clip: entry.clip.path, error: e.fileError }, 'loop clip failed to play');
+    }
+  }
+
+  private onProperty(name: string, data: unknown): void {
+    switch (name) {
+      case 'time-pos':
+        if (typeof data === 'number' && data !== this.timePos) this.posChangedAt = this.ctx.clock.monotonic();
+        this.timePos = typeof data === 'number' ? data : undefined;
+        break;
+      case 'hwdec-current':
+        if (typeof data === 'string') this.hwdec = data;
+        break;
+      case 'pause':
+        this.paused.pause = data === true;
+        break;
+      case 'paused-for-cache':
+        this.paused.cache = data === true;
+        break;
+      case 'idle-active':
+        this.idle = data === true;
+        if (this.idle) this.onIdle();
+        break;
+    }
+  }
+
+  /** The playlist ran out: restart the loop, unless every loop clip just failed (then retry later, not in a tight loop). */
+  private onIdle(): void {
+    this.current = undefined;
+    if (this.spot || !this.loop.length) return;
+    if (this.loopFailures < this.loop.length) return this.resumeLoop();
+    this.ctx.log.error({ clips: this.loop.length }, 'every loop clip failed: black screen, retrying in 10 s');
+    this.loopRetry?.cancel();
+    this.loopRetry = this.ctx.clock.setTimer(10_000, () => {
+      this.loopFailures = 0;
+      if (this.idle) this.resumeLoop();
+    });
+  }
+
+  private finishSpot(spot: ActiveSpot, outcome: Outcome, detail?: string): void {
+    if (spot.ended) return;
+    spot.ended = true;
+    spot.loadTimer?.cancel();
+    spot.evidence?.stop();
+    if (this.spot === spot) this.spot = undefined;
+    this.safely(() => spot.handlers.onEnded(this.ctx.clock.now(), outcome, detail));
+  }
+
+  private safely(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.ctx.log.error({ err: e }, 'player handler threw');
+    }
+  }
+}

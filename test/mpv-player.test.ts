@@ -1,0 +1,71 @@
+import t from 'tap';
+import { makeClip } from './helpers/clips.js';
+import { clip, harness, sleep, spotRecord, until } from './helpers/mpv-harness.js';
+
+t.test('the loop plays its clips in order, repeating; an empty loop is idle (black)', async (t) => {
+  const a = await makeClip({ kind: 'pattern', seconds: 1 });
+  const b = await makeClip({ kind: 'pattern', seconds: 1, size: '176x144' });
+  const h = harness(t);
+  await h.player.start();
+  t.equal(h.player.state().state, 'idle', 'no loop yet: idle');
+  h.player.setLoop([clip(a), clip(b)]);
+  await until(() => h.traces.filter((e) => e.event === 'playing').length >= 5, 15_000, 'five loop clips');
+  const played = h.traces.filter((e) => e.event === 'playing').map((e) => e.path);
+  t.same(played.slice(0, 5), [a, b, a, b, a], 'in order, repeating');
+  t.ok(h.traces.filter((e) => e.event === 'end').every((e) => e.reason === 'eof'), 'each clip played to its end');
+  t.match(h.player.state(), { state: 'playing', hwdec: 'no' });
+  t.notOk(h.player.busy());
+  h.player.setLoop([]);
+  await until(() => h.player.state().state === 'idle', 5000, 'idle after the loop was emptied');
+  t.pass('an emptied loop plays out its clip and goes idle');
+});
+
+t.test('a spot in a running loop starts at once, completes, and the loop resumes', async (t) => {
+  const loopClip = await makeClip({ kind: 'pattern', seconds: 3 });
+  const spotClip = await makeClip({ kind: 'pattern', seconds: 2, size: '192x144' });
+  const h = harness(t);
+  await h.player.start();
+  h.player.setLoop([clip(loopClip)]);
+  await until(() => h.traces.some((e) => e.event === 'playing'), 5000, 'loop playing');
+  await sleep(700);
+  const r = spotRecord();
+  await h.player.playSpot({ playId: 'p1', campaignId: 'c1', clip: clip(spotClip) }, r.handlers);
+  t.ok(h.player.busy(), 'busy while the spot plays');
+  await t.rejects(h.player.playSpot({ playId: 'p2', campaignId: 'c1', clip: clip(spotClip) }, spotRecord().handlers), /spot is playing/);
+  t.match(h.player.state(), { state: 'playing', campaignId: 'c1', url: spotClip });
+  await r.ended;
+  t.equal(r.outcome, 'completed');
+  t.type(r.startedAt, 'number');
+  const dur = r.endedAt! - r.startedAt!;
+  t.ok(dur > 1500 && dur < 3000, `played about its length (${dur} ms)`);
+  t.notOk(h.player.busy());
+  const i = h.traces.findIndex((e) => e.kind === 'spot' && e.event === 'end');
+  await until(() => h.traces.slice(i).some((e) => e.kind === 'loop' && e.event === 'playing'), 5000, 'loop after spot');
+  const loopEndBeforeSpot = h.traces.filter((e) => e.kind === 'loop' && e.event === 'end')[0];
+  t.equal(loopEndBeforeSpot?.reason, 'stop', 'the loop clip gave way to the spot');
+  await sleep(200);
+  t.equal(r.endedCalls, 1, 'onEnded exactly once');
+});
+
+t.test('two spots back to back, and setLoop during a spot does not cut it', async (t) => {
+  const loopClip = await makeClip({ kind: 'pattern', seconds: 3 });
+  const other = await makeClip({ kind: 'pattern', seconds: 1, size: '176x144' });
+  const spotClip = await makeClip({ kind: 'pattern', seconds: 2, size: '192x144' });
+  const h = harness(t);
+  await h.player.start();
+  h.player.setLoop([clip(loopClip)]);
+  await until(() => h.traces.some((e) => e.event === 'playing'), 5000, 'loop playing');
+  const r1 = spotRecord();
+  const r2 = spotRecord();
+  await h.player.playSpot({ playId: 'a', campaignId: 'c1', clip: clip(spotClip) }, r1.handlers);
+  await sleep(300);
+  h.player.setLoop([clip(other)]);
+  await r1.ended;
+  await h.player.playSpot({ playId: 'b', campaignId: 'c2', clip: clip(spotClip) }, r2.handlers);
+  await r2.ended;
+  t.equal(r1.outcome, 'completed', 'first spot completed despite setLoop');
+  t.equal(r2.outcome, 'completed', 'second spot completed');
+  t.ok(r1.endedAt! - r1.startedAt! > 1500, 'first spot not cut short');
+  await until(() => h.traces.some((e) => e.kind === 'loop' && e.event === 'playing' && e.path === other), 5000, 'new loop');
+  t.equal(r1.endedCalls + r2.endedCalls, 2);
+});
