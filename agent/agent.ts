@@ -1,0 +1,225 @@
+import type { Config } from './config/config.js';
+import type { Clock, TimerHandle } from './core/clock.js';
+import type { Logger } from './core/log.js';
+import type { AgentEvent, DisplayState, EpochMs, MediaRef } from './core/types.js';
+import { Engine } from './engine/engine.js';
+import type { ClockSync } from './health/clock-sync.js';
+import type { HealthSampler } from './health/sampler.js';
+import type { Link, LinkHost } from './link/link.js';
+import type { MediaCache } from './media/cache.js';
+import type { Clip, Player } from './player/player.js';
+import { effectiveState, type EffectiveState } from './schedule/desired.js';
+import type { Store } from './store/store.js';
+import type { SystemdNotifier } from './systemd/notify.js';
+
+export interface AgentContext {
+  clock: Clock;
+  store: Store;
+  link: Link;
+  player: Player;
+  log: Logger;
+  config: Config;
+  media: MediaCache;
+  health: HealthSampler;
+  clockSync: ClockSync;
+  notifier?: SystemdNotifier;
+  /** WATCHDOG=1 period (half of systemd's WatchdogSec); none without a watchdog. */
+  watchdogMs?: number;
+  display?: () => DisplayState;
+  agentVersion: string;
+  bootedAt: EpochMs;
+}
+
+interface Component {
+  name: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The daemon: composes store, media cache, health, player, engine and link, and answers the
+ * link's questions (LinkHost). Start order is the dependency order; stop runs it backwards,
+ * each step in its own try/catch so one failure never keeps the store from being closed.
+ */
+export class Agent implements LinkHost {
+  readonly engine: Engine;
+  private desired: EffectiveState;
+  private started: Component[] = [];
+  private watchdogTimer: TimerHandle | undefined;
+  private readonly log: Logger;
+
+  constructor(private readonly ctx: AgentContext) {
+    this.log = ctx.log.child({ component: 'agent' });
+    this.desired = effectiveState({ assignments: [], overrides: [] }, ctx.config.groups);
+    this.engine = new Engine({
+      clock: ctx.clock,
+      store: ctx.store,
+      player: ctx.player,
+      log: ctx.log.child({ component: 'engine' }),
+      deviceId: ctx.config.deviceId,
+      timezone: ctx.config.timezone,
+      desired: () => this.desired,
+      resolve: (m) => this.resolve(m),
+      durationOf: (sha) => ctx.media.duration(sha),
+      learnDuration: (sha, ms) => ctx.media.setDuration(sha, ms),
+      display: ctx.display ?? (() => 'unknown'),
+      clockSynced: () => ctx.clockSync.lastKnown(),
+      onOutbox: () => ctx.link.notifyOutbox(),
+    });
+  }
+
+  async start(): Promise<void> {
+    const { store, media, health, player, link, notifier } = this.ctx;
+    await this.step('store', () => store.start(), () => store.stop());
+    this.desired = effectiveState(await store.loadDesired(), this.ctx.config.groups);
+    await this.step('media', () => media.start(), () => media.stop());
+    media.want(this.neededMedia());
+    await this.step('health', () => health.start(), () => health.stop());
+    void this.ctx.clockSync.synced().catch(() => undefined);
+    await this.step('player', () => player.start(), () => player.stop());
+    player.setLoop(this.loopClips());
+    await this.step(
+      'engine',
+      () => this.engine.start(),
+      async () => {
+        await this.engine.stop();
+      },
+    );
+    link.attach(this);
+    await this.step('link', () => link.start(), () => link.stop());
+    await notifier?.ready();
+    this.armWatchdog();
+    this.log.info({ deviceId: this.ctx.config.deviceId, campaigns: this.desired.campaigns.length }, 'agent started');
+  }
+
+  async stop(): Promise<void> {
+    this.watchdogTimer?.cancel();
+    await this.ctx.notifier?.stopping().catch(() => undefined);
+    for (const c of [...this.started].reverse()) {
+      try {
+        await c.stop();
+        // The player ends a spot in progress as interrupted; record it before the store closes.
+        if (c.name === 'player') await this.engine.whenIdle();
+      } catch (e) {
+        this.log.error({ err: e, component: c.name }, 'stop failed');
+      }
+    }
+    this.started = [];
+    this.log.info('agent stopped');
+  }
+
+  private async step(name: string, start: () => Promise<void>, stop: () => Promise<void>): Promise<void> {
+    await start();
+    this.started.push({ name, stop });
+  }
+
+  /** Records an agent event (PROTOCOL §3 `event`) through the outbox. */
+  async recordEvent(type: string, detail: unknown): Promise<void> {
+    const e: AgentEvent = { ts: new Date(this.ctx.clock.now()).toISOString(), type, detail };
+    try {
+      await this.ctx.store.recordEvent(e);
+      this.ctx.link.notifyOutbox();
+    } catch (err) {
+      this.log.error({ err, type }, 'could not record an event');
+    }
+  }
+
+  /** A media file became playable: the loop and the plan may use it now. */
+  onMediaVerified(): void {
+    this.ctx.player.setLoop(this.loopClips());
+    this.engine.replan('media verified');
+  }
+
+  // --- LinkHost
+
+  onDesiredChanged(): void {
+    void this.ctx.store
+      .loadDesired()
+      .then((d) => {
+        this.desired = effectiveState(d, this.ctx.config.groups);
+        this.ctx.media.want(this.neededMedia());
+        this.ctx.player.setLoop(this.loopClips());
+        this.engine.replan('desired state changed');
+      })
+      .catch((err: unknown) => this.log.error({ err }, 'could not load the desired state'));
+  }
+
+  async heartbeatFields(): Promise<Record<string, unknown>> {
+    const [h, compliance] = await Promise.all([this.ctx.health.sample(), this.engine.compliance()]);
+    const ps = this.ctx.player.state();
+    return {
+      cpuTempC: h.cpuTempC,
+      load1: h.load1,
+      memUsedPct: h.memUsedPct,
+      diskFreeMB: h.diskFreeMB,
+      ...(h.throttled ? { throttled: h.throttled } : {}),
+      player: { state: ps.state, campaignId: ps.campaignId ?? null, url: ps.url ?? null, ...(ps.hwdec ? { hwdec: ps.hwdec } : {}) },
+      clockSynced: this.ctx.clockSync.lastKnown(),
+      display: this.ctx.display?.() ?? 'unknown',
+      compliance,
+    };
+  }
+
+  async playNow(campaignId: string): Promise<unknown> {
+    return this.engine.playNow(campaignId);
+  }
+
+  screenshot(): Promise<Buffer> {
+    return this.ctx.player.screenshot();
+  }
+
+  async restartPlayer(): Promise<void> {
+    await this.ctx.player.restart('command');
+  }
+
+  async report(date: string): Promise<unknown> {
+    return { date, compliance: await this.engine.compliance(date) };
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    const now = this.ctx.clock.now();
+    return {
+      deviceId: this.ctx.config.deviceId,
+      agentVersion: this.ctx.agentVersion,
+      bootedAt: new Date(this.ctx.bootedAt).toISOString(),
+      uptimeSec: Math.round((now - this.ctx.bootedAt) / 1000),
+      applied: this.desired.applied,
+      campaigns: this.desired.campaigns.map((c) => c.id),
+      player: this.ctx.player.state(),
+      linkConnected: this.ctx.link.connected(),
+      backlog: await this.ctx.store.outboxCount(),
+      media: this.ctx.media.status(),
+      compliance: await this.engine.compliance(),
+    };
+  }
+
+  // --- internals
+
+  private resolve(m: MediaRef): Clip | undefined {
+    return this.ctx.media.resolve(m);
+  }
+
+  private neededMedia(): MediaRef[] {
+    return [...this.desired.campaigns.map((c) => c.media), ...this.desired.loop];
+  }
+
+  private loopClips(): Clip[] {
+    return this.desired.loop.map((m) => this.resolve(m)).filter((c): c is Clip => c !== undefined);
+  }
+
+  /** WATCHDOG=1 only while the store answers: a wedged sqlite or event loop gets us restarted. */
+  private armWatchdog(): void {
+    const n = this.ctx.notifier;
+    const every = this.ctx.watchdogMs;
+    if (!n || !every) return;
+    const beat = (): void => {
+      this.watchdogTimer = this.ctx.clock.setTimer(every, () => {
+        void this.ctx.store
+          .outboxCount()
+          .then(() => n.watchdog())
+          .catch((err: unknown) => this.log.error({ err }, 'health check failed; withholding the watchdog'))
+          .finally(beat);
+      });
+    };
+    beat();
+  }
+}

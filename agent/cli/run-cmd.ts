@@ -1,0 +1,72 @@
+import path from 'node:path';
+import { Agent } from '../agent.js';
+import type { Config } from '../config/config.js';
+import { SystemClock } from '../core/clock.js';
+import type { Logger } from '../core/log.js';
+import { ClockSync } from '../health/clock-sync.js';
+import { HealthSampler } from '../health/sampler.js';
+import { MqttLink } from '../link/link.js';
+import { MediaCache } from '../media/cache.js';
+import { readDisplayState } from '../player/display.js';
+import { MpvPlayer } from '../player/mpv-player.js';
+import { SqliteStore } from '../store/sqlite-store.js';
+import { SystemdNotifier } from '../systemd/notify.js';
+import { storeFileOf } from './plan-cmd.js';
+
+export interface RunEnv {
+  notifySocket?: string;
+  watchdogUsec?: string;
+  desktop: boolean;
+  agentVersion: string;
+}
+
+/** Builds the daemon's one context from a validated config: every side effect is chosen here. */
+export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
+  const clock = new SystemClock();
+  const bootedAt = clock.now();
+  const store = new SqliteStore({ file: storeFileOf(config), log: log.child({ component: 'store' }) });
+  // Late-bound: the cache and the player report to the agent, which needs them to exist first.
+  let agent: Agent | undefined;
+  const media = new MediaCache({
+    dir: path.join(config.dataDir, 'media'),
+    maxBytes: config.media.cacheMaxMB * 1024 * 1024,
+    clock,
+    log: log.child({ component: 'media' }),
+    events: {
+      onVerified: () => agent?.onMediaVerified(),
+      onFailed: (ref, reason) => void agent?.recordEvent('media-failed', { url: ref.url, sha256: ref.sha256, reason }),
+    },
+  });
+  const player = new MpvPlayer({
+    mpvPath: config.player.mpvPath,
+    args: config.player.args,
+    log: log.child({ component: 'player' }),
+    clock,
+    screenshotDir: path.join(config.dataDir, 'tmp'),
+    desktop: env.desktop,
+    events: {
+      onRestarted: (reason) => void agent?.recordEvent('player-restarted', { reason }),
+      onOutputSuspect: (detail) => void agent?.recordEvent('output-suspect', detail),
+    },
+  });
+  const link = new MqttLink({ config, store, clock, log: log.child({ component: 'link' }), agentVersion: env.agentVersion, bootedAt });
+  const notifier = new SystemdNotifier({ ...(env.notifySocket ? { socketPath: env.notifySocket } : {}), log: log.child({ component: 'systemd' }) });
+  const watchdogMs = notifier.watchdogIntervalMs(env.watchdogUsec);
+  agent = new Agent({
+    clock,
+    store,
+    link,
+    player,
+    log,
+    config,
+    media,
+    health: new HealthSampler({ dataDir: config.dataDir, log: log.child({ component: 'health' }) }),
+    clockSync: new ClockSync({ log: log.child({ component: 'clock' }) }),
+    notifier,
+    ...(watchdogMs ? { watchdogMs } : {}),
+    display: () => readDisplayState(),
+    agentVersion: env.agentVersion,
+    bootedAt,
+  });
+  return agent;
+}
