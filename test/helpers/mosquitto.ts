@@ -13,6 +13,8 @@ export interface Broker {
   kill(): Promise<void>;
   /** Start again on the same port (after stop/kill). Nothing retained survives: persistence is off. */
   restart(): Promise<void>;
+  /** Sends a signal to the running broker (SIGSTOP freezes it with its sockets open: a dead link). */
+  signal(sig: NodeJS.Signals): void;
 }
 
 interface Teardownable {
@@ -78,9 +80,16 @@ export async function startBroker(t?: Teardownable, extraConfig: string[] = []):
   const broker: Broker = {
     port,
     url: `mqtt://127.0.0.1:${port}`,
-    stop: () => halt('SIGTERM'),
+    stop: async () => {
+      child?.kill('SIGCONT');
+      await halt('SIGTERM');
+    },
+    signal: (sig) => {
+      child?.kill(sig);
+    },
     kill: () => halt('SIGKILL'),
     restart: async () => {
+      child?.kill('SIGCONT');
       await halt('SIGTERM');
       // The port may linger for a moment after a kill; retry the bind briefly.
       for (let attempt = 0; ; attempt++) {

@@ -1,0 +1,169 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import mqtt, { type IClientPublishOptions, type MqttClient } from 'mqtt';
+import { parseConfig, type Config, type ConfigInput } from '../../agent/config/config.js';
+import { SystemClock } from '../../agent/core/clock.js';
+import { silentLogger } from '../../agent/core/log.js';
+import { MqttLink, type LinkContext, type LinkHost } from '../../agent/link/link.js';
+import { SqliteStore } from '../../agent/store/sqlite-store.js';
+import { startBroker, type Broker } from './mosquitto.js';
+
+// Shared set-up for test/link-*.test.ts: a private broker, a real SQLite store in a temp dir,
+// an MqttLink, a fake LinkHost (the agent's side), and an observer client playing the NOC.
+
+interface T {
+  teardown(fn: () => unknown): void;
+}
+
+export const PREFIX = 'signage';
+export const DEVICE = 'dev-1';
+
+export class FakeHost implements LinkHost {
+  desiredChanged = 0;
+  played: string[] = [];
+  restarts = 0;
+  onDesiredChanged(): void {
+    this.desiredChanged++;
+  }
+  async heartbeatFields(): Promise<Record<string, unknown>> {
+    return { cpuTempC: 51.5, load1: 0.3, player: { state: 'playing', campaignId: 'c1', url: 'file:///x.mp4' }, clockSynced: true, compliance: [] };
+  }
+  async playNow(campaignId: string): Promise<unknown> {
+    if (campaignId === 'missing') throw new Error('no such campaign: missing');
+    this.played.push(campaignId);
+    return { queued: campaignId };
+  }
+  async screenshot(): Promise<Buffer> {
+    return Buffer.from('89504e470d0a1a0a0000', 'hex');
+  }
+  async restartPlayer(): Promise<void> {
+    this.restarts++;
+  }
+  async report(date: string): Promise<unknown> {
+    return { date, campaigns: [] };
+  }
+  async status(): Promise<Record<string, unknown>> {
+    return { state: 'fine' };
+  }
+}
+
+export function tempDir(t: T, prefix = 'link-'): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export function makeConfig(dir: string, url: string, extra: Partial<ConfigInput> = {}): Config {
+  const { mqtt: m, ...rest } = extra;
+  return parseConfig(
+    {
+      deviceId: DEVICE,
+      groups: ['all', 'hoan-kiem'],
+      heartbeatSec: 5,
+      ...rest,
+      mqtt: { url, keepaliveSec: 5, reconnectMinMs: 100, reconnectMaxMs: 1000, ...(m ?? {}) },
+    },
+    path.join(dir, 'config.json'),
+  );
+}
+
+export async function openStore(t: T, dir: string): Promise<SqliteStore> {
+  const store = new SqliteStore({ file: path.join(dir, 'agent.db'), log: silentLogger() });
+  await store.start();
+  t.teardown(() => store.stop().catch(() => undefined));
+  return store;
+}
+
+export function makeLink(t: T, config: Config, store: SqliteStore, host: LinkHost = new FakeHost(), tuning: LinkContext['tuning'] = {}): MqttLink {
+  const link = new MqttLink({ config, store, clock: new SystemClock(), log: silentLogger(), agentVersion: '0.1.0-test', bootedAt: Date.now() - 5000, tuning });
+  link.attach(host);
+  t.teardown(() => link.stop());
+  return link;
+}
+
+export interface Received {
+  topic: string;
+  payload: Buffer;
+  retain: boolean;
+  correlationData?: Buffer;
+  json(): any;
+}
+
+/** The NOC side: an MQTT 5 client that records everything it receives. */
+export class Observer {
+  readonly got: Received[] = [];
+  private constructor(readonly client: MqttClient) {
+    client.on('message', (topic, payload, packet) => {
+      const r: Received = { topic, payload, retain: packet.retain, json: () => JSON.parse(payload.toString()) };
+      if (packet.properties?.correlationData) r.correlationData = packet.properties.correlationData;
+      this.got.push(r);
+    });
+  }
+  static async connect(t: T, url: string, subscribe: string[] = [`${PREFIX}/#`], opts: mqtt.IClientOptions = {}): Promise<Observer> {
+    const client = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 100, ...opts });
+    const o = new Observer(client);
+    t.teardown(() => client.end(true));
+    if (subscribe.length) await client.subscribeAsync(subscribe, { qos: 1 });
+    return o;
+  }
+  on(topicSuffix: string): Received[] {
+    return this.got.filter((m) => m.topic === `${PREFIX}/device/${DEVICE}/${topicSuffix}`);
+  }
+  async publish(topic: string, payload: string | Buffer, opts: IClientPublishOptions = {}): Promise<void> {
+    await this.client.publishAsync(topic, payload, { qos: 1, ...opts });
+  }
+  /** Events of a type on the event topic. */
+  events(type?: string): any[] {
+    return this.on('event').map((m) => m.json()).filter((e) => type === undefined || e.type === type);
+  }
+}
+
+export async function waitFor(what: string, pred: () => boolean | Promise<boolean>, timeoutMs = 15000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await pred())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface Rig {
+  broker: Broker;
+  dir: string;
+  config: Config;
+  store: SqliteStore;
+  host: FakeHost;
+  link: MqttLink;
+  obs: Observer;
+}
+
+/** Broker + observer (subscribed to everything) + store + started link, connected. */
+export async function rig(t: T, extra: Partial<ConfigInput> = {}, tuning: LinkContext['tuning'] = {}): Promise<Rig> {
+  const broker = await startBroker(t);
+  const dir = tempDir(t);
+  const config = makeConfig(dir, broker.url, extra);
+  const store = await openStore(t, dir);
+  const obs = await Observer.connect(t, broker.url);
+  const host = new FakeHost();
+  const link = makeLink(t, config, store, host, tuning);
+  await link.start();
+  await waitFor('link connected with birth', () => obs.on('status').some((m) => m.json().online === true));
+  return { broker, dir, config, store, host, link, obs };
+}
+
+export const topic = {
+  device: (s: string): string => `${PREFIX}/device/${DEVICE}/${s}`,
+  group: (g: string, s: string): string => `${PREFIX}/group/${g}/${s}`,
+};
+
+export const SHA = 'a'.repeat(64);
+
+export function assignment(version: number, campaignIds: string[] = ['c1'], extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    version,
+    campaigns: campaignIds.map((id) => ({ id, media: { url: `https://cdn.example/${id}.mp4`, sha256: SHA }, timesPerDay: 10, windows: ['06:30-08:30'] })),
+    ...extra,
+  };
+}
