@@ -65,7 +65,7 @@ export function formatResult(r: CheckResult): string {
 
 /** Every check, in the order printed; none throws. */
 export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
-  const exec = ctx.exec ?? realExec;
+  const exec = ctx.exec ?? systemExec;
   const guard = async (name: string, f: () => Promise<CheckResult | CheckResult[]>): Promise<CheckResult[]> => {
     try {
       const r = await f();
@@ -223,7 +223,8 @@ function lastLine(s: string): string {
   return s.split('\n').map((l) => l.trim()).filter(Boolean).pop() ?? '';
 }
 
-const realExec: Exec = (cmd, args, timeoutMs) =>
+/** Runs a program without a shell, bounded in time; never rejects. */
+export const systemExec: Exec = (cmd, args, timeoutMs) =>
   new Promise((resolve) => {
     execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 256 * 1024, encoding: 'utf8', killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
       const e = err as (NodeJS.ErrnoException & { code?: unknown; killed?: boolean }) | null;

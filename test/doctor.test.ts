@@ -1,0 +1,103 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import { type DoctorContext, type Exec, checkTimezone, runDoctor, systemExec } from '../agent/cli/doctor.js';
+import { parseConfig } from '../agent/config/config.js';
+import { silentLogger } from '../agent/core/log.js';
+import { startBroker } from './helpers/mosquitto.js';
+import { freePort } from './helpers/ports.js';
+import { tempDir } from './helpers/tmp.js';
+
+/** A sysfs with one HDMI connector and a Pi's get_throttled. */
+function fakeSysfs(dir: string, hdmi: string, throttled: string): string {
+  const root = path.join(dir, 'sys');
+  mkdirSync(path.join(root, 'class/drm/card1-HDMI-A-1'), { recursive: true });
+  writeFileSync(path.join(root, 'class/drm/card1-HDMI-A-1/status'), hdmi + '\n');
+  mkdirSync(path.join(root, 'devices/platform/soc/soc:firmware'), { recursive: true });
+  writeFileSync(path.join(root, 'devices/platform/soc/soc:firmware/get_throttled'), throttled + '\n');
+  return root;
+}
+
+/** The real programs, except the two that need a booted systemd, which this box may lack. */
+const fakeSystemd: Exec = async (cmd, args, timeoutMs) => {
+  if (cmd === 'timedatectl') return { code: 0, stdout: 'yes\n', stderr: '', missing: false };
+  if (cmd === 'systemctl') return { code: 0, stdout: 'active\n', stderr: '', missing: false };
+  return systemExec(cmd, args, timeoutMs);
+};
+
+async function doctor(t: Test, over: { mpvPath?: string; url?: string; dataDir?: string; hdmi?: string; throttled?: string; exec?: Exec }): Promise<{ code: number; lines: string[] }> {
+  const dir = tempDir(t, 'doctor-');
+  const url = over.url ?? (await startBroker(t)).url;
+  const config = parseConfig(
+    { deviceId: 'doc-1', dataDir: over.dataDir ?? path.join(dir, 'data'), mqtt: { url }, player: { mpvPath: over.mpvPath ?? 'mpv', args: ['--vo=null', '--ao=null'] } },
+    path.join(dir, 'signage-agent.json'),
+  );
+  const lines: string[] = [];
+  const ctx: DoctorContext = {
+    config,
+    log: silentLogger(),
+    out: (l) => lines.push(l),
+    exec: over.exec ?? fakeSystemd,
+    sysfsRoot: fakeSysfs(dir, over.hdmi ?? 'connected', over.throttled ?? '0x0'),
+    brokerTimeoutMs: 3000,
+  };
+  return { code: await runDoctor(ctx), lines };
+}
+
+const line = (lines: string[], name: string): string => lines.find((l) => l.slice(2).startsWith(`${name}:`)) ?? `(no ${name} line)`;
+
+t.test('a healthy box passes every check', async (t) => {
+  const { code, lines } = await doctor(t, {});
+  t.equal(code, 0, lines.join('\n'));
+  for (const n of ['mpv', 'mpv output', 'hdmi', 'power', 'dataDir', 'clock', 'timezone', 'broker', 'media cache', 'unit']) {
+    t.match(line(lines, n), /^✓ /, n);
+  }
+  t.match(line(lines, 'mpv output'), /vo=null/);
+  t.match(lines.at(-1), /10 ok, 0 warning\(s\), 0 failed/);
+});
+
+t.test('missing mpv fails clearly', async (t) => {
+  const { code, lines } = await doctor(t, { mpvPath: '/nonexistent/mpv' });
+  t.equal(code, 1);
+  t.match(line(lines, 'mpv'), /^✗ mpv: \/nonexistent\/mpv not found — fix: apt-get install mpv/);
+});
+
+t.test('an unreachable broker fails clearly', async (t) => {
+  const port = await freePort();
+  const { code, lines } = await doctor(t, { url: `mqtt://127.0.0.1:${port}` });
+  t.equal(code, 1);
+  t.match(line(lines, 'broker'), new RegExp(`^✗ broker: cannot connect to mqtt://127.0.0.1:${port}: .*ECONNREFUSED.* — fix: nothing listens there`));
+});
+
+t.test('an unwritable dataDir fails clearly', async (t) => {
+  const dir = tempDir(t, 'doctor-ro-');
+  writeFileSync(path.join(dir, 'a-file'), '');
+  // Under a regular file: unwritable even for root, which the CI may run as.
+  const { code, lines } = await doctor(t, { dataDir: path.join(dir, 'a-file', 'data') });
+  t.equal(code, 1);
+  t.match(line(lines, 'dataDir'), /^✗ dataDir: .*a-file\/data is not writable: .* — fix: create it and give it to the agent's user/);
+});
+
+t.test('disconnected HDMI, under-voltage and a corrupt cached file fail; a VM and no systemd only warn', async (t) => {
+  const dir = tempDir(t, 'doctor-media-');
+  const media = path.join(dir, 'data', 'media');
+  mkdirSync(media, { recursive: true });
+  writeFileSync(path.join(media, 'a'.repeat(64) + '.mp4'), 'not the content you hashed');
+  const { code, lines } = await doctor(t, { dataDir: path.join(dir, 'data'), hdmi: 'disconnected', throttled: '0x50005' });
+  t.equal(code, 1);
+  t.match(line(lines, 'hdmi'), /^✗ hdmi: HDMI-A-1 disconnected — fix: check the HDMI cable/);
+  t.match(line(lines, 'power'), /^✗ power: under-voltage, throttled now \(0x50005\) — fix: use the official 5 V power supply/);
+  t.match(line(lines, 'media cache'), /^✗ media cache: 1 bad file\(s\): a{64}\.mp4: content hashes to/);
+
+  const missing: Exec = async (cmd, args, ms) =>
+    cmd === 'timedatectl' || cmd === 'systemctl' ? { code: null, stdout: '', stderr: '', missing: true } : systemExec(cmd, args, ms);
+  const vm = await doctor(t, { exec: missing, throttled: '0x0' });
+  t.match(line(vm.lines, 'clock'), /^! clock: timedatectl not found/);
+  t.match(line(vm.lines, 'unit'), /^! unit: systemctl not found/);
+  t.equal(vm.code, 0, 'warnings do not fail');
+});
+
+t.test('timezone check', async (t) => {
+  t.match(checkTimezone('Asia/Ho_Chi_Minh', new Date('2024-08-15T01:00:00Z')).detail, /08:00 GMT\+7/);
+  t.equal(checkTimezone('Mars/Olympus').level, 'fail');
+});
