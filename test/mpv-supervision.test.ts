@@ -1,0 +1,103 @@
+import path from 'node:path';
+import t from 'tap';
+import { corruptClip, makeClip } from './helpers/clips.js';
+import { clip, harness, sleep, spotRecord, until } from './helpers/mpv-harness.js';
+
+function mpvPid(h: ReturnType<typeof harness>): number {
+  // The pid is mpv's answer to our own liveness probe; read it the same way.
+  const ipc = (h.player as unknown as { ipc?: { pid?: number } }).ipc;
+  if (!ipc?.pid) throw new Error('no mpv');
+  return ipc.pid;
+}
+
+t.test('kill -9 of mpv mid-spot: spot interrupted, mpv restarted, loop back', async (t) => {
+  const loopClip = await makeClip({ kind: 'pattern', seconds: 2 });
+  const spotClip = await makeClip({ kind: 'pattern', seconds: 4, size: '192x144' });
+  const h = harness(t);
+  await h.player.start();
+  h.player.setLoop([clip(loopClip)]);
+  await until(() => h.traces.some((e) => e.event === 'playing'), 5000, 'loop playing');
+  const r = spotRecord();
+  await h.player.playSpot({ playId: 'p', campaignId: 'c', clip: clip(spotClip) }, r.handlers);
+  await until(() => r.startedAt !== undefined, 3000, 'spot started');
+  const pid = mpvPid(h);
+  const killedAt = Date.now();
+  process.kill(pid, 'SIGKILL');
+  await r.ended;
+  t.equal(r.outcome, 'interrupted');
+  t.match(r.detail, /mpv exited/);
+  t.equal(h.player.state().state, 'down', 'down until restarted');
+  await until(() => h.restarts.length === 1, 3000, 'restart within 3 s');
+  t.pass(`restarted after ${Date.now() - killedAt} ms`);
+  t.not(mpvPid(h), pid, 'a new mpv');
+  const n = h.traces.length;
+  await until(() => h.traces.slice(n).some((e) => e.kind === 'loop' && e.event === 'playing'), 5000, 'loop after restart');
+  t.equal(h.player.state().state, 'playing');
+  await sleep(200);
+  t.equal(r.endedCalls, 1, 'onEnded exactly once');
+});
+
+t.test('a stalled mpv (SIGSTOP) is killed and restarted', async (t) => {
+  const loopClip = await makeClip({ kind: 'pattern', seconds: 2 });
+  const h = harness(t, { timings: { stallMs: 1000, pingIntervalMs: 500, pingTimeoutMs: 500 } });
+  await h.player.start();
+  h.player.setLoop([clip(loopClip)]);
+  await until(() => h.traces.some((e) => e.event === 'playing'), 5000, 'loop playing');
+  const pid = mpvPid(h);
+  process.kill(pid, 'SIGSTOP');
+  t.teardown(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
+  await until(() => h.restarts.length === 1, 5000, 'restart');
+  t.match(h.restarts[0], /stalled|not answering/);
+  await until(() => h.player.state().state === 'playing', 5000, 'playing again');
+  t.not(mpvPid(h), pid);
+});
+
+t.test('a corrupt clip and a missing file fail; the loop goes on', async (t) => {
+  const loopClip = await makeClip({ kind: 'pattern', seconds: 2 });
+  const h = harness(t);
+  await h.player.start();
+  h.player.setLoop([clip(loopClip)]);
+  await until(() => h.traces.some((e) => e.event === 'playing'), 5000, 'loop playing');
+  const bad = spotRecord();
+  await h.player.playSpot({ playId: 'x', campaignId: 'c', clip: clip(corruptClip(h.dir)) }, bad.handlers);
+  await bad.ended;
+  t.equal(bad.outcome, 'failed');
+  t.equal(bad.startedAt, undefined, 'never started');
+  t.notOk(h.player.busy());
+  const missing = spotRecord();
+  await h.player.playSpot({ playId: 'y', campaignId: 'c', clip: clip(path.join(h.dir, 'nope.mp4')) }, missing.handlers);
+  await missing.ended;
+  t.equal(missing.outcome, 'failed');
+  const n = h.traces.length;
+  await until(() => h.traces.slice(n).some((e) => e.kind === 'loop' && e.event === 'playing'), 5000, 'loop goes on');
+  t.equal(h.player.state().state, 'playing');
+  t.equal(h.restarts.length, 0, 'no restart needed');
+});
+
+t.test('a missing spot with an empty loop fails and leaves the screen idle', async (t) => {
+  const h = harness(t);
+  await h.player.start();
+  const r = spotRecord();
+  await h.player.playSpot({ playId: 'y', campaignId: 'c', clip: clip(path.join(h.dir, 'nope.mp4')) }, r.handlers);
+  await r.ended;
+  t.equal(r.outcome, 'failed');
+  await until(() => h.player.state().state === 'idle', 3000, 'idle');
+  await t.rejects(h.player.screenshot(), /nothing is playing/);
+});
+
+t.test('restart(reason) on request; stop() interrupts a playing spot', async (t) => {
+  const spotClip = await makeClip({ kind: 'pattern', seconds: 4, size: '192x144' });
+  const h = harness(t);
+  await h.player.start();
+  const pid = mpvPid(h);
+  await h.player.restart('asked');
+  t.same(h.restarts, ['asked']);
+  t.not(mpvPid(h), pid);
+  const r = spotRecord();
+  await h.player.playSpot({ playId: 'p', campaignId: 'c', clip: clip(spotClip) }, r.handlers);
+  await until(() => r.startedAt !== undefined, 3000, 'spot started');
+  await h.player.stop();
+  t.equal(r.outcome, 'interrupted');
+  t.equal(h.player.state().state, 'down');
+  await t.rejects(h.player.playSpot({ playId: 'q', campaignId: 'c', clip: clip(spotClip) }, spotRecord().handlers), /down/);
+});
