@@ -139,6 +139,13 @@ t.test('busyUntil and late spots: nothing before the busy spot ends; a spot push
   t.same(times(late).slice(0, 3), ['06:44:10', '07:10:30', '07:37:30']);
   t.equal(late.slots.length, 10);
   for (const s of [...busy.slots, ...late.slots]) t.ok(s.at >= local('06:44:10'));
+  // Two instants missed (a clock step, a stall): no back-to-back burst, the rest is re-spread.
+  const stepped = run({ now: local('07:11:00') });
+  t.equal(stepped.slots.length, 10);
+  t.ok(stepped.slots[1]!.at - stepped.slots[0]!.at > 20 * 60_000, 'spread, not a burst');
+  // Missed longer ago than the grace: behind, re-spread.
+  const stale = run({ now: local('06:54:00') });
+  t.equal(times(stale)[0], '07:06:18', '10 plays over 96 + 150 min: the first 12.3 min in');
 });
 
 t.test('a target raised at midday by an override layer', async (t) => {

@@ -67,7 +67,7 @@ export interface Plan {
 }
 
 export const DEFAULT_DURATION_MS = 30_000;
-/** A campaign whose missed grid instants are all this recent is late, not behind. */
+/** A campaign that missed one grid instant less than this ago is late, not behind. */
 export const LATE_GRACE_MS = 10 * 60_000;
 
 export function isActiveOn(c: Campaign, day: LocalDate): boolean {
@@ -101,9 +101,9 @@ interface Candidate {
 /**
  * The campaign's wanted start instants before the cross-campaign sweep.
  * On track (done >= grid instants passed): the fixed grid, from index `done` on, so that
- * screens with the same counts pick the same instants. Late (the missed instants are all
- * within LATE_GRACE_MS): the grid too, the missed ones as soon as possible (the sweep moves
- * them to `from`). Behind: the remaining plays
+ * screens with the same counts pick the same instants. Late (one grid instant missed,
+ * less than LATE_GRACE_MS ago): the grid too, the missed one as soon as possible (the sweep
+ * moves it to `from`). Behind: the remaining plays
  * re-spread over the remaining window time from `from`.
  * Either way spacing in window time is at least the clip length (as many as fit).
  */
@@ -117,8 +117,10 @@ function wantedInstants(spans: WindowSpan[], target: number, done: number, d: nu
   while (passed < grid.length && grid[passed]! < now) passed++;
   if (done >= passed) return grid.slice(done);
   // Late by little (pushed back by another spot, a quick restart): play the missed grid
-  // instants as soon as possible and keep the grid, instead of re-spreading the day.
-  if (grid[done]! >= now - LATE_GRACE_MS) return grid.slice(done);
+  // instant as soon as possible and keep the grid, instead of re-spreading the day.
+  // Only one instant: several missed at once (a clock step, a long stall) must not become a
+  // burst of back-to-back plays, they are re-spread below.
+  if (passed - done === 1 && grid[done]! >= now - LATE_GRACE_MS) return grid.slice(done);
   const rest = clipFrom(spans, from);
   const remaining = totalLength(rest);
   if (remaining <= 0) return [];
