@@ -44,9 +44,9 @@ function campaignBlock(cp: CampaignPlan, plan: Plan, zone: Zone, width: number):
   return out;
 }
 
-function cellChar(cp: CampaignPlan, plan: Plan, from: EpochMs, to: EpochMs): string {
+function cellChar(cp: CampaignPlan, starts: readonly EpochMs[], from: EpochMs, to: EpochMs): string {
   let n = 0;
-  for (const s of plan.slots) if (s.campaignId === cp.campaignId && s.at >= from && s.at < to) n++;
+  for (const at of starts) if (at >= from && at < to) n++;
   if (n === 1) return '*';
   if (n > 9) return '#';
   if (n > 1) return String(n);
@@ -88,10 +88,11 @@ export function renderPlanText(plan: Plan, tz: string, width = 100): string {
   }
   lines.push(`${''.padEnd(labelW)}${ruler.join('')}`);
   for (const cp of plan.campaigns) {
+    const starts = plan.slots.filter((s) => s.campaignId === cp.campaignId).map((s) => s.at);
     let row = '';
     for (let i = 0; i < cells; i++) {
       const from = plan.dayStart + i * cellMs;
-      row += cellChar(cp, plan, from, Math.min(plan.dayEnd, from + cellMs));
+      row += cellChar(cp, starts, from, Math.min(plan.dayEnd, from + cellMs));
     }
     lines.push(`${cp.campaignId.slice(0, labelW - 1).padEnd(labelW)}${row}`);
   }
