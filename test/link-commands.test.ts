@@ -1,0 +1,92 @@
+import { randomUUID } from 'node:crypto';
+import t from 'tap';
+import { Observer, rig, topic, waitFor } from './helpers/link-rig.js';
+
+const cmd = (o: Record<string, unknown>): string => JSON.stringify(o);
+
+t.test('MQTT 5 response topic + correlation data', async (t) => {
+  const r = await rig(t);
+  const caller = await Observer.connect(t, r.broker.url, ['noc/replies/#']);
+  const corr = Buffer.from(randomUUID());
+  await caller.publish(topic.device('cmd'), cmd({ id: 'c-1', name: 'ping' }), { properties: { responseTopic: 'noc/replies/1', correlationData: corr } });
+  await waitFor('reply', () => caller.got.length === 1);
+  const rep = caller.got[0]!;
+  t.equal(rep.topic, 'noc/replies/1');
+  t.same(rep.correlationData, corr, 'correlation data echoed');
+  t.equal(rep.json().id, 'c-1');
+  t.equal(rep.json().ok, true);
+  t.equal(rep.json().result.pong, true);
+  t.equal(r.obs.on('cmd/result').length, 0, 'not on the default topic');
+});
+
+t.test('replyTo (v3 style), default result topic, and every built-in command', async (t) => {
+  const r = await rig(t);
+  const caller = await Observer.connect(t, r.broker.url, ['noc/r']);
+  await caller.publish(topic.device('cmd'), cmd({ id: 'c-2', name: 'play-now', args: { campaignId: 'ihanoi-2024' }, replyTo: 'noc/r' }));
+  await waitFor('reply', () => caller.got.length === 1);
+  t.same(caller.got[0]!.json(), { id: 'c-2', ok: true, result: { queued: 'ihanoi-2024' } });
+  t.same(r.host.played, ['ihanoi-2024']);
+
+  const run = async (body: Record<string, unknown>): Promise<any> => {
+    const n = r.obs.on('cmd/result').length;
+    await r.obs.publish(topic.device('cmd'), cmd(body));
+    await waitFor(`result of ${String(body.id)}`, () => r.obs.on('cmd/result').length === n + 1);
+    return r.obs.on('cmd/result').at(-1)!.json();
+  };
+  t.same(await run({ id: 'c-3', name: 'status' }), { id: 'c-3', ok: true, result: { state: 'fine' } });
+  const shot = await run({ id: 'c-4', name: 'screenshot' });
+  t.equal(Buffer.from(shot.result.png, 'base64').subarray(0, 4).toString('hex'), '89504e47', 'PNG bytes base64');
+  t.same(await run({ id: 'c-5', name: 'restart-player' }), { id: 'c-5', ok: true, result: {} });
+  t.equal(r.host.restarts, 1);
+  t.same(await run({ id: 'c-6', name: 'report', args: { date: '2024-08-15' } }), { id: 'c-6', ok: true, result: { date: '2024-08-15', campaigns: [] } });
+  t.same(await run({ id: 'c-7', name: 'report', args: { date: '2024-02-30' } }), { id: 'c-7', ok: false, error: 'args.date: must be a real date YYYY-MM-DD' });
+  t.same(await run({ id: 'c-8', name: 'play-now', args: { campaignId: 'missing' } }), { id: 'c-8', ok: false, error: 'no such campaign: missing' }, 'host error becomes `error`');
+  t.same(await run({ id: 'c-9', name: 'play-now', args: {} }), { id: 'c-9', ok: false, error: 'args.campaignId: must be a campaign id' });
+});
+
+t.test('expired, duplicate, unknown and malformed commands', async (t) => {
+  const r = await rig(t);
+  const run = async (body: string): Promise<any> => {
+    const n = r.obs.on('cmd/result').length;
+    await r.obs.publish(topic.device('cmd'), body);
+    await waitFor('result', () => r.obs.on('cmd/result').length === n + 1);
+    return r.obs.on('cmd/result').at(-1)!.json();
+  };
+  const expired = await run(cmd({ id: 'e-1', name: 'restart-player', expiresAt: '2020-01-01T00:00:00Z' }));
+  t.same(expired, { id: 'e-1', ok: false, error: 'expired at 2020-01-01T00:00:00Z' });
+  t.equal(r.host.restarts, 0, 'an expired command never runs');
+
+  t.equal((await run(cmd({ id: 'd-1', name: 'restart-player', expiresAt: '2999-01-01T00:00:00Z' }))).ok, true);
+  t.same(await run(cmd({ id: 'd-1', name: 'restart-player' })), { id: 'd-1', ok: false, error: 'duplicate command id' });
+  t.equal(r.host.restarts, 1, 'executed at most once');
+
+  t.same(await run(cmd({ id: 'u-1', name: 'self-destruct' })), { id: 'u-1', ok: false, error: 'unknown command "self-destruct"' });
+  t.same(await run(cmd({ id: 'u-2', name: 'constructor' })), { id: 'u-2', ok: false, error: 'unknown command "constructor"' });
+
+  const bad = await run(cmd({ id: 'm-1', name: 'ping', colour: 'red' }));
+  t.equal(bad.id, 'm-1');
+  t.equal(bad.ok, false);
+  t.match(bad.error, /colour/);
+  await waitFor('rejected event', () => r.obs.events('rejected').length === 1);
+  t.same(r.obs.events('rejected')[0].detail.topic, topic.device('cmd'));
+
+  // Nothing to answer to: no id, no response topic. Only the rejected event.
+  await r.obs.publish(topic.device('cmd'), 'garbage');
+  await waitFor('second rejected event', () => r.obs.events('rejected').length === 2);
+  t.match(r.obs.events('rejected')[1].detail.reason, /not JSON/);
+  t.equal(r.link.connected(), true);
+});
+
+t.test('heartbeat: ts, deviceId, uptimeSec, host fields, backlog; QoS 0, not retained', async (t) => {
+  const r = await rig(t);
+  await waitFor('heartbeat', () => r.obs.on('heartbeat').length >= 1);
+  const hb = r.obs.on('heartbeat')[0]!;
+  t.equal(hb.retain, false);
+  const j = hb.json();
+  t.match(j, { deviceId: 'dev-1', cpuTempC: 51.5, load1: 0.3, player: { state: 'playing', campaignId: 'c1' }, clockSynced: true, compliance: [] });
+  t.match(j.ts, /^\d{4}-\d\d-\d\dT/);
+  t.ok(j.uptimeSec >= 5, 'uptime counts from bootedAt');
+  t.type(j.backlog, 'number');
+  await waitFor('a periodic heartbeat', () => r.obs.on('heartbeat').length >= 2, 15_000);
+  t.pass('heartbeats repeat every heartbeatSec');
+});
