@@ -1,0 +1,347 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readdir, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Logger } from '../core/log.js';
+import type { MediaRef } from '../core/types.js';
+import type { Clip } from '../player/player.js';
+import { type CachedFile, extensionOf, FINAL_RE, scanCacheDir, writeIndex } from './index-file.js';
+import { transfer, TransferError } from './transfer.js';
+
+export interface MediaCacheEvents {
+  /** A file was downloaded and its sha256 checked: re-plan, campaigns using it can play now. */
+  onVerified?(sha256: string): void;
+  /** An attempt failed (reported once per distinct reason, not on every retry): the `media-failed` event. */
+  onFailed?(ref: MediaRef, reason: string): void;
+}
+
+export interface MediaCacheCtx {
+  dir: string;
+  maxBytes: number;
+  clock: Clock;
+  log: Logger;
+  events?: MediaCacheEvents;
+  fetchImpl?: typeof fetch;
+  /** Parallel downloads (default 2: a Pi's SD card and uplink gain nothing from more). */
+  concurrency?: number;
+}
+
+export interface MediaFailure {
+  sha256: string;
+  url: string;
+  reason: string;
+  attempts: number;
+  nextRetryAt: number;
+}
+
+interface Job {
+  ref: MediaRef;
+  state: 'queued' | 'downloading' | 'waiting';
+  transientFailures: number;
+  rareFailures: number;
+  reason?: string;
+  reported?: string;
+  nextRetryAt: number;
+  retry?: TimerHandle;
+  abort?: AbortController;
+}
+
+const TRANSIENT_BACKOFF = { firstMs: 5_000, maxMs: 3_600_000 };
+// A wrong hash or a 404 needs someone to fix the server: look again rarely.
+const RARE_BACKOFF = { firstMs: 15 * 60_000, maxMs: 24 * 3_600_000 };
+const INDEX_FLUSH_MS = 10_000;
+
+/**
+ * Content-addressed media cache (PROTOCOL §4): files are named by their sha256, only a file
+ * whose content hashes to its name is ever handed to the player, and media the plan in
+ * force wants is never evicted. See index-file.ts for the directory layout.
+ */
+export class MediaCache {
+  private files = new Map<string, CachedFile>();
+  private parts = new Map<string, number>();
+  private pinned = new Set<string>();
+  private readonly jobs = new Map<string, Job>();
+  private readonly running = new Set<Promise<void>>();
+  private active = 0;
+  private started = false;
+  private stopped = false;
+  private flushTimer: TimerHandle | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+  private evicting: Promise<void> = Promise.resolve();
+  private warnedTooSmall = false;
+  private readonly fetchImpl: typeof fetch;
+  private readonly concurrency: number;
+
+  constructor(private readonly ctx: MediaCacheCtx) {
+    this.fetchImpl = ctx.fetchImpl ?? globalThis.fetch;
+    this.concurrency = ctx.concurrency ?? 2;
+  }
+
+  /** Scans the directory (deleting temp leftovers), then starts any downloads already wanted. */
+  async start(): Promise<void> {
+    const scan = await scanCacheDir(this.ctx.dir, this.ctx.clock.now(), this.ctx.log);
+    this.files = scan.files;
+    this.parts = scan.parts;
+    for (const sha of this.jobs.keys()) if (this.files.has(sha)) this.jobs.delete(sha);
+    this.started = true;
+    this.ctx.log.info({ dir: this.ctx.dir, ...this.status(), partial: this.parts.size, removed: scan.removed.length }, 'media cache ready');
+    if (scan.removed.length > 0) this.markDirty();
+    this.pump();
+    this.evictSoon();
+  }
+
+  /** Aborts downloads (their partial files stay for a resume) and writes the index. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const job of this.jobs.values()) {
+      job.retry?.cancel();
+      job.abort?.abort();
+    }
+    await Promise.allSettled([...this.running]);
+    await this.evicting;
+    this.flushTimer?.cancel();
+    this.flushTimer = undefined;
+    if (this.started) await this.flush();
+  }
+
+  /** The media the plan in force needs. Starts downloads of missing ones; pins these against eviction. */
+  want(refs: MediaRef[]): void {
+    const wanted = new Map(refs.map((r) => [r.sha256.toLowerCase(), r] as const));
+    this.pinned = new Set(wanted.keys());
+    for (const [sha, job] of this.jobs) {
+      if (wanted.has(sha)) continue;
+      job.retry?.cancel();
+      job.abort?.abort();
+      this.jobs.delete(sha);
+    }
+    for (const [sha, ref] of wanted) {
+      if (this.files.has(sha)) continue;
+      const job = this.jobs.get(sha);
+      if (!job) {
+        this.jobs.set(sha, { ref: { ...ref, sha256: sha }, state: 'queued', transientFailures: 0, rareFailures: 0, nextRetryAt: 0 });
+      } else if (job.ref.url !== ref.url) {
+        // A new source deserves a fresh try, not the old source's backoff.
+        job.ref = { ...ref, sha256: sha };
+        job.transientFailures = job.rareFailures = 0;
+        if (job.state === 'waiting') this.requeue(job);
+      }
+    }
+    this.pump();
+    this.evictSoon();
+  }
+
+  /** A verified local clip, or undefined while it is missing/downloading/failed. Touches the LRU. */
+  resolve(ref: MediaRef): Clip | undefined {
+    const f = this.files.get(ref.sha256.toLowerCase());
+    if (!f) return undefined;
+    f.lastUsed = this.ctx.clock.now();
+    this.markDirty();
+    const clip: Clip = { path: path.join(this.ctx.dir, f.name), sha256: f.sha256 };
+    const d = f.durationMs ?? ref.durationMs;
+    if (d !== undefined) clip.durationMs = d;
+    return clip;
+  }
+
+  /** The real length as the player measured it; kept across restarts. */
+  setDuration(sha256: string, ms: number): void {
+    const f = this.files.get(sha256.toLowerCase());
+    if (!f || !Number.isFinite(ms) || ms <= 0 || f.durationMs === Math.round(ms)) return;
+    f.durationMs = Math.round(ms);
+    this.markDirty();
+  }
+
+  duration(sha256: string): number | undefined {
+    return this.files.get(sha256.toLowerCase())?.durationMs;
+  }
+
+  status(): { files: number; bytes: number; downloading: number; failed: number } {
+    let bytes = 0;
+    for (const f of this.files.values()) bytes += f.size;
+    for (const p of this.parts.values()) bytes += p;
+    const failed = [...this.jobs.values()].filter((j) => j.reason !== undefined && j.state !== 'downloading').length;
+    return { files: this.files.size, bytes, downloading: this.active, failed };
+  }
+
+  /** Wanted media that is not verified because its last attempt failed (for `status`/`report` commands). */
+  failures(): MediaFailure[] {
+    return [...this.jobs.values()]
+      .filter((j) => j.reason !== undefined)
+      .map((j) => ({ sha256: j.ref.sha256, url: j.ref.url, reason: j.reason!, attempts: j.transientFailures + j.rareFailures, nextRetryAt: j.nextRetryAt }));
+  }
+
+  /**
+   * Re-hashes every cached file and reports each one whose content does not match its name
+   * (and index entries whose file vanished). Read-only, usable without start() (doctor).
+   */
+  async verifyAll(): Promise<string[]> {
+    const problems: string[] = [];
+    let names: string[];
+    try {
+      names = (await readdir(this.ctx.dir)).sort();
+    } catch (e) {
+      return [`cannot read ${this.ctx.dir}: ${(e as Error).message}`];
+    }
+    for (const name of names) {
+      const m = FINAL_RE.exec(name);
+      if (!m?.[1]) continue;
+      try {
+        const h = createHash('sha256');
+        for await (const c of createReadStream(path.join(this.ctx.dir, name)) as AsyncIterable<Buffer>) h.update(c);
+        const got = h.digest('hex');
+        if (got !== m[1]) problems.push(`${name}: content hashes to ${got}`);
+      } catch (e) {
+        problems.push(`${name}: unreadable: ${(e as Error).message}`);
+      }
+    }
+    for (const f of this.files.values()) if (!names.includes(f.name)) problems.push(`${f.name}: in the index but missing on disk`);
+    return problems;
+  }
+
+  private pump(): void {
+    if (!this.started || this.stopped) return;
+    for (const job of this.jobs.values()) {
+      if (this.active >= this.concurrency) return;
+      if (job.state === 'queued') this.run(job);
+    }
+  }
+
+  private run(job: Job): void {
+    const sha = job.ref.sha256;
+    const abort = new AbortController();
+    job.state = 'downloading';
+    job.abort = abort;
+    this.active++;
+    const ext = extensionOf(job.ref.url);
+    const name = sha + ext;
+    const p = transfer({
+      url: job.ref.url,
+      sha256: sha,
+      partPath: path.join(this.ctx.dir, `${sha}.part`),
+      finalPath: path.join(this.ctx.dir, name),
+      maxBytes: this.ctx.maxBytes,
+      fetchImpl: this.fetchImpl,
+      clock: this.ctx.clock,
+      signal: abort.signal,
+      onSize: (bytes) => this.evict(bytes - (this.parts.get(sha) ?? 0)),
+    })
+      .then(
+        (size) => {
+          this.active--;
+          this.verified(job, name, size);
+        },
+        (e: unknown) => {
+          this.active--;
+          return this.failed(job, e, abort.signal.aborted);
+        },
+      )
+      .finally(() => {
+        this.running.delete(p);
+        job.abort = undefined;
+        this.pump();
+      });
+    this.running.add(p);
+  }
+
+  private verified(job: Job, name: string, size: number): void {
+    const sha = job.ref.sha256;
+    this.files.set(sha, { sha256: sha, name, size, lastUsed: this.ctx.clock.now() });
+    this.parts.delete(sha);
+    if (this.jobs.get(sha) === job) this.jobs.delete(sha);
+    this.ctx.log.info({ sha256: sha, url: job.ref.url, bytes: size, after: job.reason }, 'media verified');
+    this.markDirty();
+    this.evictSoon();
+    this.ctx.events?.onVerified?.(sha);
+  }
+
+  private async failed(job: Job, e: unknown, aborted: boolean): Promise<void> {
+    const sha = job.ref.sha256;
+    const partSize = await stat(path.join(this.ctx.dir, `${sha}.part`)).then((s) => s.size, () => undefined);
+    if (partSize === undefined) this.parts.delete(sha);
+    else this.parts.set(sha, partSize);
+    if (aborted || this.stopped || this.jobs.get(sha) !== job) return; // no longer wanted, or shutting down
+    const err = e instanceof TransferError ? e : new TransferError((e as Error)?.message ?? String(e), 'transient');
+    let delay: number;
+    if (err.kind === 'restart') {
+      delay = 0;
+    } else if (err.kind === 'rare') {
+      delay = backoff(RARE_BACKOFF, job.rareFailures++);
+    } else {
+      delay = backoff(TRANSIENT_BACKOFF, job.transientFailures++);
+    }
+    job.state = 'waiting';
+    job.nextRetryAt = this.ctx.clock.now() + delay;
+    if (err.kind !== 'restart') {
+      job.reason = err.message;
+      this.ctx.log.warn({ sha256: sha, url: job.ref.url, reason: err.message, retryInMs: delay }, 'media download failed');
+      if (job.reported !== err.message) {
+        job.reported = err.message;
+        this.ctx.events?.onFailed?.(job.ref, err.message);
+      }
+    }
+    job.retry = this.ctx.clock.setTimer(delay, () => this.requeue(job));
+  }
+
+  private requeue(job: Job): void {
+    job.retry?.cancel();
+    job.retry = undefined;
+    if (this.jobs.get(job.ref.sha256) !== job || job.state !== 'waiting') return;
+    job.state = 'queued';
+    this.pump();
+  }
+
+  private evictSoon(): void {
+    if (!this.started) return;
+    this.evict(0).catch((e: unknown) => this.ctx.log.warn({ err: e }, 'media eviction failed'));
+  }
+
+  /**
+   * Deletes least-recently-used files until everything plus `reserve` bytes fits in maxBytes.
+   * Unwanted partial downloads go first, then unpinned files oldest first; pinned ones never.
+   */
+  private evict(reserve: number): Promise<void> {
+    const next = this.evicting.then(async () => {
+      let total = this.status().bytes + Math.max(0, reserve);
+      if (total <= this.ctx.maxBytes) return;
+      const victims: Array<{ name: string; size: number; drop: () => void }> = [];
+      for (const [sha, size] of this.parts) {
+        if (!this.pinned.has(sha) && !this.jobs.has(sha)) victims.push({ name: `${sha}.part`, size, drop: () => this.parts.delete(sha) });
+      }
+      const lru = [...this.files.values()].filter((f) => !this.pinned.has(f.sha256)).sort((a, b) => a.lastUsed - b.lastUsed);
+      for (const f of lru) victims.push({ name: f.name, size: f.size, drop: () => this.files.delete(f.sha256) });
+      for (const v of victims) {
+        if (total <= this.ctx.maxBytes) break;
+        v.drop();
+        total -= v.size;
+        await unlink(path.join(this.ctx.dir, v.name)).catch(() => undefined);
+        this.ctx.log.info({ file: v.name, bytes: v.size }, 'media evicted');
+        this.markDirty();
+      }
+      if (total > this.ctx.maxBytes && !this.warnedTooSmall) {
+        this.warnedTooSmall = true;
+        this.ctx.log.warn({ needBytes: total, maxBytes: this.ctx.maxBytes }, 'media cache too small for the media the plan in force needs');
+      }
+    });
+    this.evicting = next.catch(() => undefined);
+    return next;
+  }
+
+  private markDirty(): void {
+    if (this.flushTimer || this.stopped || !this.started) return;
+    this.flushTimer = this.ctx.clock.setTimer(INDEX_FLUSH_MS, () => {
+      this.flushTimer = undefined;
+      this.flush().catch((e: unknown) => this.ctx.log.warn({ err: e }, 'media index write failed'));
+    });
+  }
+
+  private flush(): Promise<void> {
+    this.flushing = this.flushing.catch(() => undefined).then(() => writeIndex(this.ctx.dir, this.files.values()));
+    return this.flushing;
+  }
+}
+
+function backoff(b: { firstMs: number; maxMs: number }, failuresBefore: number): number {
+  const base = Math.min(b.maxMs, b.firstMs * 2 ** Math.min(failuresBefore, 30));
+  // ±20% jitter so a fleet that lost the CDN together does not return together.
+  return Math.round(base * (0.8 + 0.4 * Math.random()));
+}

@@ -1,0 +1,125 @@
+import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { EpochMs } from '../core/types.js';
+import type { Logger } from '../core/log.js';
+import { ATOMIC_TEMP_SUFFIX, writeFileAtomic } from '../fsx/atomic.js';
+
+// On disk, the cache directory holds:
+//   <sha256>[.ext]   verified files (the name is the content's hash; .ext from the URL helps mpv probe)
+//   <sha256>.part    a download in progress, kept between attempts and restarts for HTTP Range resume
+//   index.json       last use and learned duration per file (a hint: the files themselves are the truth)
+
+export const INDEX_FILE = 'index.json';
+export const FINAL_RE = /^([0-9a-f]{64})(\.[a-z0-9]{1,5})?$/;
+const PART_RE = /^([0-9a-f]{64})\.part$/;
+/** A partial download nobody resumed for this long is abandoned. */
+const PART_MAX_AGE_MS = 7 * 86400_000;
+
+export interface CachedFile {
+  sha256: string;
+  name: string;
+  size: number;
+  lastUsed: EpochMs;
+  durationMs?: number;
+}
+
+interface IndexDoc {
+  version: 1;
+  files: Record<string, { name: string; size: number; lastUsed: number; durationMs?: number }>;
+}
+
+export interface ScanResult {
+  files: Map<string, CachedFile>;
+  /** sha256 → bytes already downloaded. */
+  parts: Map<string, number>;
+  /** Names deleted during the scan (temp leftovers, stale parts, duplicates, size mismatches). */
+  removed: string[];
+}
+
+/**
+ * Rebuilds the cache state from the directory: every `<sha256>[.ext]` file is taken, with
+ * its last use from the index (or its mtime when the index lost it). A file whose size
+ * differs from the index's record is deleted rather than trusted; a full re-hash of every
+ * file at start would cost minutes on an SD card (verifyAll does it on demand).
+ */
+export async function scanCacheDir(dir: string, now: EpochMs, log: Logger): Promise<ScanResult> {
+  await mkdir(dir, { recursive: true });
+  const index = await readIndex(dir, log);
+  const files = new Map<string, CachedFile>();
+  const parts = new Map<string, number>();
+  const removed: string[] = [];
+  const remove = async (name: string, why: string): Promise<void> => {
+    await unlink(path.join(dir, name)).catch(() => undefined);
+    removed.push(name);
+    log.info({ file: name, why }, 'media cache: removed');
+  };
+  for (const name of (await readdir(dir)).sort()) {
+    if (name === INDEX_FILE) continue;
+    if (name.endsWith(ATOMIC_TEMP_SUFFIX)) {
+      await remove(name, 'temp leftover');
+      continue;
+    }
+    const part = PART_RE.exec(name);
+    const fin = FINAL_RE.exec(name);
+    if (!part && !fin) continue;
+    const st = await stat(path.join(dir, name)).catch(() => undefined);
+    if (!st?.isFile()) continue;
+    if (part?.[1]) {
+      if (now - st.mtimeMs > PART_MAX_AGE_MS) await remove(name, 'abandoned partial download');
+      else parts.set(part[1], st.size);
+      continue;
+    }
+    const sha = fin![1]!;
+    const known = index.files[sha];
+    if (files.has(sha)) {
+      await remove(name, 'duplicate of the same content');
+    } else if (known && known.name === name && known.size !== st.size) {
+      await remove(name, `size ${st.size} differs from the recorded ${known.size}`);
+    } else {
+      const f: CachedFile = { sha256: sha, name, size: st.size, lastUsed: known?.lastUsed ?? st.mtimeMs };
+      if (known?.durationMs !== undefined) f.durationMs = known.durationMs;
+      files.set(sha, f);
+    }
+  }
+  // A part whose file is already verified is useless.
+  for (const sha of parts.keys()) {
+    if (files.has(sha)) {
+      parts.delete(sha);
+      await remove(`${sha}.part`, 'already verified');
+    }
+  }
+  return { files, parts, removed };
+}
+
+export async function writeIndex(dir: string, files: Iterable<CachedFile>): Promise<void> {
+  const doc: IndexDoc = { version: 1, files: {} };
+  for (const f of files) doc.files[f.sha256] = { name: f.name, size: f.size, lastUsed: f.lastUsed, ...(f.durationMs !== undefined ? { durationMs: f.durationMs } : {}) };
+  await writeFileAtomic(path.join(dir, INDEX_FILE), JSON.stringify(doc));
+}
+
+async function readIndex(dir: string, log: Logger): Promise<IndexDoc> {
+  let text: string;
+  try {
+    text = await readFile(path.join(dir, INDEX_FILE), 'utf8');
+  } catch {
+    return { version: 1, files: {} };
+  }
+  try {
+    const doc = JSON.parse(text) as Partial<IndexDoc>;
+    if (doc.version === 1 && doc.files && typeof doc.files === 'object') return doc as IndexDoc;
+  } catch {
+    // fall through: a broken index only costs the LRU order
+  }
+  log.warn({ dir }, 'media cache: index.json unreadable, rebuilt from the files');
+  return { version: 1, files: {} };
+}
+
+/** `.mp4` from `https://x/clip.MP4?x=1`, or '' when the URL has no plain short extension. */
+export function extensionOf(url: string): string {
+  try {
+    const ext = path.posix.extname(new URL(url).pathname).toLowerCase();
+    return /^\.[a-z0-9]{1,5}$/.test(ext) ? ext : '';
+  } catch {
+    return '';
+  }
+}

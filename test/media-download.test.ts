@@ -1,0 +1,154 @@
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import t from 'tap';
+import { blob, eventually, startCache } from './helpers/media-rig.js';
+import { sha256, startMediaServer } from './helpers/media-server.js';
+import { tempDir } from './helpers/tmp.js';
+
+t.test('http with Range support: verified, resolvable, named by hash with the URL extension', async (t) => {
+  const srv = await startMediaServer(t);
+  const body = blob(200_000);
+  const sha = sha256(body);
+  srv.serve('/spot.MP4', { body });
+  const dir = tempDir(t, 'media-');
+  const rig = await startCache(t, dir);
+  const ref = { url: srv.url('/spot.MP4'), sha256: sha.toUpperCase(), durationMs: 30_000 };
+  t.equal(rig.cache.resolve(ref), undefined, 'nothing before the download');
+  rig.cache.want([ref]);
+  await rig.until(sha);
+  const clip = rig.cache.resolve(ref);
+  t.same(clip, { path: path.join(dir, `${sha}.mp4`), sha256: sha, durationMs: 30_000 });
+  t.ok(readFileSync(clip!.path).equals(body));
+  t.same(rig.cache.status(), { files: 1, bytes: body.length, downloading: 0, failed: 0 });
+  t.same(readdirSync(dir).filter((n) => n.endsWith('.part')), [], 'no partial file left');
+  rig.cache.setDuration(sha, 29_960);
+  t.equal(rig.cache.resolve(ref)?.durationMs, 29_960, 'a learned duration wins over the assignment');
+  t.equal(rig.cache.duration(sha), 29_960);
+});
+
+t.test('a dropped connection resumes with Range from the partial file', async (t) => {
+  const srv = await startMediaServer(t);
+  const body = blob(400_000);
+  const sha = sha256(body);
+  srv.serve('/big.mp4', { body, dropAfter: 150_000 });
+  const rig = await startCache(t, tempDir(t, 'media-'));
+  const ref = { url: srv.url('/big.mp4'), sha256: sha };
+  rig.cache.want([ref]);
+  t.equal(await rig.next(), 'failed');
+  t.equal(rig.cache.status().failed, 1);
+  t.equal(rig.cache.resolve(ref), undefined);
+  await rig.clock.advanceBy(10_000); // past the first backoff (5 s ± 20%)
+  await rig.until(sha);
+  t.equal(srv.requests.length, 2);
+  t.equal(srv.requests[0]!.range, undefined);
+  t.match(srv.requests[1]!.range, /^bytes=\d+-$/, 'second request resumes');
+  const offset = Number(/\d+/.exec(srv.requests[1]!.range!)![0]);
+  t.ok(offset > 0 && offset <= 150_000, `resumed at ${offset}`);
+  t.ok(srv.bytesSent < body.length + 150_000 + 1, 'the first part was not fetched twice');
+  t.ok(readFileSync(rig.cache.resolve(ref)!.path).equals(body));
+  t.equal(rig.cache.status().failed, 0);
+});
+
+t.test('a dropped connection to a server without Range support restarts from zero', async (t) => {
+  const srv = await startMediaServer(t);
+  const body = blob(300_000);
+  const sha = sha256(body);
+  srv.serve('/plain', { body, ranges: false, dropAfter: 100_000 });
+  const rig = await startCache(t, tempDir(t, 'media-'));
+  const ref = { url: srv.url('/plain'), sha256: sha };
+  rig.cache.want([ref]);
+  t.equal(await rig.next(), 'failed');
+  await rig.clock.advanceBy(10_000);
+  await rig.until(sha);
+  t.ok(srv.requests[1]!.range, 'asked to resume');
+  t.ok(readFileSync(rig.cache.resolve(ref)!.path).equals(body), 'a 200 answer replaced the partial file');
+});
+
+t.test('a wrong hash: media-failed with the hash got, never resolvable, retried rarely', async (t) => {
+  const srv = await startMediaServer(t);
+  const body = blob(50_000);
+  const claimed = sha256(Buffer.from('something else'));
+  srv.serve('/wrong.mp4', { body });
+  const dir = tempDir(t, 'media-');
+  const rig = await startCache(t, dir);
+  const ref = { url: srv.url('/wrong.mp4'), sha256: claimed };
+  rig.cache.want([ref]);
+  t.equal(await rig.next(), 'failed');
+  t.same(rig.failed, [{ ref: { url: ref.url, sha256: claimed }, reason: `sha256 mismatch: got ${sha256(body)}` }]);
+  t.equal(rig.cache.resolve(ref), undefined);
+  t.same(readdirSync(dir).filter((n) => !n.startsWith('index')), [], 'the bad download was deleted');
+  t.match(rig.cache.failures(), [{ sha256: claimed, reason: /sha256 mismatch/, attempts: 1 }]);
+  await rig.clock.advanceBy(10 * 60_000);
+  t.equal(srv.requests.length, 1, 'no retry within ten minutes');
+  await rig.clock.advanceBy(60 * 60_000);
+  await eventually(() => rig.cache.failures()[0]?.attempts === 2);
+  t.equal(srv.requests.length, 2, 'retried within the next hour');
+  t.equal(rig.failed.length, 1, 'the same failure is not reported twice');
+  t.equal(rig.cache.resolve(ref), undefined);
+  t.equal(rig.verified.length, 0);
+});
+
+t.test('HTTP 404 is a media-failed event', async (t) => {
+  const srv = await startMediaServer(t);
+  const rig = await startCache(t, tempDir(t, 'media-'));
+  rig.cache.want([{ url: srv.url('/missing.mp4'), sha256: 'a'.repeat(64) }]);
+  t.equal(await rig.next(), 'failed');
+  t.equal(rig.failed[0]!.reason, 'HTTP 404');
+});
+
+t.test('file:// source is copied, hashed and verified', async (t) => {
+  const src = tempDir(t, 'media-src-');
+  const body = blob(123_457);
+  const sha = sha256(body);
+  const file = path.join(src, 'house loop.webm');
+  writeFileSync(file, body);
+  const dir = tempDir(t, 'media-');
+  const rig = await startCache(t, dir);
+  const ref = { url: pathToFileURL(file).href, sha256: sha };
+  rig.cache.want([ref]);
+  await rig.until(sha);
+  const clip = rig.cache.resolve(ref)!;
+  t.equal(clip.path, path.join(dir, `${sha}.webm`));
+  t.ok(readFileSync(clip.path).equals(body));
+
+  const missing = { url: pathToFileURL(path.join(src, 'nope.mp4')).href, sha256: 'b'.repeat(64) };
+  rig.cache.want([ref, missing]);
+  t.equal(await rig.next(), 'failed');
+  t.match(rig.failed[0]!.reason, /cannot read/);
+});
+
+t.test('at most two downloads at once', async (t) => {
+  const srv = await startMediaServer(t);
+  const refs = [1, 2, 3, 4].map((i) => {
+    const body = blob(10_000 + i);
+    srv.serve(`/f${i}`, { body, hold: true });
+    return { url: srv.url(`/f${i}`), sha256: sha256(body) };
+  });
+  const rig = await startCache(t, tempDir(t, 'media-'));
+  rig.cache.want(refs);
+  await eventually(() => srv.requests.length >= 2);
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(srv.requests.length, 2, 'the third waits for a slot');
+  t.equal(rig.cache.status().downloading, 2);
+  const all = Promise.all(refs.map((r) => rig.until(r.sha256)));
+  const releaser = setInterval(() => srv.release(), 5);
+  await all;
+  clearInterval(releaser);
+  t.equal(srv.maxInFlight, 2);
+  t.equal(rig.cache.status().files, 4);
+});
+
+t.test('media no longer wanted stops downloading', async (t) => {
+  const srv = await startMediaServer(t);
+  const body = blob(10_000);
+  srv.serve('/held', { body, hold: true });
+  const rig = await startCache(t, tempDir(t, 'media-'));
+  rig.cache.want([{ url: srv.url('/held'), sha256: sha256(body) }]);
+  await eventually(() => srv.requests.length >= 1);
+  rig.cache.want([]);
+  await eventually(() => rig.cache.status().downloading === 0);
+  srv.release();
+  t.same(rig.cache.status(), { files: 0, bytes: 0, downloading: 0, failed: 0 });
+  t.same(rig.failed, [], 'an abandoned download is not a failure');
+});
