@@ -1,0 +1,58 @@
+import { cmdCommand, reportCommand, screenshotCommand } from './cmd.js';
+import { CliError, type Io } from './conn.js';
+import { assignCommand, overrideCommand } from './desired.js';
+import { watchCommand } from './watch.js';
+
+export const MAIN_HELP = `signagectl — the operator's tool for a fleet of signage-agent screens (over MQTT).
+
+Usage:
+  signagectl assign   (--device ID | --group G) --file assignment.json    publish campaigns (next version)
+  signagectl override (--device ID | --group G) --campaign C --times N [--windows W] [--expires +6h]
+  signagectl override (--device ID | --group G) --clear
+  signagectl cmd      --device ID NAME [--args JSON] [--out FILE]        run a command, print the answer
+  signagectl screenshot --device ID --out FILE                           the screen's current frame (PNG)
+  signagectl watch    [--once --for 5s]                                  live fleet table
+  signagectl report   [--date D] [--device ID | --all] [--csv]           a day's compliance
+  signagectl COMMAND --help
+
+Every command takes --config FILE (a JSON file with the agent-style "mqtt" object) or --url URL.
+Exit codes: 0 ok, 1 failed (no answer, ok:false, broker unreachable), 2 bad arguments or input.`;
+
+const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number>> = {
+  assign: assignCommand,
+  override: overrideCommand,
+  cmd: cmdCommand,
+  screenshot: screenshotCommand,
+  watch: watchCommand,
+  report: reportCommand,
+};
+
+/** Runs one signagectl invocation; never throws, returns the exit code. */
+export async function main(argv: string[], io: Io): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.out(MAIN_HELP);
+    return name === undefined ? 2 : 0;
+  }
+  const run = COMMANDS[name];
+  if (!run) {
+    io.err(`signagectl: unknown command "${name}" (see signagectl --help)`);
+    return 2;
+  }
+  try {
+    return await run(rest, io);
+  } catch (e) {
+    if (e instanceof CliError) {
+      for (const l of e.message.split('\n')) io.err(`signagectl ${name}: ${l}`);
+      return e.exitCode;
+    }
+    // parseArgs' unknown/invalid option errors are usage errors too.
+    const code = (e as { code?: string }).code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`signagectl ${name}: ${(e as Error).message} (see signagectl ${name} --help)`);
+      return 2;
+    }
+    io.err(`signagectl ${name}: ${(e as Error).message}`);
+    return 1;
+  }
+}

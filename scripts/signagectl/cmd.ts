@@ -1,0 +1,235 @@
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { MqttClient } from 'mqtt';
+import { localDateSchema } from '../../agent/core/schemas.js';
+import { CONNECTION_HELP, CONNECTION_OPTIONS, CliError, type Io, collect, connect, connectionFrom, parseDuration, targetStem } from './conn.js';
+import { csvLine, renderTable } from './table.js';
+
+// Commands (PROTOCOL §7). The request names the device's own result topic as its MQTT 5
+// response topic, with the request id as correlation data: a broker ACL that lets a device
+// publish only under {p}/device/{id}/ still lets it answer.
+
+export interface CommandResult {
+  id: string;
+  ok: boolean;
+  result?: unknown;
+  error?: string;
+}
+
+export const CMD_HELP = `Usage: signagectl cmd --device ID NAME [--args JSON] [--timeout S] [--out FILE]
+
+Sends a command (PROTOCOL §7) and prints the device's answer. Exit 0 when it answered ok:true,
+1 on ok:false or no answer. Names: ping, status, play-now (--args '{"campaignId":"C"}'),
+screenshot (--out FILE writes the PNG), restart-player, report (--args '{"date":"YYYY-MM-DD"}').
+  --timeout S   how long to wait for the answer (default 15s)
+
+${CONNECTION_HELP}`;
+
+export const SCREENSHOT_HELP = `Usage: signagectl screenshot --device ID --out FILE [--timeout S]
+
+The current frame of the screen as a PNG (the screenshot command).
+
+${CONNECTION_HELP}`;
+
+export const REPORT_HELP = `Usage: signagectl report [--date YYYY-MM-DD] [--device ID | --all] [--csv] [--timeout S]
+
+A day's compliance per device and campaign: sends the report command to the named device, or
+(--all, the default) to every device whose retained status says online, and prints a table or CSV
+(device,campaign,date,played,target,onTrack,status). Offline devices are listed, not asked.
+  --date D      the devices' local day (default: today here)
+  --timeout S   how long to wait for the answers (default 15s)
+
+${CONNECTION_HELP}`;
+
+/** Sends requests and matches answers by id on the devices' result topics. One subscription for many. */
+export class Requester {
+  private readonly waiting = new Map<string, (r: CommandResult) => void>();
+  private readonly onMessage = (topic: string, payload: Buffer, packet: { properties?: { correlationData?: Buffer } }): void => {
+    if (!topic.endsWith('/cmd/result')) return;
+    let r: CommandResult;
+    try {
+      r = JSON.parse(payload.toString('utf8')) as CommandResult;
+    } catch {
+      return;
+    }
+    const id = packet.properties?.correlationData?.toString('utf8') ?? r.id;
+    const w = this.waiting.get(id) ?? this.waiting.get(r.id);
+    if (w) w(r);
+  };
+
+  constructor(private readonly client: MqttClient, private readonly prefix: string) {
+    client.on('message', this.onMessage);
+  }
+
+  async start(deviceIds: string[] | 'all'): Promise<void> {
+    const topics = deviceIds === 'all' ? [`${this.prefix}/device/+/cmd/result`] : deviceIds.map((d) => `${this.prefix}/device/${d}/cmd/result`);
+    await this.client.subscribeAsync(topics, { qos: 1 });
+  }
+
+  stop(): void {
+    this.client.removeListener('message', this.onMessage);
+  }
+
+  async send(deviceId: string, name: string, args: Record<string, unknown> | undefined, timeoutMs: number): Promise<CommandResult | undefined> {
+    const id = `ctl-${randomBytes(8).toString('hex')}`;
+    const device = `${this.prefix}/device/${deviceId}`;
+    const answer = new Promise<CommandResult | undefined>((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        resolve(undefined);
+      }, timeoutMs);
+      this.waiting.set(id, (r) => {
+        clearTimeout(timer);
+        this.waiting.delete(id);
+        resolve(r);
+      });
+    });
+    const body = { id, name, ...(args ? { args } : {}), expiresAt: new Date(Date.now() + timeoutMs).toISOString() };
+    await this.client.publishAsync(`${device}/cmd`, JSON.stringify(body), {
+      qos: 1,
+      properties: { responseTopic: `${device}/cmd/result`, correlationData: Buffer.from(id) },
+    });
+    return answer;
+  }
+}
+
+export async function cmdCommand(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...CONNECTION_OPTIONS, device: { type: 'string' }, args: { type: 'string' }, timeout: { type: 'string' }, out: { type: 'string' } } });
+  if (values.help) return (io.out(CMD_HELP), 0);
+  if (positionals.length !== 1) throw new CliError('give exactly one command NAME (see --help)');
+  return runOne(values, positionals[0]!, io);
+}
+
+export async function screenshotCommand(argv: string[], io: Io): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { ...CONNECTION_OPTIONS, device: { type: 'string' }, timeout: { type: 'string' }, out: { type: 'string' } } });
+  if (values.help) return (io.out(SCREENSHOT_HELP), 0);
+  if (values.out === undefined) throw new CliError('--out FILE is required');
+  return runOne({ ...values, args: undefined }, 'screenshot', io);
+}
+
+async function runOne(
+  values: Parameters<typeof connectionFrom>[0] & { device?: string | undefined; args?: string | undefined; timeout?: string | undefined; out?: string | undefined },
+  name: string,
+  io: Io,
+): Promise<number> {
+  const conn = connectionFrom(values);
+  if (values.device === undefined) throw new CliError('--device ID is required');
+  targetStem(conn.prefix, { device: values.device });
+  let args: Record<string, unknown> | undefined;
+  if (values.args !== undefined) {
+    try {
+      args = JSON.parse(values.args) as Record<string, unknown>;
+    } catch (e) {
+      throw new CliError(`--args: not JSON: ${(e as Error).message}`);
+    }
+    if (!args || typeof args !== 'object' || Array.isArray(args)) throw new CliError('--args must be a JSON object');
+  }
+  const timeoutMs = parseDuration(values.timeout ?? '15s', '--timeout');
+  const client = await connect(conn);
+  const req = new Requester(client, conn.prefix);
+  try {
+    await req.start([values.device]);
+    const r = await req.send(values.device, name, args, timeoutMs);
+    if (!r) {
+      io.err(`no answer from ${values.device} within ${Math.round(timeoutMs / 1000)} s (is it online? signagectl watch --once)`);
+      return 1;
+    }
+    const png = (r.result as { png?: unknown } | undefined)?.png;
+    if (values.out !== undefined && typeof png === 'string') {
+      const bytes = Buffer.from(png, 'base64');
+      writeFileSync(values.out, bytes);
+      r.result = { ...(r.result as object), png: `<${bytes.length} bytes written to ${values.out}>` };
+    }
+    io.out(JSON.stringify(r, null, 2));
+    if (!r.ok) io.err(`${values.device}: ${name} failed: ${r.error ?? 'no reason given'}`);
+    return r.ok ? 0 : 1;
+  } finally {
+    req.stop();
+    await client.endAsync().catch(() => undefined);
+  }
+}
+
+interface ComplianceRow {
+  campaignId: string;
+  day?: string;
+  played: number;
+  target: number;
+  onTrack: boolean;
+}
+
+export async function reportCommand(argv: string[], io: Io, today = localToday()): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { ...CONNECTION_OPTIONS, device: { type: 'string' }, all: { type: 'boolean' }, date: { type: 'string' }, csv: { type: 'boolean' }, timeout: { type: 'string' }, wait: { type: 'string' } } });
+  if (values.help) return (io.out(REPORT_HELP), 0);
+  const conn = connectionFrom(values);
+  if (values.device !== undefined && values.all) throw new CliError('give --device ID or --all, not both');
+  if (values.device !== undefined) targetStem(conn.prefix, { device: values.device });
+  const date = values.date ?? today;
+  if (!localDateSchema.safeParse(date).success) throw new CliError(`--date: "${date}" must be a real date YYYY-MM-DD`);
+  const timeoutMs = parseDuration(values.timeout ?? '15s', '--timeout');
+
+  const client = await connect(conn);
+  const req = new Requester(client, conn.prefix);
+  try {
+    let online: string[];
+    const offline: string[] = [];
+    if (values.device !== undefined) {
+      online = [values.device];
+    } else {
+      const statuses = await collect(client, [`${conn.prefix}/device/+/status`], parseDuration(values.wait ?? '1s', '--wait'));
+      online = [];
+      for (const [topic, payload] of [...statuses].sort(([a], [b]) => a.localeCompare(b))) {
+        const id = topic.split('/').at(-2)!;
+        let up = false;
+        try {
+          up = (JSON.parse(payload.toString('utf8')) as { online?: unknown }).online === true;
+        } catch {
+          up = false;
+        }
+        (up ? online : offline).push(id);
+      }
+    }
+    await req.start(values.device !== undefined ? online : 'all');
+    const answers = await Promise.all(online.map(async (d) => [d, await req.send(d, 'report', { date }, timeoutMs)] as const));
+
+    const rows: Array<{ device: string; c?: ComplianceRow; status: string }> = [];
+    for (const [device, r] of answers) {
+      if (!r) rows.push({ device, status: 'no answer' });
+      else if (!r.ok) rows.push({ device, status: `error: ${r.error ?? '?'}` });
+      else {
+        const list = ((r.result as { compliance?: ComplianceRow[] } | undefined)?.compliance ?? []).filter((c) => (c.day ?? date) === date);
+        if (list.length === 0) rows.push({ device, status: 'no campaigns' });
+        for (const c of list) rows.push({ device, c, status: 'ok' });
+      }
+    }
+    for (const device of offline) rows.push({ device, status: 'offline' });
+
+    if (values.csv) {
+      io.out(csvLine(['device', 'campaign', 'date', 'played', 'target', 'onTrack', 'status']));
+      for (const r of rows) io.out(csvLine([r.device, r.c?.campaignId ?? '', date, r.c?.played ?? '', r.c?.target ?? '', r.c ? r.c.onTrack : '', r.status]));
+    } else {
+      const table = rows.map((r) => [
+        r.device,
+        r.c?.campaignId ?? '-',
+        r.c ? String(r.c.played) : '-',
+        r.c ? String(r.c.target) : '-',
+        r.c ? (r.c.target > 0 ? `${Math.round((100 * r.c.played) / r.c.target)}%` : '-') : '-',
+        r.c ? (r.c.onTrack ? 'yes' : 'NO') : '-',
+        r.status,
+      ]);
+      io.out(`compliance on ${date}`);
+      for (const l of renderTable(['DEVICE', 'CAMPAIGN', 'PLAYED', 'TARGET', 'DONE', 'ON TRACK', 'STATUS'], table)) io.out(l);
+    }
+    // Offline screens are reported, not an error of the report; a screen that is online and does
+    // not answer is.
+    return rows.some((r) => r.status === 'no answer' || r.status.startsWith('error')) ? 1 : 0;
+  } finally {
+    req.stop();
+    await client.endAsync().catch(() => undefined);
+  }
+}
+
+function localToday(): string {
+  const d = new Date();
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+}

@@ -1,0 +1,167 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { assignmentSchema, formatIssues, overrideSchema } from '../../agent/core/schemas.js';
+import { CONNECTION_HELP, CONNECTION_OPTIONS, CliError, type Io, collect, connect, connectionFrom, parseDuration, targetStem } from './conn.js';
+
+// `assign` and `override`: retained desired state (PROTOCOL §3–§5).
+//
+// Versions: the agent ignores a document whose version is not above the last one it applied
+// on that topic, so signagectl reads the retained document first and publishes
+// version = max(the file's version, current + 1). A file may jump ahead (its version is kept
+// when higher), it can never be silently ignored for being behind. Two operators publishing
+// at the same instant can still race; the retained topic then holds the later one.
+
+export const ASSIGN_HELP = `Usage: signagectl assign (--device ID | --group G) --file assignment.json [--dry-run]
+
+Validates the file against the contract (PROTOCOL §4; every problem listed), reads the version
+retained on the topic, and publishes the file retained (QoS 1) on {prefix}/device/ID/assignment or
+{prefix}/group/G/assignment with version = max(the file's version, current + 1). The file's
+"version" may be omitted. --dry-run: validate and show what would be published.
+  --wait S   how long to wait for the retained document (default 1s)
+
+${CONNECTION_HELP}`;
+
+export const OVERRIDE_HELP = `Usage: signagectl override (--device ID | --group G) --campaign C [--times N] [--windows W[,W...]]
+                          [--expires ISO|+6h] [--replace] [--dry-run]
+       signagectl override (--device ID | --group G) --clear
+
+Sets a frequency override (PROTOCOL §5), retained, QoS 1, version = current + 1. Overrides of other
+campaigns already on the topic are kept (--replace drops them); the expiry applies to the whole
+document. --clear publishes the empty retained payload, which removes the override.
+  --times N        plays a day for the campaign
+  --windows W,...  HH:MM-HH:MM windows replacing the campaign's own
+  --expires T      an ISO-8601 instant, or +30m, +6h, +2d from now (omitted: until cleared)
+  --wait S         how long to wait for the retained document (default 1s)
+
+${CONNECTION_HELP}`;
+
+/** The version of a retained document, plain or a §9 envelope; 0 when none or unreadable. */
+export function retainedVersion(payload: Buffer | undefined): number {
+  const doc = retainedDoc(payload);
+  return typeof doc?.version === 'number' && Number.isFinite(doc.version) ? doc.version : 0;
+}
+
+function retainedDoc(payload: Buffer | undefined): Record<string, unknown> | undefined {
+  if (!payload || payload.length === 0) return undefined;
+  try {
+    let doc = JSON.parse(payload.toString('utf8')) as Record<string, unknown>;
+    if (typeof doc.payload === 'string' && typeof doc.sig === 'string') doc = JSON.parse(Buffer.from(doc.payload, 'base64').toString('utf8')) as Record<string, unknown>;
+    return doc && typeof doc === 'object' ? doc : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function assignCommand(argv: string[], io: Io): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { ...CONNECTION_OPTIONS, device: { type: 'string' }, group: { type: 'string' }, file: { type: 'string' }, wait: { type: 'string' }, 'dry-run': { type: 'boolean' } } });
+  if (values.help) return help(io, ASSIGN_HELP);
+  const conn = connectionFrom(values);
+  const { stem, label } = targetStem(conn.prefix, values);
+  if (values.file === undefined) throw new CliError('--file assignment.json is required');
+  let doc: Record<string, unknown>;
+  try {
+    doc = JSON.parse(readFileSync(values.file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new CliError(`${values.file}: ${(e as Error).message}`);
+  }
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new CliError(`${values.file}: must be a JSON object`);
+  const fileVersion = doc.version;
+  const check = assignmentSchema.safeParse({ ...doc, version: fileVersion ?? 1 });
+  if (!check.success) throw new CliError([`${values.file} is not a valid assignment:`, ...formatIssues(check.error).map((p) => `  ${p}`)].join('\n'));
+
+  const topic = `${stem}/assignment`;
+  const client = await connect(conn);
+  try {
+    const current = retainedVersion((await collect(client, [topic], parseDuration(values.wait ?? '1s', '--wait'))).get(topic));
+    const version = Math.max(typeof fileVersion === 'number' ? fileVersion : 0, current + 1);
+    const out = { ...doc, version };
+    const text = JSON.stringify(out);
+    const ids = check.data.campaigns.map((c) => c.id);
+    const what = `${label} assignment version ${version} (retained was ${current || 'none'}), ${ids.length} campaign(s)${ids.length ? `: ${ids.join(', ')}` : ''}`;
+    if (values['dry-run']) {
+      io.out(`would publish ${topic}: ${what}`);
+    } else {
+      await client.publishAsync(topic, text, { qos: 1, retain: true });
+      io.out(`published ${topic} (retained, QoS 1): ${what}`);
+    }
+    io.out(JSON.stringify(out, null, 2));
+    return 0;
+  } finally {
+    await client.endAsync().catch(() => undefined);
+  }
+}
+
+export async function overrideCommand(argv: string[], io: Io, now = Date.now()): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      ...CONNECTION_OPTIONS,
+      device: { type: 'string' },
+      group: { type: 'string' },
+      campaign: { type: 'string' },
+      times: { type: 'string' },
+      windows: { type: 'string', multiple: true },
+      expires: { type: 'string' },
+      clear: { type: 'boolean' },
+      replace: { type: 'boolean' },
+      wait: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+    },
+  });
+  if (values.help) return help(io, OVERRIDE_HELP);
+  const conn = connectionFrom(values);
+  const { stem, label } = targetStem(conn.prefix, values);
+  const topic = `${stem}/override`;
+
+  if (values.clear) {
+    if (values.campaign !== undefined || values.times !== undefined) throw new CliError('--clear takes no --campaign/--times');
+    const client = await connect(conn);
+    try {
+      if (!values['dry-run']) await client.publishAsync(topic, '', { qos: 1, retain: true });
+      io.out(`${values['dry-run'] ? 'would clear' : 'cleared'} ${topic} (empty retained payload): ${label} has no override`);
+      return 0;
+    } finally {
+      await client.endAsync().catch(() => undefined);
+    }
+  }
+
+  if (values.campaign === undefined) throw new CliError('--campaign C is required (or --clear)');
+  if (values.times === undefined && values.windows === undefined) throw new CliError('give --times N and/or --windows');
+  const entry: { timesPerDay?: number; windows?: string[] } = {};
+  if (values.times !== undefined) {
+    if (!/^\d+$/.test(values.times)) throw new CliError(`--times: "${values.times}" must be a whole number`);
+    entry.timesPerDay = Number(values.times);
+  }
+  if (values.windows !== undefined) entry.windows = values.windows.flatMap((w) => w.split(',')).map((w) => w.trim()).filter(Boolean);
+  const expiresAt = values.expires === undefined ? undefined : parseExpiry(values.expires, now);
+
+  const client = await connect(conn);
+  try {
+    const payload = (await collect(client, [topic], parseDuration(values.wait ?? '1s', '--wait'))).get(topic);
+    const current = retainedDoc(payload);
+    const currentVersion = retainedVersion(payload);
+    const kept = !values.replace && current?.campaigns && typeof current.campaigns === 'object' ? (current.campaigns as Record<string, unknown>) : {};
+    const doc = { version: currentVersion + 1, campaigns: { ...kept, [values.campaign]: entry }, ...(expiresAt ? { expiresAt } : {}) };
+    const check = overrideSchema.safeParse(doc);
+    if (!check.success) throw new CliError(['not a valid override:', ...formatIssues(check.error).map((p) => `  ${p}`)].join('\n'));
+    if (!values['dry-run']) await client.publishAsync(topic, JSON.stringify(doc), { qos: 1, retain: true });
+    io.out(`${values['dry-run'] ? 'would publish' : 'published'} ${topic} (retained, QoS 1): ${label} override version ${doc.version}${expiresAt ? `, expires ${expiresAt}` : ', until cleared'}`);
+    io.out(JSON.stringify(doc, null, 2));
+    return 0;
+  } finally {
+    await client.endAsync().catch(() => undefined);
+  }
+}
+
+/** An ISO instant (kept as given) or +N{m,h,d} from now (as UTC ISO). */
+export function parseExpiry(s: string, now: number): string {
+  if (s.startsWith('+')) return new Date(now + parseDuration(s.slice(1), '--expires')).toISOString();
+  if (!/\d{4}-\d{2}-\d{2}T/.test(s) || Number.isNaN(Date.parse(s))) throw new CliError(`--expires: "${s}" is neither an ISO-8601 instant nor +6h style`);
+  if (Date.parse(s) <= now) throw new CliError(`--expires: ${s} is in the past`);
+  return s;
+}
+
+function help(io: Io, text: string): number {
+  io.out(text);
+  return 0;
+}
