@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { blob, eventually, startCache } from './helpers/media-rig.js';
@@ -149,4 +149,21 @@ t.test('verifyAll reports files whose content does not match their name', async 
   const problems = await rig.cache.verifyAll();
   t.equal(problems.length, 1);
   t.match(problems[0], new RegExp(`^${rottenName}: content hashes to [0-9a-f]{64}$`));
+});
+
+t.test('a verified file deleted behind the cache\'s back is not handed out and is fetched again', async (t) => {
+  const srv = await startMediaServer(t);
+  const body = blob(20_000);
+  const sha = sha256(body);
+  srv.serve('/gone.mp4', { body });
+  const rig = await startCache(t, tempDir(t, 'media-'));
+  const ref = { url: srv.url('/gone.mp4'), sha256: sha };
+  rig.cache.want([ref]);
+  await rig.until(sha);
+  unlinkSync(rig.cache.resolve(ref)!.path);
+  rig.verified.length = 0;
+  t.equal(rig.cache.resolve(ref), undefined);
+  await rig.until(sha);
+  t.ok(readFileSync(rig.cache.resolve(ref)!.path).equals(body));
+  t.equal(srv.requests.length, 2);
 });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Clock, TimerHandle } from '../core/clock.js';
@@ -133,11 +133,25 @@ export class MediaCache {
 
   /** A verified local clip, or undefined while it is missing/downloading/failed. Touches the LRU. */
   resolve(ref: MediaRef): Clip | undefined {
-    const f = this.files.get(ref.sha256.toLowerCase());
+    const sha = ref.sha256.toLowerCase();
+    const f = this.files.get(sha);
     if (!f) return undefined;
+    const file = path.join(this.ctx.dir, f.name);
+    // One stat per call: an operator (following doctor's advice) or a failing disk may have
+    // removed the file; hand mpv nothing rather than a missing path, and fetch it again.
+    if (!existsSync(file)) {
+      this.ctx.log.warn({ file: f.name }, 'media file vanished from the cache');
+      this.files.delete(sha);
+      this.markDirty();
+      if (this.pinned.has(sha) && !this.jobs.has(sha)) {
+        this.jobs.set(sha, { ref: { ...ref, sha256: sha }, state: 'queued', transientFailures: 0, rareFailures: 0, nextRetryAt: 0 });
+        this.pump();
+      }
+      return undefined;
+    }
     f.lastUsed = this.ctx.clock.now();
     this.markDirty();
-    const clip: Clip = { path: path.join(this.ctx.dir, f.name), sha256: f.sha256 };
+    const clip: Clip = { path: file, sha256: f.sha256 };
     const d = f.durationMs ?? ref.durationMs;
     if (d !== undefined) clip.durationMs = d;
     return clip;
