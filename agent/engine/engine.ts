@@ -4,7 +4,7 @@ import type { Logger } from '../core/log.js';
 import type { Campaign, Compliance, DisplayState, EpochMs, LocalDate, MediaRef, Outcome } from '../core/types.js';
 import type { Clip, Player } from '../player/player.js';
 import type { EffectiveState } from '../schedule/desired.js';
-import { plan, type Plan, type PlanInput } from '../schedule/planner.js';
+import { plan, type CatchUp, type Plan, type PlanInput } from '../schedule/planner.js';
 import { Zone } from '../schedule/zoned.js';
 import type { Store } from '../store/store.js';
 
@@ -16,6 +16,9 @@ const MAX_SLEEP_MS = 30_000;
 const JUMP_THRESHOLD_MS = 2_000;
 /** Give the player the file this long before its instant. */
 const PRELOAD_LEAD_MS = 3_000;
+/** After a failed or interrupted play the campaign rests this long (doubling, capped) before its next try. */
+const RETRY_BASE_MS = 30_000;
+const RETRY_MAX_MS = 15 * 60_000;
 
 export interface EngineContext {
   clock: Clock;
@@ -75,6 +78,10 @@ export class Engine {
   private readonly inflight = new Set<Promise<unknown>>();
   private replanning = false;
   private replanAgain = false;
+  /** Catch-up spreads of campaigns that fell behind, fed back into the next plan (see planner). */
+  private readonly catchUps = new Map<string, CatchUp & { day: LocalDate }>();
+  /** Campaigns resting after failed plays: a broken file must not be retried in a tight loop. */
+  private readonly resting = new Map<string, { until: EpochMs; failures: number }>();
 
   constructor(private readonly ctx: EngineContext) {
     this.zone = new Zone(ctx.timezone);
@@ -182,6 +189,7 @@ export class Engine {
       now,
       timezone: this.ctx.timezone,
       durations,
+      catchUps: this.catchUps,
       zone: this.zone,
       ...(this.current ? { busyUntil: (this.current.startedAt ?? this.current.requestedAt) + this.current.expectedMs } : {}),
     };
@@ -196,8 +204,20 @@ export class Engine {
       counts.set(this.current.campaignId, (counts.get(this.current.campaignId) ?? 0) + 1);
     }
     const all = this.ctx.desired().campaigns;
-    const playable = all.filter((c) => this.ctx.resolve(c.media) !== undefined);
+    let wakeAt = Infinity;
+    const playable = all.filter((c) => {
+      const rest = this.resting.get(c.id);
+      if (rest && rest.until > now) {
+        wakeAt = Math.min(wakeAt, rest.until);
+        return false;
+      }
+      return this.ctx.resolve(c.media) !== undefined;
+    });
     const p = plan(this.planInput(playable, counts, now));
+    for (const c of p.campaigns) {
+      if (c.catchUp) this.catchUps.set(c.campaignId, c.catchUp);
+      else this.catchUps.delete(c.campaignId);
+    }
     if (playable.length < all.length) {
       // Campaigns whose media is not verified yet still show in compliance, behind.
       const full = plan(this.planInput(all, counts, now));
@@ -208,12 +228,13 @@ export class Engine {
     this.lastPlan = p;
     if (!this.running) return;
     this.ctx.log.debug({ reason, day, slots: p.slots.length, next: p.slots[0]?.at }, 'planned');
+    const horizon = Math.min(p.replanAt, wakeAt, now + (this.ctx.maxSleepMs ?? MAX_SLEEP_MS));
     if (this.current) {
-      this.arm(Math.min(p.replanAt, now + (this.ctx.maxSleepMs ?? MAX_SLEEP_MS)));
+      this.arm(horizon);
       return;
     }
     const next = p.slots[0];
-    this.arm(Math.min(next?.at ?? Infinity, p.replanAt, now + (this.ctx.maxSleepMs ?? MAX_SLEEP_MS)), next);
+    this.arm(Math.min(next?.at ?? Infinity, horizon), next);
   }
 
   private arm(at: EpochMs, slot?: { campaignId: string; at: EpochMs }): void {
@@ -348,7 +369,13 @@ export class Engine {
       const rowId = await (cur.row ?? this.recordStart(cur, startedAt));
       const w = this.inWindow(cur.campaignId, startedAt);
       const ev = await this.ctx.store.recordPlayEnd(rowId, { endedAt: at, durationMs: Math.max(0, at - startedAt), outcome, target: w.target }, this.ctx.deviceId);
-      if (outcome === 'completed') this.ctx.learnDuration?.(cur.sha256, at - startedAt);
+      if (outcome === 'completed') {
+        this.ctx.learnDuration?.(cur.sha256, at - startedAt);
+        this.resting.delete(cur.campaignId);
+      } else {
+        const failures = (this.resting.get(cur.campaignId)?.failures ?? 0) + 1;
+        this.resting.set(cur.campaignId, { until: at + Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (failures - 1)), failures });
+      }
       this.ctx.log.info({ campaignId: cur.campaignId, outcome, seq: ev.seq, played: ev.played, target: ev.target, lateMs: startedAt - cur.scheduledAt, detail }, 'spot ended');
       this.ctx.onOutbox?.();
     } catch (e) {

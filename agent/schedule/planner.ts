@@ -27,6 +27,11 @@ export interface PlanInput {
   busyUntil?: EpochMs;
   /** Learned clip length per campaign id (ms); else media.durationMs; else 30000. */
   durations?: Map<string, number>;
+  /**
+   * The catch-up spreads of the previous plan (CampaignPlan.catchUp), fed back by the engine so that
+   * a campaign that fell behind keeps one even spread instead of a new one after every play.
+   */
+  catchUps?: Map<string, CatchUp & { day: LocalDate }>;
   /** A Zone for `timezone` to reuse across plans (saves ~0.1 ms of Intl setup per plan). */
   zone?: Zone;
 }
@@ -52,6 +57,15 @@ export interface CampaignPlan {
   /** Today's windows as instants (after override), merged and sorted. */
   windows: WindowSpan[];
   overridden: boolean;
+  /** Set while the campaign is behind its grid: the spread it follows (feed back via PlanInput.catchUps). */
+  catchUp?: CatchUp & { day: LocalDate };
+}
+
+/** A catch-up spread: `target - done` plays spread evenly over the window time after `from`. */
+export interface CatchUp {
+  from: EpochMs;
+  done: number;
+  target: number;
 }
 
 export interface Plan {
@@ -107,25 +121,48 @@ interface Candidate {
  * re-spread over the remaining window time from `from`.
  * Either way spacing in window time is at least the clip length (as many as fit).
  */
-function wantedInstants(spans: WindowSpan[], target: number, done: number, d: number, now: EpochMs, from: EpochMs): EpochMs[] {
+function wantedInstants(
+  spans: WindowSpan[],
+  target: number,
+  done: number,
+  d: number,
+  now: EpochMs,
+  from: EpochMs,
+  anchor: CatchUp | undefined,
+): { instants: EpochMs[]; catchUp?: CatchUp } {
   const want = target - done;
-  if (want <= 0 || spans.length === 0) return [];
+  if (want <= 0 || spans.length === 0) return { instants: [] };
   const total = totalLength(spans);
   const fitAll = Math.max(1, Math.floor(total / d));
   const grid = evenInstants(spans, Math.min(target, fitAll));
   let passed = 0;
   while (passed < grid.length && grid[passed]! < now) passed++;
-  if (done >= passed) return grid.slice(done);
+  if (done >= passed) return { instants: grid.slice(done) };
+  // Behind. Keep following the catch-up spread made earlier while it is being kept up:
+  // re-spreading from "now" after every play would shrink the first gap each time
+  // (R/2M, then R'/2M', …) and bunch the day's plays at the start of the catch-up.
+  if (anchor && anchor.target === target && anchor.done <= done) {
+    const spread = catchUpInstants(spans, anchor, d);
+    let passedSince = 0;
+    while (passedSince < spread.length && spread[passedSince]! < now) passedSince++;
+    if (done - anchor.done >= passedSince) return { instants: spread.slice(done - anchor.done), catchUp: anchor };
+  }
   // Late by little (pushed back by another spot, a quick restart): play the missed grid
   // instant as soon as possible and keep the grid, instead of re-spreading the day.
   // Only one instant: several missed at once (a clock step, a long stall) must not become a
   // burst of back-to-back plays, they are re-spread below.
-  if (passed - done === 1 && grid[done]! >= now - LATE_GRACE_MS) return grid.slice(done);
-  const rest = clipFrom(spans, from);
+  if (passed - done === 1 && grid[done]! >= now - LATE_GRACE_MS) return { instants: grid.slice(done) };
+  const fresh: CatchUp = { from, done, target };
+  return { instants: catchUpInstants(spans, fresh, d), catchUp: fresh };
+}
+
+/** The remaining plays of a catch-up spread evenly over the window time left after its start. */
+function catchUpInstants(spans: WindowSpan[], c: CatchUp, d: number): EpochMs[] {
+  const rest = clipFrom(spans, c.from);
   const remaining = totalLength(rest);
   if (remaining <= 0) return [];
   const fit = Math.max(1, Math.floor(remaining / d));
-  return evenInstants(rest, Math.min(want, fit));
+  return evenInstants(rest, Math.min(c.target - c.done, fit));
 }
 
 export function plan(input: PlanInput): Plan {
@@ -160,7 +197,10 @@ export function plan(input: PlanInput): Plan {
     });
     durations.push(d);
     priorities.push(c.priority ?? 0);
-    for (const at of wantedInstants(spans, eff.timesPerDay, played, d, now, from)) {
+    const anchor = input.catchUps?.get(c.id);
+    const wanted = wantedInstants(spans, eff.timesPerDay, played, d, now, from, anchor && anchor.day === day ? anchor : undefined);
+    if (wanted.catchUp) plans[idx]!.catchUp = { ...wanted.catchUp, day };
+    for (const at of wanted.instants) {
       candidates.push({ at, priority: c.priority ?? 0, campaign: idx });
     }
   }
