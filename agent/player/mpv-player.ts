@@ -154,7 +154,7 @@ export class MpvPlayer implements Player {
     this.spot = spot;
     this.loopRetry?.cancel();
     const loaded = this.load({ kind: 'spot', spot }, 'replace');
-    // Queued behind the spot so that the loop follows it without a gap.
+    // Queued behind the spot: the loop follows it without a gap, and follows at once if it fails.
     if (this.loop.length) this.queueLoop(this.loopIndex, 'append');
     spot.loadTimer = this.ctx.clock.setTimer(this.t.loadTimeoutMs, () => {
       if (spot.started || spot.ended) return;
