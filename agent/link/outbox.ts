@@ -28,6 +28,12 @@ export class OutboxPublisher {
   private running = false;
   private again = false;
   private blocked = false;
+  /**
+   * Send one row alone first after a (re)connect or a no-subscriber pause: had a subscriber
+   * appeared while a full window was in flight, a newer row could be delivered before an older
+   * one that got 0x10. One at a time until an ack says someone is listening.
+   */
+  private probe = true;
   private stopped = true;
   private retryTimer: TimerHandle | undefined;
   private trimTimer: TimerHandle | undefined;
@@ -52,6 +58,7 @@ export class OutboxPublisher {
   onConnect(): void {
     this.gen++;
     this.blocked = false;
+    this.probe = true;
     this.retryTimer?.cancel();
     this.kick();
   }
@@ -94,8 +101,8 @@ export class OutboxPublisher {
 
   private async pass(g: number): Promise<void> {
     const { store, wire, topics, log } = this.ctx;
-    const window = Math.max(1, this.ctx.inFlight);
-    const batch = Math.max(500, window * 4);
+    const full = Math.max(1, this.ctx.inFlight);
+    const batch = Math.max(500, full * 4);
     const acked: number[] = [];
     let inflight = 0;
     let halt: 'no-subscribers' | 'error' | undefined;
@@ -115,7 +122,7 @@ export class OutboxPublisher {
       const rows = await store.outboxPeek(batch, afterId);
       if (rows.length === 0) break;
       for (const row of rows) {
-        await waitSlot(window - 1);
+        await waitSlot((this.probe ? 1 : full) - 1);
         if (halt || g !== this.gen || !wire.connected()) break outer;
         inflight++;
         this.stats.sent++;
@@ -126,7 +133,10 @@ export class OutboxPublisher {
               if (rc === RC_NO_MATCHING_SUBSCRIBERS) {
                 this.stats.noSubscribers++;
                 halt ??= 'no-subscribers';
-              } else acked.push(row.id);
+              } else {
+                this.probe = false;
+                acked.push(row.id);
+              }
             },
             () => { halt ??= 'error'; },
           )
@@ -149,6 +159,7 @@ export class OutboxPublisher {
       this.retryTimer?.cancel();
       this.retryTimer = this.ctx.clock.setTimer(ms, () => {
         this.blocked = false;
+        this.probe = true;
         this.kick();
       });
     }
@@ -158,7 +169,10 @@ export class OutboxPublisher {
     if (this.stopped) return;
     const { store, clock, log } = this.ctx;
     try {
-      const dropped = await store.outboxTrim(this.ctx.maxEvents);
+      // Over the cap: cut to one below it, so the outbox-dropped event itself fits and the next
+      // round does not drop again because of it.
+      const max = this.ctx.maxEvents;
+      const dropped = (await store.outboxCount()) > max ? await store.outboxTrim(Math.max(1, max - 1)) : 0;
       if (dropped > 0) {
         this.stats.dropped += dropped;
         log.warn({ dropped, max: this.ctx.maxEvents }, 'outbox full: oldest events dropped');
