@@ -14,6 +14,10 @@ if [ "${1:-}" = test ]; then
   command -v mkfs.vfat >/dev/null || need+=(dosfstools)
   command -v sfdisk >/dev/null || need+=(fdisk)
   command -v systemd-analyze >/dev/null || need+=(systemd)
+  # notify.test.ts receives sd_notify datagrams with python3 (Node cannot bind AF_UNIX dgram);
+  # provision-install.test.ts packs a .tar.xz like Node's release tarballs.
+  command -v python3 >/dev/null || need+=(python3)
+  command -v xz >/dev/null || need+=(xz-utils)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
