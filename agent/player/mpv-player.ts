@@ -7,20 +7,13 @@ import type { Outcome } from '../core/types.js';
 import { SpotEvidence } from './evidence.js';
 import { buildMpvArgs } from './mpv-args.js';
 import { MpvCommandError, MpvIpc, type EndFileEvent } from './mpv-ipc.js';
+import { MpvSupervisor, type SupervisorTimings } from './mpv-supervisor.js';
 import type { Clip, Player, PlayerEvents, PlayerState, SpotHandlers, SpotRequest } from './player.js';
 
-export interface MpvTimings {
-  /** A spot with no `playback-restart` this long after loadfile is `failed`. Default 5000. */
+/** Defaults: load 5000, stall 2000, ping every 2000 answered within 1500, backoff 500 → 30000, reset after 60000 up. */
+export interface MpvTimings extends SupervisorTimings {
+  /** A spot with no `playback-restart` this long after loadfile is `failed`. */
   loadTimeoutMs: number;
-  /** time-pos frozen this long while playing, not paused = stalled → restart. Default 2000. */
-  stallMs: number;
-  /** Liveness probe period and its answer deadline. Defaults 2000 / 1500. */
-  pingIntervalMs: number;
-  pingTimeoutMs: number;
-  /** Restart backoff: first delay, cap, and how long mpv must run to reset it. 500 / 30000 / 60000. */
-  backoffMinMs: number;
-  backoffMaxMs: number;
-  healthyResetMs: number;
 }
 
 export interface MpvPlayerContext {
@@ -99,30 +92,40 @@ export class MpvPlayer implements Player {
   private hwdec: string | undefined;
   private timePos: number | undefined;
   private posChangedAt = 0;
-  private tickTimer: TimerHandle | undefined;
-  private lastPing = 0;
-  private pinging = false;
-  private respawnTimer: TimerHandle | undefined;
-  private failures = 0;
-  private healthySince = 0;
   private shots = 0;
   private dying: Promise<void> = Promise.resolve();
+  private readonly supervisor: MpvSupervisor;
 
   constructor(private readonly ctx: MpvPlayerContext) {
     this.t = { ...DEFAULT_TIMINGS, ...ctx.timings };
+    this.supervisor = new MpvSupervisor({
+      clock: ctx.clock,
+      log: ctx.log,
+      timings: this.t,
+      mpv: {
+        live: () => (this.ready ? this.ipc : undefined),
+        playheadMovedAt: () => {
+          const playing = this.current?.restarted && !this.idle && !this.paused.pause && !this.paused.cache;
+          return playing ? this.posChangedAt : undefined;
+        },
+        takeDown: (reason) => this.takeDown(reason),
+        bringUp: () => this.spawn(),
+        onRestarted: (reason) => this.ctx.events?.onRestarted?.(reason),
+      },
+    });
   }
 
+  /** Rejects if the first mpv does not come up (bad path or option): the caller decides. */
   async start(): Promise<void> {
     mkdirSync(this.ctx.screenshotDir, { recursive: true });
     this.stopped = false;
     await this.spawn();
-    this.tick();
+    this.supervisor.start();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.tickTimer?.cancel();
-    this.respawnTimer?.cancel();
+    this.supervisor.stop();
     this.loopRetry?.cancel();
     if (this.spot) this.finishSpot(this.spot, 'interrupted', 'player stopped');
     this.ready = false;
@@ -217,17 +220,7 @@ export class MpvPlayer implements Player {
 
   async restart(reason: string): Promise<void> {
     if (this.stopped) throw new Error('player is stopped');
-    this.respawnTimer?.cancel();
-    this.respawnTimer = undefined;
-    this.takeDown(reason);
-    await this.dying;
-    try {
-      await this.spawn();
-    } catch (e) {
-      this.fail(`restart failed: ${(e as Error).message}`);
-      throw e;
-    }
-    this.ctx.events?.onRestarted?.(reason);
+    await this.supervisor.restartNow(reason);
   }
 
   // --- mpv process and supervision ---
@@ -251,7 +244,7 @@ export class MpvPlayer implements Player {
     ipc.on('property-change', (n, d) => ipc === this.ipc && this.onProperty(n, d));
     ipc.on('log', (line) => this.ctx.log.info({ mpv: line }, 'mpv'));
     ipc.on('exit', (x) => {
-      if (ipc === this.ipc && this.ready) this.fail(`mpv exited (code ${x.code}, signal ${x.signal})`);
+      if (ipc === this.ipc && this.ready) this.supervisor.fail(`mpv exited (code ${x.code}, signal ${x.signal})`);
     });
     try {
       await ipc.start();
@@ -263,18 +256,17 @@ export class MpvPlayer implements Player {
     }
     if (this.stopped || ipc !== this.ipc) return void ipc.kill();
     this.ready = true;
-    this.healthySince = this.ctx.clock.monotonic();
-    this.posChangedAt = this.healthySince;
+    this.supervisor.markUp();
+    this.posChangedAt = this.ctx.clock.monotonic();
     this.ctx.log.info({ pid: ipc.pid }, 'mpv started');
     this.resumeLoop();
   }
 
-  /** Kills mpv and ends the spot it was playing; no respawn here. */
-  private takeDown(reason: string): void {
+  /** Kills mpv and ends the spot it was playing; resolves once the process is gone. */
+  private takeDown(reason: string): Promise<void> {
     const ipc = this.ipc;
     this.ipc = undefined;
     this.ready = false;
-    this.pinging = false;
     if (ipc && !ipc.exited) {
       this.dying = new Promise<void>((r) => {
         const t = this.ctx.clock.setTimer(2000, r);
@@ -283,45 +275,7 @@ export class MpvPlayer implements Player {
       ipc.kill();
     }
     if (this.spot) this.finishSpot(this.spot, 'interrupted', reason);
-  }
-
-  private fail(reason: string): void {
-    if (this.stopped || this.respawnTimer) return;
-    this.ctx.log.warn({ reason }, 'mpv failed: restarting');
-    const ranHealthy = this.ready && this.ctx.clock.monotonic() - this.healthySince >= this.t.healthyResetMs;
-    this.takeDown(reason);
-    if (ranHealthy) this.failures = 0;
-    this.failures++;
-    const delay = Math.min(this.t.backoffMaxMs, this.t.backoffMinMs * 2 ** (this.failures - 1));
-    this.respawnTimer = this.ctx.clock.setTimer(delay, () => {
-      this.respawnTimer = undefined;
-      void this.dying
-        .then(() => this.spawn())
-        .then(
-          () => this.ctx.events?.onRestarted?.(reason),
-          (e: Error) => this.fail(`restart failed: ${e.message}`),
-        );
-    });
-  }
-
-  private tick(): void {
-    if (this.stopped) return;
-    const now = this.ctx.clock.monotonic();
-    const ipc = this.ipc;
-    if (this.ready && ipc) {
-      const playing = this.current?.restarted && !this.idle && !this.paused.pause && !this.paused.cache;
-      if (playing && now - this.posChangedAt > this.t.stallMs) {
-        this.fail(`stalled: time-pos frozen at ${this.timePos ?? '?'} s`);
-      } else if (!this.pinging && now - this.lastPing >= this.t.pingIntervalMs) {
-        this.pinging = true;
-        this.lastPing = now;
-        ipc.command(['get_property', 'pid'], { timeoutMs: this.t.pingTimeoutMs }).then(
-          () => ipc === this.ipc && (this.pinging = false),
-          (e: Error) => ipc === this.ipc && !ipc.exited && this.fail(`not answering: ${e.message}`),
-        );
-      }
-    }
-    this.tickTimer = this.ctx.clock.setTimer(Math.min(500, this.t.stallMs / 2), () => this.tick());
+    return this.dying;
   }
 
   // --- playlist ---
