@@ -101,3 +101,13 @@ t.test('timezone check', async (t) => {
   t.match(checkTimezone('Asia/Ho_Chi_Minh', new Date('2024-08-15T01:00:00Z')).detail, /08:00 GMT\+7/);
   t.equal(checkTimezone('Mars/Olympus').level, 'fail');
 });
+
+t.test('a display held by the running agent is a warning, not a failure', async (t) => {
+  const busy: Exec = async (cmd, args, ms) => {
+    if (cmd === 'mpv' && args.includes('--frames=1')) return { code: 2, stdout: '', stderr: '[vo/gpu/drm] Failed to acquire DRM master: Device or resource busy\n', missing: false };
+    return fakeSystemd(cmd, args, ms);
+  };
+  const { code, lines } = await doctor(t, { exec: busy });
+  t.match(line(lines, 'mpv output'), /^! mpv output: the display is held by another program .* — fix: .*systemctl stop signage-agent/);
+  t.equal(code, 0);
+});

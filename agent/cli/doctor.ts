@@ -113,6 +113,13 @@ async function checkMpv(ctx: DoctorContext, exec: Exec): Promise<CheckResult[]> 
   const withVo = `${version}; output vo=${vo?.[1] || '?'}, hwdec ${vo?.[2] || '?'} requested`;
   if (r.code === 0 && vo?.[1]) return [{ name: 'mpv', level: 'ok', detail: version }, { name: 'mpv output', level: 'ok', detail: withVo }];
   const why = lastLine(r.stderr) || lastLine(r.stdout) || (r.code === null ? 'timed out' : `exit ${r.code}`);
+  if (/DRM master|resource busy/i.test(r.stderr)) {
+    // One DRM master at a time: the running agent's mpv holds the display (mpv#12934).
+    return [
+      { name: 'mpv', level: 'ok', detail: version },
+      { name: 'mpv output', level: 'warn', detail: 'the display is held by another program (the running agent?)', fix: 'to test the output itself: systemctl stop signage-agent, run doctor, systemctl start signage-agent' },
+    ];
+  }
   return [
     { name: 'mpv', level: 'ok', detail: version },
     {
