@@ -38,7 +38,7 @@ t.test('a dropped connection resumes with Range from the partial file', async (t
   t.equal(await rig.next(), 'failed');
   t.equal(rig.cache.status().failed, 1);
   t.equal(rig.cache.resolve(ref), undefined);
-  await rig.clock.advanceBy(10_000); // past the first backoff (5 s ± 20%)
+  await rig.clock.advanceTo(rig.cache.failures()[0]!.nextRetryAt); // the first backoff (5 s ± 20%)
   await rig.until(sha);
   t.equal(srv.requests.length, 2);
   t.equal(srv.requests[0]!.range, undefined);
@@ -59,7 +59,7 @@ t.test('a dropped connection to a server without Range support restarts from zer
   const ref = { url: srv.url('/plain'), sha256: sha };
   rig.cache.want([ref]);
   t.equal(await rig.next(), 'failed');
-  await rig.clock.advanceBy(10_000);
+  await rig.clock.advanceTo(rig.cache.failures()[0]!.nextRetryAt);
   await rig.until(sha);
   t.ok(srv.requests[1]!.range, 'asked to resume');
   t.ok(readFileSync(rig.cache.resolve(ref)!.path).equals(body), 'a 200 answer replaced the partial file');
@@ -79,12 +79,15 @@ t.test('a wrong hash: media-failed with the hash got, never resolvable, retried 
   t.equal(rig.cache.resolve(ref), undefined);
   t.same(readdirSync(dir).filter((n) => !n.startsWith('index')), [], 'the bad download was deleted');
   t.match(rig.cache.failures(), [{ sha256: claimed, reason: /sha256 mismatch/, attempts: 1 }]);
+  const failedAt = rig.clock.now();
   await rig.clock.advanceBy(10 * 60_000);
   t.equal(srv.requests.length, 1, 'no retry within ten minutes');
-  await rig.clock.advanceBy(60 * 60_000);
+  const retryAt = rig.cache.failures()[0]!.nextRetryAt;
+  t.ok(retryAt - failedAt >= 12 * 60_000 && retryAt - failedAt <= 18 * 60_000, 'next attempt in 15 min ± 20%');
+  await rig.clock.advanceTo(retryAt); // stop there: virtual minutes must not pass during real I/O
   await eventually(() => rig.cache.failures()[0]?.attempts === 2);
-  t.equal(srv.requests.length, 2, 'retried within the next hour');
-  t.equal(rig.failed.length, 1, 'the same failure is not reported twice');
+  t.equal(srv.requests.length, 2, 'retried');
+  t.same(rig.failed.map((f) => f.reason), [`sha256 mismatch: got ${sha256(body)}`], 'the same failure is not reported twice');
   t.equal(rig.cache.resolve(ref), undefined);
   t.equal(rig.verified.length, 0);
 });
@@ -151,4 +154,21 @@ t.test('media no longer wanted stops downloading', async (t) => {
   srv.release();
   t.same(rig.cache.status(), { files: 0, bytes: 0, downloading: 0, failed: 0 });
   t.same(rig.failed, [], 'an abandoned download is not a failure');
+});
+
+t.test('a stalled server is given up after 60 s without a byte, then retried', async (t) => {
+  const srv = await startMediaServer(t);
+  const body = blob(10_000);
+  srv.serve('/stall', { body, hold: true });
+  const rig = await startCache(t, tempDir(t, 'media-'));
+  rig.cache.want([{ url: srv.url('/stall'), sha256: sha256(body) }]);
+  await eventually(() => srv.requests.length === 1);
+  const failed = rig.next();
+  await rig.clock.advanceBy(61_000);
+  t.equal(await failed, 'failed');
+  t.equal(rig.failed[0]!.reason, 'stalled: no data received');
+  srv.serve('/stall', { body });
+  await rig.clock.advanceTo(rig.cache.failures()[0]!.nextRetryAt);
+  await rig.until(sha256(body));
+  t.equal(srv.requests.length, 2);
 });
