@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# `npm start` on a developer's box: a local broker (the one on 1883, or one we start), a test
+# clip made with ffmpeg, a dev config and the bundled default campaign, then the agent in the
+# foreground with readable logs. A spot plays within a minute.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+bash scripts/ensure-deps.sh start
+[ -f dist/agent/main.js ] && [ -z "$(find agent scripts -name '*.ts' -newer dist/agent/main.js -print -quit)" ] || npx tsc -p tsconfig.json
+
+dev="$root/var/dev"
+mkdir -p "$dev/media" "$dev/data"
+port=${MQTT_PORT:-1883}
+
+broker_up() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+if broker_up; then
+  echo "broker: using the MQTT broker already on 127.0.0.1:$port"
+else
+  conf="$dev/mosquitto.conf"
+  {
+    echo "listener $port 127.0.0.1"
+    echo "allow_anonymous true"
+    echo "persistence false"
+    echo "max_queued_messages 0"
+    [ "$(id -u)" = 0 ] && echo "user root"
+  } >"$conf"
+  mosquitto -c "$conf" >"$dev/mosquitto.log" 2>&1 &
+  broker_pid=$!
+  trap 'kill $broker_pid 2>/dev/null || true' EXIT
+  for _ in $(seq 50); do broker_up && break; sleep 0.1; done
+  broker_up || { echo "could not start mosquitto on port $port (see $dev/mosquitto.log)" >&2; exit 1; }
+  echo "broker: started mosquitto on 127.0.0.1:$port (pid $broker_pid)"
+fi
+
+# Clips: a 10 s spot (moving test pattern with a caption) and a 20 s house loop.
+if [ ! -s "$dev/media/spot.mp4" ]; then
+  ffmpeg -loglevel error -y -f lavfi -i "testsrc2=size=640x360:rate=25" -f lavfi -i "sine=frequency=880" -t 10 \
+    -vf "drawbox=x=0:y=300:w=640:h=60:color=black@0.6:t=fill" -c:v libx264 -pix_fmt yuv420p -c:a aac -shortest "$dev/media/spot.mp4"
+fi
+if [ ! -s "$dev/media/loop.mp4" ]; then
+  ffmpeg -loglevel error -y -f lavfi -i "smptebars=size=640x360:rate=25" -t 20 -c:v libx264 -pix_fmt yuv420p "$dev/media/loop.mp4"
+fi
+spot_sha=$(sha256sum "$dev/media/spot.mp4" | cut -d' ' -f1)
+loop_sha=$(sha256sum "$dev/media/loop.mp4" | cut -d' ' -f1)
+
+device="dev-$(hostname | tr -c 'A-Za-z0-9._\n-' '-' | cut -c1-40)"
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+  player='{ "args": ["--fs=no", "--geometry=960x540", "--ao=null"] }'
+  where="in a window"
+else
+  player='{ "args": ["--vo=null", "--ao=null"] }'
+  where="headless (no display found)"
+fi
+cat >"$dev/signage-agent.json" <<JSON
+{
+  "deviceId": "$device",
+  "groups": ["all", "dev"],
+  "timezone": "$(timedatectl show -p Timezone --value 2>/dev/null || cat /etc/timezone 2>/dev/null || echo Asia/Ho_Chi_Minh)",
+  "dataDir": "$dev/data",
+  "heartbeatSec": 10,
+  "mqtt": { "url": "mqtt://127.0.0.1:$port", "topicPrefix": "signage" },
+  "player": $player
+}
+JSON
+# An invalid system timezone name would stop the agent: fall back to the contract's default.
+node -e "new Intl.DateTimeFormat('en',{timeZone:require('$dev/signage-agent.json').timezone})" 2>/dev/null \
+  || sed -i 's#"timezone": "[^"]*"#"timezone": "Asia/Ho_Chi_Minh"#' "$dev/signage-agent.json"
+
+# The bundled default campaign: the spot once a minute all day (whole-day window), on the loop.
+cat >"$dev/assignment.json" <<JSON
+{
+  "version": $(date +%s),
+  "campaigns": [{
+    "id": "dev-spot",
+    "media": { "url": "file://$dev/media/spot.mp4", "sha256": "$spot_sha", "durationMs": 10000 },
+    "timesPerDay": 1440
+  }],
+  "loop": [{ "url": "file://$dev/media/loop.mp4", "sha256": "$loop_sha" }]
+}
+JSON
+mosquitto_pub -h 127.0.0.1 -p "$port" -q 1 -r -t "signage/device/$device/assignment" -f "$dev/assignment.json"
+
+cat <<TXT
+
+signage-agent: device $device, $where, config $dev/signage-agent.json
+The default campaign plays a 10 s spot once a minute (at :30) between loop clips. Try, in another terminal:
+  npx signagectl --url mqtt://127.0.0.1:$port watch
+  npx signagectl --url mqtt://127.0.0.1:$port override --device $device --campaign dev-spot --times 2880
+  npx signagectl --url mqtt://127.0.0.1:$port cmd --device $device play-now --args '{"campaignId":"dev-spot"}'
+  npx signagectl --url mqtt://127.0.0.1:$port cmd --device $device screenshot --out /tmp/frame.png
+  npx signage-agent plan --config $dev/signage-agent.json
+  npx signage-agent doctor --config $dev/signage-agent.json
+Ctrl-C stops the agent (and the broker it started).
+
+TXT
+pretty=0
+[ -d node_modules/pino-pretty ] && pretty=1
+LOG_PRETTY=$pretty node dist/agent/main.js run --config "$dev/signage-agent.json"
