@@ -1,12 +1,12 @@
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
-import { readdir, stat, unlink } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import type { MediaRef } from '../core/types.js';
 import type { Clip } from '../player/player.js';
-import { type CachedFile, extensionOf, FINAL_RE, scanCacheDir, writeIndex } from './index-file.js';
+import { type CachedFile, checkFiles, extensionOf, scanCacheDir, writeIndex } from './index-file.js';
+import { backoffDelay, evictionOrder, RARE_BACKOFF, TRANSIENT_BACKOFF } from './policy.js';
 import { transfer, TransferError } from './transfer.js';
 
 export interface MediaCacheEvents {
@@ -47,9 +47,6 @@ interface Job {
   abort?: AbortController;
 }
 
-const TRANSIENT_BACKOFF = { firstMs: 5_000, maxMs: 3_600_000 };
-// A wrong hash or a 404 needs someone to fix the server: look again rarely.
-const RARE_BACKOFF = { firstMs: 15 * 60_000, maxMs: 24 * 3_600_000 };
 const INDEX_FLUSH_MS = 10_000;
 
 /**
@@ -189,25 +186,7 @@ export class MediaCache {
    * (and index entries whose file vanished). Read-only, usable without start() (doctor).
    */
   async verifyAll(): Promise<string[]> {
-    const problems: string[] = [];
-    let names: string[];
-    try {
-      names = (await readdir(this.ctx.dir)).sort();
-    } catch (e) {
-      return [`cannot read ${this.ctx.dir}: ${(e as Error).message}`];
-    }
-    for (const name of names) {
-      const m = FINAL_RE.exec(name);
-      if (!m?.[1]) continue;
-      try {
-        const h = createHash('sha256');
-        for await (const c of createReadStream(path.join(this.ctx.dir, name)) as AsyncIterable<Buffer>) h.update(c);
-        const got = h.digest('hex');
-        if (got !== m[1]) problems.push(`${name}: content hashes to ${got}`);
-      } catch (e) {
-        problems.push(`${name}: unreadable: ${(e as Error).message}`);
-      }
-    }
+    const { problems, names } = await checkFiles(this.ctx.dir);
     for (const f of this.files.values()) if (!names.includes(f.name)) problems.push(`${f.name}: in the index but missing on disk`);
     return problems;
   }
@@ -279,9 +258,9 @@ export class MediaCache {
     if (err.kind === 'restart') {
       delay = 0;
     } else if (err.kind === 'rare') {
-      delay = backoff(RARE_BACKOFF, job.rareFailures++);
+      delay = backoffDelay(RARE_BACKOFF, job.rareFailures++);
     } else {
-      delay = backoff(TRANSIENT_BACKOFF, job.transientFailures++);
+      delay = backoffDelay(TRANSIENT_BACKOFF, job.transientFailures++);
     }
     job.state = 'waiting';
     job.nextRetryAt = this.ctx.clock.now() + delay;
@@ -317,15 +296,12 @@ export class MediaCache {
     const next = this.evicting.then(async () => {
       let total = this.status().bytes + Math.max(0, reserve);
       if (total <= this.ctx.maxBytes) return;
-      const victims: Array<{ name: string; size: number; drop: () => void }> = [];
-      for (const [sha, size] of this.parts) {
-        if (!this.pinned.has(sha) && !this.jobs.has(sha)) victims.push({ name: `${sha}.part`, size, drop: () => this.parts.delete(sha) });
-      }
-      const lru = [...this.files.values()].filter((f) => !this.pinned.has(f.sha256)).sort((a, b) => a.lastUsed - b.lastUsed);
-      for (const f of lru) victims.push({ name: f.name, size: f.size, drop: () => this.files.delete(f.sha256) });
-      for (const v of victims) {
+      const keep = (sha: string): boolean => this.pinned.has(sha) || this.jobs.has(sha);
+      for (const v of evictionOrder(this.files.values(), this.parts, keep)) {
         if (total <= this.ctx.maxBytes) break;
-        v.drop();
+        if (keep(v.sha256)) continue; // pinned by a want() while we were deleting
+        if (v.kind === 'part') this.parts.delete(v.sha256);
+        else this.files.delete(v.sha256);
         total -= v.size;
         await unlink(path.join(this.ctx.dir, v.name)).catch(() => undefined);
         this.ctx.log.info({ file: v.name, bytes: v.size }, 'media evicted');
@@ -352,10 +328,4 @@ export class MediaCache {
     this.flushing = this.flushing.catch(() => undefined).then(() => writeIndex(this.ctx.dir, this.files.values()));
     return this.flushing;
   }
-}
-
-function backoff(b: { firstMs: number; maxMs: number }, failuresBefore: number): number {
-  const base = Math.min(b.maxMs, b.firstMs * 2 ** Math.min(failuresBefore, 30));
-  // ±20% jitter so a fleet that lost the CDN together does not return together.
-  return Math.round(base * (0.8 + 0.4 * Math.random()));
 }

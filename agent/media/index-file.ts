@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { EpochMs } from '../core/types.js';
@@ -122,4 +124,28 @@ export function extensionOf(url: string): string {
   } catch {
     return '';
   }
+}
+
+/** Re-hashes every verified file in `dir`; a problem per file whose content does not match its name. */
+export async function checkFiles(dir: string): Promise<{ problems: string[]; names: string[] }> {
+  let names: string[];
+  try {
+    names = (await readdir(dir)).sort();
+  } catch (e) {
+    return { problems: [`cannot read ${dir}: ${(e as Error).message}`], names: [] };
+  }
+  const problems: string[] = [];
+  for (const name of names) {
+    const sha = FINAL_RE.exec(name)?.[1];
+    if (!sha) continue;
+    try {
+      const h = createHash('sha256');
+      for await (const c of createReadStream(path.join(dir, name)) as AsyncIterable<Buffer>) h.update(c);
+      const got = h.digest('hex');
+      if (got !== sha) problems.push(`${name}: content hashes to ${got}`);
+    } catch (e) {
+      problems.push(`${name}: unreadable: ${(e as Error).message}`);
+    }
+  }
+  return { problems, names };
 }

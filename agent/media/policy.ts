@@ -1,0 +1,42 @@
+import type { CachedFile } from './index-file.js';
+
+// The cache's two decisions, as pure functions: when to try a failed download again, and
+// what to delete when the cache is over its size.
+
+export interface Backoff {
+  firstMs: number;
+  maxMs: number;
+}
+
+/** Network, 5xx, stalls: the next attempt soon, then ever more slowly. */
+export const TRANSIENT_BACKOFF: Backoff = { firstMs: 5_000, maxMs: 3_600_000 };
+/** A wrong hash, a 4xx, a file too large: someone must fix the server; look again rarely. */
+export const RARE_BACKOFF: Backoff = { firstMs: 15 * 60_000, maxMs: 24 * 3_600_000 };
+
+/** Delay before the next attempt after `failuresBefore` earlier failures of this kind; `random` in [0,1). */
+export function backoffDelay(b: Backoff, failuresBefore: number, random = Math.random()): number {
+  const base = Math.min(b.maxMs, b.firstMs * 2 ** Math.min(failuresBefore, 30));
+  // ±20% jitter so a fleet that lost the CDN together does not come back together.
+  return Math.round(base * (0.8 + 0.4 * random));
+}
+
+export interface EvictionCandidate {
+  sha256: string;
+  /** File name in the cache directory. */
+  name: string;
+  size: number;
+  kind: 'part' | 'file';
+}
+
+/**
+ * What may be deleted, in the order to delete it: partial downloads nobody waits for, then
+ * verified files least recently used first. Anything `keep` says yes to is never listed
+ * (media of the plan in force, downloads in progress).
+ */
+export function evictionOrder(files: Iterable<CachedFile>, parts: ReadonlyMap<string, number>, keep: (sha256: string) => boolean): EvictionCandidate[] {
+  const out: EvictionCandidate[] = [];
+  for (const [sha, size] of parts) if (!keep(sha)) out.push({ sha256: sha, name: `${sha}.part`, size, kind: 'part' });
+  const lru = [...files].filter((f) => !keep(f.sha256)).sort((a, b) => a.lastUsed - b.lastUsed || a.sha256.localeCompare(b.sha256));
+  for (const f of lru) out.push({ sha256: f.sha256, name: f.name, size: f.size, kind: 'file' });
+  return out;
+}
