@@ -102,33 +102,44 @@ export class OutboxPublisher {
   private async pass(g: number): Promise<void> {
     const { store, wire, topics, log } = this.ctx;
     const full = Math.max(1, this.ctx.inFlight);
-    const batch = Math.max(500, full * 4);
+    const batch = Math.max(1000, full * 10);
     const acked: number[] = [];
     let inflight = 0;
     let halt: 'no-subscribers' | 'error' | undefined;
     let wake: (() => void) | undefined;
-    const waitSlot = async (limit: number): Promise<void> => {
-      while (inflight > limit) await new Promise<void>((r) => { wake = r; });
+    const settle = (): void => {
+      inflight--;
+      const w = wake;
+      wake = undefined;
+      w?.();
     };
-    const flush = async (): Promise<void> => {
+    // Deletes run behind the sends (chained, so in order); the cursor keeps this pass from
+    // reading a row twice, and the pass awaits them before it ends, so the next pass cannot either.
+    let deleting: Promise<void> = Promise.resolve();
+    const flush = (): void => {
       if (acked.length === 0) return;
       const ids = acked.splice(0);
-      await store.outboxDelete(ids);
-      this.stats.deleted += ids.length;
+      deleting = deleting.then(async () => {
+        await store.outboxDelete(ids);
+        this.stats.deleted += ids.length;
+      });
     };
 
-    let afterId = 0;
-    outer: for (;;) {
-      const rows = await store.outboxPeek(batch, afterId);
-      if (rows.length === 0) break;
-      for (const row of rows) {
-        await waitSlot((this.probe ? 1 : full) - 1);
-        if (halt || g !== this.gen || !wire.connected()) break outer;
-        inflight++;
-        this.stats.sent++;
-        wire
-          .publish(topics.outbox(row.kind), row.payload, { qos: 1 })
-          .then(
+    try {
+      // The next page is read while the current one is being sent, so the window never waits on SQLite.
+      let page = store.outboxPeek(batch, 0);
+      outer: for (;;) {
+        const rows = await page;
+        const last = rows.at(-1);
+        if (!last) break;
+        page = rows.length < batch ? Promise.resolve([]) : store.outboxPeek(batch, last.id);
+        for (const row of rows) {
+          const limit = this.probe ? 1 : full;
+          while (inflight >= limit) await new Promise<void>((r) => { wake = r; });
+          if (halt || g !== this.gen || !wire.connected()) break outer;
+          inflight++;
+          this.stats.sent++;
+          wire.publish(topics.outbox(row.kind), row.payload, { qos: 1 }).then(
             (rc) => {
               if (rc === RC_NO_MATCHING_SUBSCRIBERS) {
                 this.stats.noSubscribers++;
@@ -137,21 +148,24 @@ export class OutboxPublisher {
                 this.probe = false;
                 acked.push(row.id);
               }
+              settle();
             },
-            () => { halt ??= 'error'; },
-          )
-          .finally(() => {
-            inflight--;
-            const w = wake;
-            wake = undefined;
-            w?.();
-          });
-        afterId = row.id;
+            () => {
+              halt ??= 'error';
+              settle();
+            },
+          );
+        }
+        if (acked.length >= full) flush();
+        // A short page means we reached the end when it was read; rows added since are
+        // picked up by the next pass (kick() sets `again`).
       }
-      if (acked.length >= batch) await flush();
+      await page.catch(() => []);
+      while (inflight > 0) await new Promise<void>((r) => { wake = r; });
+      flush();
+    } finally {
+      await deleting;
     }
-    await waitSlot(0);
-    await flush();
     if (halt === 'no-subscribers' && g === this.gen && !this.stopped) {
       const ms = this.ctx.noSubscriberRetryMs ?? 30_000;
       log.info({ retryMs: ms }, 'outbox: no subscribers on the event topics; keeping rows, retrying later');

@@ -15,6 +15,8 @@ export interface Broker {
   restart(): Promise<void>;
   /** Sends a signal to the running broker (SIGSTOP freezes it with its sockets open: a dead link). */
   signal(sig: NodeJS.Signals): void;
+  /** Stop for good and remove its temp dir (done by the test's teardown when `t` was given). */
+  dispose(): Promise<void>;
 }
 
 interface Teardownable {
@@ -87,6 +89,10 @@ export async function startBroker(t?: Teardownable, extraConfig: string[] = []):
     signal: (sig) => {
       child?.kill(sig);
     },
+    dispose: async () => {
+      await broker.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
     kill: () => halt('SIGKILL'),
     restart: async () => {
       child?.kill('SIGCONT');
@@ -103,9 +109,6 @@ export async function startBroker(t?: Teardownable, extraConfig: string[] = []):
       }
     },
   };
-  t?.teardown(async () => {
-    await broker.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  t?.teardown(() => broker.dispose());
   return broker;
 }
