@@ -63,6 +63,7 @@ export class MqttLink implements Link {
   private session = 0;
   private pendingSession: number | undefined;
   private failures = 0;
+  private lastError: string | undefined;
   private reconnectTimer: TimerHandle | undefined;
   private statusChain: Promise<void> = Promise.resolve();
   /** PUBACK reason codes by packet id, captured before mqtt.js hides them (it reports 0x10 as success). */
@@ -195,19 +196,33 @@ export class MqttLink implements Link {
       this.pendingSession ??= await this.ctx.store.nextSession();
       opts = await this.clientOptions(this.pendingSession);
     } catch (e) {
-      log.error({ err: e }, 'mqtt: cannot prepare the connection');
+      log.error({ err: e }, 'mqtt: cannot prepare the connection (password or TLS files?)');
+      this.lastError = (e as Error).message;
+      this.failures++;
       this.scheduleReconnect();
       return;
     }
+    if (this.stopping) return;
     const session = this.pendingSession;
-    const c = mqtt.connect(config.mqtt.url, opts);
+    let c: MqttClient;
+    try {
+      c = mqtt.connect(config.mqtt.url, opts);
+    } catch (e) {
+      this.lastError = (e as Error).message;
+      this.failures++;
+      this.scheduleReconnect();
+      return;
+    }
     this.client = c;
     c.on('packetreceive', (p: Packet) => {
       if (p.cmd === 'puback' && p.messageId !== undefined) this.pubackRc.set(p.messageId, p.reasonCode ?? 0);
     });
     c.on('connect', () => void this.onConnect(c, session));
     c.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet.properties?.responseTopic, packet.properties?.correlationData));
-    c.on('error', (e) => log.debug({ err: e }, 'mqtt error'));
+    c.on('error', (e) => {
+      this.lastError = e.message;
+      log.debug({ err: e }, 'mqtt error');
+    });
     c.on('close', () => this.onClose(c));
   }
 
@@ -256,7 +271,10 @@ export class MqttLink implements Link {
     const cap = Math.min(reconnectMaxMs, reconnectMinMs * 2 ** Math.min(this.failures, 20));
     // "Equal jitter": half fixed, half random, so a fleet does not reconnect in lockstep.
     const delay = Math.round(cap / 2 + Math.random() * (cap / 2));
-    if (this.failures === 1) this.ctx.log.warn({ url: this.ctx.config.mqtt.url, retryMs: delay }, 'mqtt: broker unreachable, retrying');
+    // Say it on the first failure of a series and then now and again, not on every attempt.
+    if (this.failures === 1 || this.failures % 20 === 0) {
+      this.ctx.log.warn({ url: this.ctx.config.mqtt.url, failures: this.failures, retryMs: delay, error: this.lastError }, 'mqtt: cannot connect, retrying');
+    }
     this.reconnectTimer?.cancel();
     this.reconnectTimer = this.ctx.clock.setTimer(delay, () => void this.attempt());
   }
