@@ -60,6 +60,8 @@ export class MediaCache {
   private pinned = new Set<string>();
   private readonly jobs = new Map<string, Job>();
   private readonly running = new Set<Promise<void>>();
+  /** sha256s with a transfer still running (possibly aborted, not yet unwound): one writer per .part file. */
+  private readonly busy = new Set<string>();
   private active = 0;
   private started = false;
   private stopped = false;
@@ -195,7 +197,7 @@ export class MediaCache {
     if (!this.started || this.stopped) return;
     for (const job of this.jobs.values()) {
       if (this.active >= this.concurrency) return;
-      if (job.state === 'queued') this.run(job);
+      if (job.state === 'queued' && !this.busy.has(job.ref.sha256)) this.run(job);
     }
   }
 
@@ -205,6 +207,7 @@ export class MediaCache {
     job.state = 'downloading';
     job.abort = abort;
     this.active++;
+    this.busy.add(sha);
     const ext = extensionOf(job.ref.url);
     const name = sha + ext;
     const p = transfer({
@@ -229,6 +232,7 @@ export class MediaCache {
         },
       )
       .finally(() => {
+        this.busy.delete(sha);
         this.running.delete(p);
         job.abort = undefined;
         this.pump();
@@ -296,7 +300,7 @@ export class MediaCache {
     const next = this.evicting.then(async () => {
       let total = this.status().bytes + Math.max(0, reserve);
       if (total <= this.ctx.maxBytes) return;
-      const keep = (sha: string): boolean => this.pinned.has(sha) || this.jobs.has(sha);
+      const keep = (sha: string): boolean => this.pinned.has(sha) || this.jobs.has(sha) || this.busy.has(sha);
       for (const v of evictionOrder(this.files.values(), this.parts, keep)) {
         if (total <= this.ctx.maxBytes) break;
         if (keep(v.sha256)) continue; // pinned by a want() while we were deleting
