@@ -93,6 +93,7 @@ export class MpvPlayer implements Player {
   private timePos: number | undefined;
   private posChangedAt = 0;
   private shots = 0;
+  private readonly logged = new Set<string>();
   private dying: Promise<void> = Promise.resolve();
   private readonly supervisor: MpvSupervisor;
 
@@ -242,7 +243,7 @@ export class MpvPlayer implements Player {
     ipc.on('playback-restart', () => ipc === this.ipc && this.onPlaybackRestart());
     ipc.on('end-file', (e) => ipc === this.ipc && this.onEndFile(e));
     ipc.on('property-change', (n, d) => ipc === this.ipc && this.onProperty(n, d));
-    ipc.on('log', (line) => this.ctx.log.info({ mpv: line }, 'mpv'));
+    ipc.on('log', (line) => this.logMpv(line));
     ipc.on('exit', (x) => {
       if (ipc === this.ipc && this.ready) this.supervisor.fail(`mpv exited (code ${x.code}, signal ${x.signal})`);
     });
@@ -421,6 +422,13 @@ export class MpvPlayer implements Player {
     spot.evidence?.stop();
     if (this.spot === spot) this.spot = undefined;
     this.safely(() => spot.handlers.onEnded(this.ctx.clock.now(), outcome, detail));
+  }
+
+  /** mpv repeats some warnings on every file (a missing hwdec driver): say each once, then only at debug. */
+  private logMpv(line: string): void {
+    if (this.logged.has(line)) return this.ctx.log.debug({ mpv: line }, 'mpv');
+    if (this.logged.size < 500) this.logged.add(line);
+    this.ctx.log.warn({ mpv: line }, 'mpv');
   }
 
   private safely(fn: () => void): void {
