@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
@@ -103,8 +103,21 @@ t.test("a boot folder; Imager's firstrun.sh is chained, not lost", async (t) => 
   t.equal(readFileSync(path.join(boot, 'signage', 'imager-firstrun.sh'), 'utf8'), '#!/bin/bash\necho imager\n');
   t.notOk(existsSync(path.join(boot, 'firstrun.sh')));
   t.ok(existsSync(path.join(boot, 'signage-agent.json')));
-  for (const s of ['firstrun.sh', 'setup.sh']) await run('bash', ['-n', path.join(boot, 'signage', s)]);
-  t.pass('hook scripts parse');
+  await run('bash', ['-n', path.join(boot, 'signage', 'setup.sh')]);
+
+  // The first boot: run the hook against a stand-in root.
+  const root = path.join(k.dir, 'rootfs');
+  const marker = path.join(k.dir, 'imager-ran');
+  writeFileSync(path.join(boot, 'signage', 'imager-firstrun.sh'), `#!/bin/bash\ntouch ${marker}\n`);
+  await run('bash', [path.join(boot, 'signage', 'firstrun.sh')], { env: { ...process.env, SIGNAGE_FIRSTRUN_ROOT: root } });
+  t.ok(existsSync(marker), "Imager's customisation ran first");
+  t.notOk(existsSync(path.join(boot, 'signage', 'imager-firstrun.sh')));
+  t.equal(readFileSync(path.join(boot, 'cmdline.txt'), 'utf8'), CMDLINE + '\n', 'the hook removed itself from cmdline.txt');
+  const unit = path.join(root, 'etc/systemd/system/signage-install.service');
+  t.match(readFileSync(unit, 'utf8'), new RegExp(`^ExecStart=/bin/bash ${path.join(boot, 'signage', 'setup.sh')}$`, 'm'));
+  t.equal(readlinkSync(path.join(root, 'etc/systemd/system/multi-user.target.wants/signage-install.service')), '/etc/systemd/system/signage-install.service');
+  const verify = await run('systemd-analyze', ['verify', unit]).then((r) => r.stderr, (e: { stderr: string }) => `failed: ${e.stderr}`);
+  t.equal(verify.split('\n').filter((l) => l.includes('signage-install')).join('\n'), '', 'systemd-analyze verify passes on the armed unit');
 });
 
 t.test('bad config or a wrong Node checksum: nothing prepared, the key named', async (t) => {
@@ -122,6 +135,11 @@ t.test('bad config or a wrong Node checksum: nothing prepared, the key named', a
   t.equal(sha.code, 1);
   t.match(sha.err.join('\n'), /does not match the pinned/);
   t.same(readdirSync(boot), ['cmdline.txt']);
+  const renamed = path.join(k.dir, 'node.tar.xz');
+  writeFileSync(renamed, 'x');
+  const badName = await prep(['--boot', boot, '--config', k.config, '--bundle', k.bundle, '--node-tarball', renamed, '--node-sha256', 'a'.repeat(64)]);
+  t.equal(badName.code, 1);
+  t.match(badName.err.join('\n'), /expected an official Node tarball name/);
   const noBoot = await prep(['--config', k.config, ...k.common]);
   t.equal(noBoot.code, 2);
 });

@@ -7,6 +7,9 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 BOOT=$(dirname "$HERE")
+# The root being set up; only tests point it elsewhere.
+ROOT=${SIGNAGE_FIRSTRUN_ROOT:-}
+UNITS="$ROOT/etc/systemd/system"
 
 # Raspberry Pi Imager's own first-run customisation (user, Wi-Fi, SSH), if the card had one.
 if [ -f "$HERE/imager-firstrun.sh" ]; then
@@ -14,10 +17,10 @@ if [ -f "$HERE/imager-firstrun.sh" ]; then
   rm -f "$HERE/imager-firstrun.sh"
 fi
 
-sed "s#@SIGNAGE_DIR@#$HERE#g" "$HERE/signage-install.service" > /etc/systemd/system/signage-install.service
-chmod 0644 /etc/systemd/system/signage-install.service
-mkdir -p /etc/systemd/system/multi-user.target.wants
-ln -sf /etc/systemd/system/signage-install.service /etc/systemd/system/multi-user.target.wants/signage-install.service
+mkdir -p "$UNITS/multi-user.target.wants"
+sed "s#@SIGNAGE_DIR@#$HERE#g" "$HERE/signage-install.service" > "$UNITS/signage-install.service"
+chmod 0644 "$UNITS/signage-install.service"
+ln -sf /etc/systemd/system/signage-install.service "$UNITS/multi-user.target.wants/signage-install.service"
 
 sed -i -e 's| systemd\.run=[^ ]*||g' -e 's| systemd\.run_success_action=[^ ]*||g' -e 's| systemd\.unit=kernel-command-line\.target||g' "$BOOT/cmdline.txt"
 sync

@@ -77,6 +77,11 @@ export async function prepareCard(target: BootTarget, inp: CardInputs): Promise<
   const { problems, warnings } = configProblems(inp.config, inp.secrets);
   const deviceId = String(inp.config.deviceId ?? '?');
   if (problems.length > 0) throw new Error(`${deviceId}: config rejected:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  // install.sh on the card finds its inputs by these names.
+  if (!/^node-v\d+\.\d+\.\d+-linux-(arm64|x64)\.tar\.(xz|gz)$/.test(path.basename(inp.nodeTarball))) {
+    throw new Error(`${path.basename(inp.nodeTarball)}: expected an official Node tarball name, node-vX.Y.Z-linux-arm64.tar.xz (or -x64)`);
+  }
+  const bundleName = /^signage-agent-[A-Za-z0-9._-]+\.tgz$/.test(path.basename(inp.bundle)) ? path.basename(inp.bundle) : 'signage-agent-bundle.tgz';
   const got = sha256File(inp.nodeTarball);
   if (got !== inp.nodeSha256.toLowerCase()) throw new Error(`${path.basename(inp.nodeTarball)}: sha256 ${got} does not match the pinned ${inp.nodeSha256}`);
   if (!/^\/[A-Za-z0-9/._-]+$/.test(inp.bootMount)) throw new Error(`--boot-mount ${inp.bootMount}: an absolute path without spaces`);
@@ -92,7 +97,7 @@ export async function prepareCard(target: BootTarget, inp: CardInputs): Promise<
   await target.mkdir(`/${CARD_DIR}`);
   await put(`/${CARD_DIR}/install.sh`, { file: path.join(inp.provisioningDir, 'install.sh') });
   for (const f of HOOK_FILES) await put(`/${CARD_DIR}/${f}`, { file: path.join(inp.provisioningDir, 'card', f) });
-  await put(`/${CARD_DIR}/${path.basename(inp.bundle)}`, { file: inp.bundle });
+  await put(`/${CARD_DIR}/${bundleName}`, { file: inp.bundle });
   await put(`/${CARD_DIR}/${path.basename(inp.nodeTarball)}`, { file: inp.nodeTarball });
   await put(`/${CARD_DIR}/node.sha256`, Buffer.from(`${got}  ${path.basename(inp.nodeTarball)}\n`));
   for (const [b, f] of Object.entries(inp.secrets)) await put(`/${b}`, { file: f });
