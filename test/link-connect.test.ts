@@ -9,7 +9,7 @@ const childScript = fileURLToPath(new URL('./helpers/link-child.ts', import.meta
 /** Runs a link in a child process (same data dir semantics as the agent); resolves once connected. */
 async function spawnLink(t: Tap.Test, url: string, dir: string): Promise<{ child: ChildProcess; session: number }> {
   const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript'));
-  const child = spawn(process.execPath, [...loader, childScript, url, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...loader, childScript, url, dir], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' } });
   t.teardown(() => {
     child.kill('SIGCONT');
     child.kill('SIGKILL');

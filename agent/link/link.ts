@@ -175,13 +175,14 @@ export class MqttLink implements Link {
   async applied(): Promise<Record<string, unknown>> {
     const s = await this.ctx.store.loadDesired();
     const fold = (docs: { source: string; version: number; doc: unknown }[]): { device?: number; groups: Record<string, number> } => {
-      const out: { device?: number; groups: Record<string, number> } = { groups: {} };
+      let device: number | undefined;
+      const groups: Record<string, number> = {};
       for (const d of docs) {
         if (d.doc === null) continue;
-        if (d.source === 'device') out.device = d.version;
-        else if (d.source.startsWith('group/')) out.groups[d.source.slice(6)] = d.version;
+        if (d.source === 'device') device = d.version;
+        else if (d.source.startsWith('group/')) groups[d.source.slice(6)] = d.version;
       }
-      return out;
+      return device === undefined ? { groups } : { device, groups };
     };
     return { ...fold(s.assignments), overrides: fold(s.overrides) };
   }
