@@ -189,6 +189,7 @@ export async function reportCommand(argv: string[], io: Io, today = localToday()
         (up ? online : offline).push(id);
       }
     }
+    if (online.length === 0 && offline.length === 0) io.err(`no screen has a retained status on ${conn.prefix}/device/+/status`);
     await req.start(values.device !== undefined ? online : 'all');
     const answers = await Promise.all(online.map(async (d) => [d, await req.send(d, 'report', { date }, timeoutMs)] as const));
 
