@@ -97,7 +97,7 @@ async function checkMpv(ctx: DoctorContext, exec: Exec): Promise<CheckResult[]> 
       { name: 'mpv output', level: 'skip', detail: 'mpv missing' },
     ];
   }
-  const version = v.stdout.split('\n')[0]?.trim() ?? 'mpv';
+  const version = (v.stdout.split('\n')[0] ?? 'mpv').replace(/\s+Copyright.*$/, '').trim();
   // The agent's own arguments, but play one frame and quit instead of idling forever.
   const args = [
     ...buildMpvArgs(ctx.config.player.args, { desktop: ctx.desktop ?? false, ...(ctx.sysfsRoot ? { sysfsRoot: ctx.sysfsRoot } : {}) }),
@@ -110,7 +110,7 @@ async function checkMpv(ctx: DoctorContext, exec: Exec): Promise<CheckResult[]> 
   ];
   const r = await exec(mpv, args, ctx.mpvTimeoutMs ?? 15_000);
   const vo = /doctor: vo=(\S*) hwdec=(\S*)/.exec(r.stdout);
-  const withVo = `${version}; output vo=${vo?.[1] || '?'}, hwdec ${vo?.[2] || '?'} requested`;
+  const withVo = `opened vo=${vo?.[1] || '?'} (hwdec ${vo?.[2] || '?'} requested)`;
   if (r.code === 0 && vo?.[1]) return [{ name: 'mpv', level: 'ok', detail: version }, { name: 'mpv output', level: 'ok', detail: withVo }];
   const why = lastLine(r.stderr) || lastLine(r.stdout) || (r.code === null ? 'timed out' : `exit ${r.code}`);
   if (/DRM master|resource busy/i.test(r.stderr)) {
