@@ -1,9 +1,11 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { type DoctorContext, type Exec, checkTimezone, runDoctor, systemExec } from '../agent/cli/doctor.js';
 import { parseConfig } from '../agent/config/config.js';
 import { silentLogger } from '../agent/core/log.js';
+import { sha256File } from './helpers/agent-proc.js';
+import { makeClip } from './helpers/clips.js';
 import { startBroker } from './helpers/mosquitto.js';
 import { freePort } from './helpers/ports.js';
 import { tempDir } from './helpers/tmp.js';
@@ -47,12 +49,17 @@ async function doctor(t: Test, over: { mpvPath?: string; url?: string; dataDir?:
 const line = (lines: string[], name: string): string => lines.find((l) => l.slice(2).startsWith(`${name}:`)) ?? `(no ${name} line)`;
 
 t.test('a healthy box passes every check', async (t) => {
-  const { code, lines } = await doctor(t, {});
+  const dir = tempDir(t, 'doctor-ok-');
+  mkdirSync(path.join(dir, 'data', 'media'), { recursive: true });
+  const clip = await makeClip({ kind: 'pattern', seconds: 1 });
+  copyFileSync(clip, path.join(dir, 'data', 'media', `${sha256File(clip)}.mp4`));
+  const { code, lines } = await doctor(t, { dataDir: path.join(dir, 'data') });
   t.equal(code, 0, lines.join('\n'));
   for (const n of ['mpv', 'mpv output', 'hdmi', 'power', 'dataDir', 'clock', 'timezone', 'broker', 'media cache', 'unit']) {
     t.match(line(lines, n), /^✓ /, n);
   }
-  t.match(line(lines, 'mpv output'), /vo=null/);
+  t.match(line(lines, 'mpv output'), /opened vo=null .*; decoder on a cached clip: \S+$/);
+  t.match(line(lines, 'media cache'), /every file matches its sha256/);
   t.match(lines.at(-1), /10 ok, 0 warning\(s\), 0 failed/);
 });
 

@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
-import { mkdir, unlink, writeFile } from 'node:fs/promises';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/config.js';
 import { SystemClock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import { diskFreeMB, findThrottledFile, parseThrottled } from '../health/probes.js';
 import { MediaCache } from '../media/cache.js';
+import { FINAL_RE } from '../media/index-file.js';
 import { listHdmiConnectors } from '../player/display.js';
 import { buildMpvArgs } from '../player/mpv-args.js';
 import { brokerFix, connectOnce, toolClientOptions } from './broker.js';
@@ -111,7 +111,10 @@ async function checkMpv(ctx: DoctorContext, exec: Exec): Promise<CheckResult[]> 
   const r = await exec(mpv, args, ctx.mpvTimeoutMs ?? 15_000);
   const vo = /doctor: vo=(\S*) hwdec=(\S*)/.exec(r.stdout);
   const withVo = `opened vo=${vo?.[1] || '?'} (hwdec ${vo?.[2] || '?'} requested)`;
-  if (r.code === 0 && vo?.[1]) return [{ name: 'mpv', level: 'ok', detail: version }, { name: 'mpv output', level: 'ok', detail: withVo }];
+  if (r.code === 0 && vo?.[1]) {
+    const hw = await probeDecoder(ctx, exec, args.slice(0, -2));
+    return [{ name: 'mpv', level: 'ok', detail: version }, { name: 'mpv output', level: 'ok', detail: `${withVo}${hw}` }];
+  }
   const why = lastLine(r.stderr) || lastLine(r.stdout) || (r.code === null ? 'timed out' : `exit ${r.code}`);
   if (/DRM master|resource busy/i.test(r.stderr)) {
     // One DRM master at a time: the running agent's mpv holds the display (mpv#12934).
@@ -129,6 +132,23 @@ async function checkMpv(ctx: DoctorContext, exec: Exec): Promise<CheckResult[]> 
       fix: 'check player.args (--vo, --gpu-context, --drm-connector), that the signage user is in the video and render groups, and that no other program holds the display',
     },
   ];
+}
+
+/** The decoder mpv really gets (`hwdec-current`) on the smallest cached clip; cheap: one frame. */
+async function probeDecoder(ctx: DoctorContext, exec: Exec, args: string[]): Promise<string> {
+  const dir = path.join(ctx.config.dataDir, 'media');
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((n) => FINAL_RE.test(n));
+  } catch {
+    names = [];
+  }
+  if (names.length === 0) return '; no cached clip yet to probe the decoder on';
+  const sized = await Promise.all(names.map(async (n) => ({ n, size: (await stat(path.join(dir, n))).size })));
+  const clip = sized.sort((a, b) => a.size - b.size)[0]!.n;
+  const r = await exec(ctx.config.player.mpvPath, [...args, '--term-playing-msg=doctor: hwdec-current=${hwdec-current}', path.join(dir, clip)], ctx.mpvTimeoutMs ?? 15_000);
+  const hw = /doctor: hwdec-current=(\S*)/.exec(r.stdout)?.[1];
+  return hw ? `; decoder on a cached clip: ${hw === 'no' ? 'software' : hw}` : '; the decoder probe on a cached clip failed';
 }
 
 async function checkHdmi(ctx: DoctorContext): Promise<CheckResult> {
