@@ -141,9 +141,11 @@ t.test('session takeover from a frozen agent: the new birth is the last word; a 
 
 t.test('a dead link (broker frozen) is detected by keepalive and the link recovers', async (t) => {
   const r = await rig(t);
+  const t0 = Date.now();
   r.broker.signal('SIGSTOP');
   await waitFor('dead link detected', () => !r.link.connected(), 20_000);
   t.pass('disconnected after keepalive timeout');
+  t.comment(`detected after ${Date.now() - t0} ms with keepalive 5 s (bound: 1.5 keepalives after the last packet from the broker)`);
   r.broker.signal('SIGCONT');
   await waitFor('reconnected', () => r.link.connected() && r.link.currentSession() === 2, 20_000);
   t.equal(r.link.currentSession(), 2);

@@ -163,3 +163,18 @@ t.test('§9 signed envelopes: verified, target-bound, unsigned rejected', async 
   }
   t.equal(await r.store.appliedVersion('assignment', 'device'), 2);
 });
+
+t.test('applied documents survive a restart with the broker down', async (t) => {
+  const r = await rig(t);
+  await r.obs.publish(topic.device('assignment'), JSON.stringify(assignment(7)), { retain: true });
+  await r.obs.publish(topic.group('all', 'override'), JSON.stringify({ version: 2, campaigns: { c1: { timesPerDay: 3 } } }), { retain: true });
+  await waitFor('applied', () => r.obs.events('applied').length === 2);
+  await r.link.stop();
+  await r.broker.stop();
+  const link2 = makeLink(t, r.config, r.store, r.host);
+  await link2.start();
+  t.equal(link2.connected(), false, 'broker down');
+  t.same(await link2.applied(), { device: 7, groups: {}, overrides: { groups: { all: 2 } } }, 'the plan in force is still there');
+  const d = await r.store.loadDesired();
+  t.equal((d.assignments[0]!.doc as any).version, 7);
+});

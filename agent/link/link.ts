@@ -146,6 +146,8 @@ export class MqttLink implements Link {
     }
     this.up = false;
     this.client = undefined;
+    // The store is usually stopped right after us: let an interrupted drain finish its deletes.
+    await withTimeout(this.outbox.idle(), 3000).catch(() => undefined);
   }
 
   connected(): boolean {
