@@ -59,7 +59,7 @@ t.test('a bad file is rejected naming the key, shown on screen, and no secret st
   const { boot, etc } = layout(t);
   writeFileSync(
     path.join(boot, 'signage-agent.json'),
-    JSON.stringify({ deviceId: 'hn-hk-0002', heartbeatSec: 1, mqtt: { url: 'http://noc.example.vn', password: PASSWORD } }),
+    JSON.stringify({ deviceId: 'hn-hk-0002', heartbeatSec: 1, mqtt: { url: 'http://noc.example.vn', password: PASSWORD, key: KEY, passwordFile: 'mqtt.pass' }, extra: [{ token: PASSWORD }] }),
   );
   writeFileSync(path.join(boot, 'signage-agent.client.key'), KEY);
   let shown: string[] = [];
@@ -81,6 +81,7 @@ t.test('a bad file is rejected naming the key, shown on screen, and no secret st
   assertNoSecrets(t, boot);
   const rejected = JSON.parse(readFileSync(path.join(boot, 'signage-agent.json.rejected'), 'utf8')) as { mqtt: { url: string } };
   t.equal(rejected.mqtt.url, 'http://noc.example.vn', 'the rest is kept for the installer to fix');
+  t.equal((rejected.mqtt as Record<string, unknown>).passwordFile, 'mqtt.pass', 'paths are not secrets');
   t.match(readFileSync(path.join(boot, 'signage-agent-error.txt'), 'utf8'), /mqtt\.url/);
   t.notOk(existsSync(path.join(etc, 'signage-agent.json')), 'nothing installed');
   t.equal(mode(path.join(etc, 'rejected', 'client.key')), 0o600, 'secrets kept aside, root only');
@@ -102,7 +103,7 @@ t.test('a rejected file keeps the previous config; a missing password file is na
 
 t.test('not JSON: rejected, inline passwords blanked in the kept copy', async (t) => {
   const { boot, etc } = layout(t);
-  writeFileSync(path.join(boot, 'signage-agent.json'), `{"deviceId":"x","mqtt":{"url":"mqtt://a","password":"${PASSWORD}"},}`);
+  writeFileSync(path.join(boot, 'signage-agent.json'), `{"deviceId":"x","mqtt":{"url":"mqtt://a","password":"${PASSWORD}","pem":"${KEY.replace(/\n/g, '\\n')}"},}`);
   const r = await importBootConfig({ bootDirs: [boot], etcDir: etc, log: silentLogger() });
   t.equal(r.status, 'rejected');
   if (r.status === 'rejected') t.match(r.problems[0], /not valid JSON/);

@@ -120,16 +120,26 @@ export function validate(text: string, etcDir: string, importedSecrets: Set<stri
   return problems;
 }
 
-/** The dropped text with any inline password blanked, for the `.rejected` copy. */
+/**
+ * The dropped text for the `.rejected` copy, with anything that may be secret blanked: values of
+ * password/secret/token/private-key-like keys and any PEM block, wherever they are (a rejected
+ * file may have any shape). Paths (`*File`) and public assignment keys are kept.
+ */
 export function redact(text: string): string {
+  const REMOVED = '[removed: never leave secrets on the boot partition]';
+  const secretKey = (k: string): boolean => /pass|secret|token|private|^key$|^cert$|^ca$|credential/i.test(k) && !/File$/.test(k);
+  const walk = (v: unknown, key: string): unknown => {
+    if (typeof v === 'string') return secretKey(key) || /-----BEGIN/.test(v) ? REMOVED : v;
+    if (Array.isArray(v)) return v.map((x) => walk(x, key));
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, k)]));
+    return v;
+  };
   try {
-    const doc = JSON.parse(text) as { mqtt?: { password?: unknown } };
-    if (doc && typeof doc === 'object' && doc.mqtt && typeof doc.mqtt === 'object' && 'password' in doc.mqtt) {
-      doc.mqtt.password = '[removed: never leave passwords on the boot partition]';
-    }
-    return JSON.stringify(doc, null, 2) + '\n';
+    return JSON.stringify(walk(JSON.parse(text), ''), null, 2) + '\n';
   } catch {
-    return text.replace(/("password"\s*:\s*)"(?:[^"\\]|\\.)*"/g, '$1"[removed]"');
+    return text
+      .replace(/("[^"]*(?:pass|secret|token|private|key|cert|credential)[^"]*"\s*:\s*)"(?:[^"\\]|\\.)*"/gi, `$1"${REMOVED}"`)
+      .replace(/-----BEGIN[\s\S]*?(-----END[^-]*-----|$)/g, REMOVED);
   }
 }
 
