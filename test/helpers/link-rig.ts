@@ -167,3 +167,31 @@ export function assignment(version: number, campaignIds: string[] = ['c1'], extr
     ...extra,
   };
 }
+
+/** A TCP relay in front of the broker, so a test can cut the agent's connection while broker and NOC stay up. */
+export async function tcpProxy(t: T, targetPort: number): Promise<{ port: number; url: string; cut(): void }> {
+  const net = await import('node:net');
+  const pairs = new Set<import('node:net').Socket>();
+  const server = net.createServer((inbound) => {
+    const outbound = net.connect({ port: targetPort, host: '127.0.0.1' });
+    pairs.add(inbound);
+    pairs.add(outbound);
+    inbound.pipe(outbound).pipe(inbound);
+    const close = (): void => {
+      inbound.destroy();
+      outbound.destroy();
+      pairs.delete(inbound);
+      pairs.delete(outbound);
+    };
+    inbound.on('error', close).on('close', close);
+    outbound.on('error', close).on('close', close);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  t.teardown(() => {
+    for (const s of pairs) s.destroy();
+    server.close();
+  });
+  return { port, url: `mqtt://127.0.0.1:${port}`, cut: () => { for (const s of pairs) s.destroy(); } };
+}
