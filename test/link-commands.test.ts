@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import t from 'tap';
 import { Observer, rig, topic, waitFor } from './helpers/link-rig.js';
 
@@ -89,4 +89,36 @@ t.test('heartbeat: ts, deviceId, uptimeSec, host fields, backlog; QoS 0, not ret
   t.type(j.backlog, 'number');
   await waitFor('a periodic heartbeat', () => r.obs.on('heartbeat').length >= 2, 15_000);
   t.pass('heartbeats repeat every heartbeatSec');
+});
+
+t.test('§9 signed commands: envelope, target and expiresAt required', async (t) => {
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(12);
+  const r = await rig(t, { security: { assignmentKeys: [`noc:${raw.toString('base64')}`] } });
+  const signed = (doc: unknown): string => {
+    const bytes = Buffer.from(JSON.stringify(doc));
+    return JSON.stringify({ payload: bytes.toString('base64'), sig: sign(null, bytes, privateKey).toString('base64'), keyId: 'noc' });
+  };
+  const results = (): any[] => r.obs.on('cmd/result').map((m) => m.json());
+  const target = 'device/dev-1';
+  await r.obs.publish(topic.device('cmd'), signed({ id: 's-1', name: 'restart-player', target, expiresAt: '2999-01-01T00:00:00Z' }));
+  await waitFor('signed command ran', () => results().length === 1);
+  t.same(results()[0], { id: 's-1', ok: true, result: {} });
+  t.equal(r.host.restarts, 1);
+
+  const bad: [string, string, RegExp][] = [
+    ['unsigned', cmd({ id: 's-2', name: 'restart-player', target, expiresAt: '2999-01-01T00:00:00Z' }), /signed envelope required/],
+    ['no expiresAt', signed({ id: 's-3', name: 'restart-player', target }), /expiresAt/],
+    ['other screen', signed({ id: 's-4', name: 'restart-player', target: 'device/dev-2', expiresAt: '2999-01-01T00:00:00Z' }), /does not match/],
+  ];
+  for (const [name, payload, reason] of bad) {
+    const n = r.obs.events('rejected').length;
+    await r.obs.publish(topic.device('cmd'), payload);
+    await waitFor(name, () => r.obs.events('rejected').length === n + 1);
+    t.match(r.obs.events('rejected').at(-1).detail.reason, reason, name);
+  }
+  // Replaying the good one is a duplicate id, answered but not run.
+  await r.obs.publish(topic.device('cmd'), signed({ id: 's-1', name: 'restart-player', target, expiresAt: '2999-01-01T00:00:00Z' }));
+  await waitFor('replay answered', () => results().some((x) => x.id === 's-1' && x.ok === false));
+  t.equal(r.host.restarts, 1, 'a replayed signed command does not run again');
 });
