@@ -49,8 +49,9 @@ t.test('assign, cmd, screenshot, report and watch against a running agent', { sk
   writeFileSync(file, JSON.stringify({ campaigns: [{ id: 'ctl-spot', media: { url: `file://${clip}`, sha256: sha256File(clip) }, timesPerDay: 24 }], loop: [{ url: `file://${clip}`, sha256: sha256File(clip) }] }));
   const assign = await ctl(['assign', '--url', broker.url, '--device', 'ctl-e2e', '--file', file]);
   t.equal(assign.code, 0, assign.err.join('\n'));
-  await until('the assignment applied', () => last.applied?.device === 1);
-  t.pass('the agent applied version 1');
+  const published = Number(/version (\d+)/.exec(assign.out[0] ?? '')?.[1]);
+  await until('the assignment applied', () => last.applied?.device === published);
+  t.pass(`the agent applied version ${published}`);
 
   const ping = await ctl(['cmd', '--url', broker.url, '--device', 'ctl-e2e', 'ping']);
   t.equal(ping.code, 0, ping.err.join('\n'));

@@ -3,6 +3,7 @@ import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import t, { type Test } from 'tap';
 import { main } from '../scripts/signagectl/cli.js';
+import { nextVersion } from '../scripts/signagectl/desired.js';
 import { Fleet } from '../scripts/signagectl/watch.js';
 import { startBroker } from './helpers/mosquitto.js';
 import { tempDir } from './helpers/tmp.js';
@@ -75,17 +76,23 @@ t.test('assign: validates, lists every problem, publishes retained with the next
 
   const file = path.join(dir, 'a.json');
   writeFileSync(file, JSON.stringify({ campaigns: [{ id: 'c1', media: { url: 'https://cdn/x.mp4', sha256: SHA }, timesPerDay: 5 }] }));
+  const before = Math.floor(Date.now() / 1000);
   const r1 = await ctl(['assign', '--url', b.url, '--device', 'dev-1', '--file', file]);
   t.equal(r1.code, 0, r1.err.join('\n'));
-  t.match(r1.out[0], /published signage\/device\/dev-1\/assignment .*version 1 \(retained was none\), 1 campaign\(s\): c1/);
-  t.equal((JSON.parse((await retained(t, b.url, 'signage/device/dev-1/assignment'))!) as { version: number }).version, 1);
+  t.match(r1.out[0], /published signage\/device\/dev-1\/assignment .*version \d+ \(retained was none\), 1 campaign\(s\): c1/);
+  const v1 = (JSON.parse((await retained(t, b.url, 'signage/device/dev-1/assignment'))!) as { version: number }).version;
+  t.ok(v1 >= before, 'no retained version: the Unix time in seconds');
 
   const r2 = await ctl(['assign', '--url', b.url, '--device', 'dev-1', '--file', file]);
-  t.match(r2.out[0], /version 2 \(retained was 1\)/, 'current + 1');
-  writeFileSync(file, JSON.stringify({ version: 10, campaigns: [] }));
+  const v2 = (JSON.parse((await retained(t, b.url, 'signage/device/dev-1/assignment'))!) as { version: number }).version;
+  t.ok(v2 > v1, `always above the retained one (${v2} > ${v1})`);
+  t.match(r2.out[0], new RegExp(`version ${v2} \\(retained was ${v1}\\)`));
+  writeFileSync(file, JSON.stringify({ version: 4_000_000_000_000, campaigns: [] }));
   const r3 = await ctl(['assign', '--url', b.url, '--group', 'hoan-kiem', '--file', file]);
-  t.match(r3.out[0], /group hoan-kiem assignment version 10/, "the file's higher version is kept");
-  t.equal((JSON.parse((await retained(t, b.url, 'signage/group/hoan-kiem/assignment'))!) as { version: number }).version, 10);
+  t.match(r3.out[0], /group hoan-kiem assignment version 4000000000000/, "the file's higher version is kept");
+  t.equal((JSON.parse((await retained(t, b.url, 'signage/group/hoan-kiem/assignment'))!) as { version: number }).version, 4_000_000_000_000);
+  t.equal(nextVersion(7, 0, 5000), 8, 'retained + 1 when the clock is behind');
+  t.equal(nextVersion(0, 3, 10_000), 10, 'Unix seconds');
 
   const cfg = path.join(dir, 'ctl.json');
   writeFileSync(cfg, JSON.stringify({ mqtt: { url: b.url, topicPrefix: 'acme' } }));
@@ -102,14 +109,14 @@ t.test('override: set, merge, expiry, clear', async (t) => {
   const r1 = await ctl(['override', '--url', b.url, '--device', 'dev-2', '--campaign', 'c1', '--times', '20', '--expires', '+6h']);
   t.equal(r1.code, 0, r1.err.join('\n'));
   const doc1 = JSON.parse((await retained(t, b.url, topic))!) as { version: number; campaigns: Record<string, unknown>; expiresAt: string };
-  t.equal(doc1.version, 1);
+  t.ok(doc1.version >= Math.floor(now / 1000));
   t.same(doc1.campaigns, { c1: { timesPerDay: 20 } });
   t.ok(Math.abs(Date.parse(doc1.expiresAt) - (now + 6 * 3600_000)) < 60_000, 'expires in 6 h');
 
   const r2 = await ctl(['override', '--url', b.url, '--device', 'dev-2', '--campaign', 'c2', '--windows', '06:30-08:30,11:00-13:00']);
   t.equal(r2.code, 0, r2.err.join('\n'));
   const doc2 = JSON.parse((await retained(t, b.url, topic))!) as { version: number; campaigns: Record<string, unknown>; expiresAt?: string };
-  t.equal(doc2.version, 2);
+  t.ok(doc2.version > doc1.version);
   t.same(doc2.campaigns, { c1: { timesPerDay: 20 }, c2: { windows: ['06:30-08:30', '11:00-13:00'] } }, 'other campaigns kept');
   t.equal(doc2.expiresAt, undefined);
 
@@ -120,6 +127,12 @@ t.test('override: set, merge, expiry, clear', async (t) => {
   const r3 = await ctl(['override', '--url', b.url, '--device', 'dev-2', '--clear']);
   t.equal(r3.code, 0);
   t.equal(await retained(t, b.url, topic), undefined, 'retained override removed');
+  // The agent remembers the cleared override's version: the next one must be above it.
+  const r4 = await ctl(['override', '--url', b.url, '--device', 'dev-2', '--campaign', 'c1', '--times', '3']);
+  t.equal(r4.code, 0);
+  const doc4 = JSON.parse((await retained(t, b.url, topic))!) as { version: number; campaigns: Record<string, unknown> };
+  t.ok(doc4.version > doc2.version, 'not reset to 1 after a clear');
+  t.same(doc4.campaigns, { c1: { timesPerDay: 3 } }, 'nothing merged from the cleared one');
 });
 
 t.test('cmd and screenshot round-trip through a §7 responder; failures exit 1', async (t) => {

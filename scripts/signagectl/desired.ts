@@ -6,16 +6,18 @@ import { CONNECTION_HELP, CONNECTION_OPTIONS, CliError, type Io, collect, connec
 // `assign` and `override`: retained desired state (PROTOCOL §3–§5).
 //
 // Versions: the agent ignores a document whose version is not above the last one it applied
-// on that topic, so signagectl reads the retained document first and publishes
-// version = max(the file's version, current + 1). A file may jump ahead (its version is kept
-// when higher), it can never be silently ignored for being behind. Two operators publishing
-// at the same instant can still race; the retained topic then holds the later one.
+// on that topic, and remembers that version even when the retained message is gone (an override
+// cleared with the empty payload; a broker restarted without persistence). So signagectl
+// publishes version = max(the file's version, retained + 1, the current Unix time in seconds):
+// it keeps rising across clears and lost retained messages, and a file may still jump ahead.
+// Two operators publishing in the same second can race; the retained topic holds the later one.
 
 export const ASSIGN_HELP = `Usage: signagectl assign (--device ID | --group G) --file assignment.json [--dry-run]
 
 Validates the file against the contract (PROTOCOL §4; every problem listed), reads the version
 retained on the topic, and publishes the file retained (QoS 1) on {prefix}/device/ID/assignment or
-{prefix}/group/G/assignment with version = max(the file's version, current + 1). The file's
+{prefix}/group/G/assignment with version = max(the file's version, retained + 1, Unix time in
+seconds), so versions keep rising even if the broker lost its retained messages. The file's
 "version" may be omitted. --dry-run: validate and show what would be published.
   --wait S   how long to wait for the retained document (default 1s)
 
@@ -25,7 +27,8 @@ export const OVERRIDE_HELP = `Usage: signagectl override (--device ID | --group 
                           [--expires ISO|+6h] [--replace] [--dry-run]
        signagectl override (--device ID | --group G) --clear
 
-Sets a frequency override (PROTOCOL §5), retained, QoS 1, version = current + 1. Overrides of other
+Sets a frequency override (PROTOCOL §5), retained, QoS 1, version = max(retained + 1, Unix time in
+seconds), which stays above the version of a cleared override. Overrides of other
 campaigns already on the topic are kept (--replace drops them); the expiry applies to the whole
 document. --clear publishes the empty retained payload, which removes the override.
   --times N        plays a day for the campaign
@@ -34,6 +37,11 @@ document. --clear publishes the empty retained payload, which removes the overri
   --wait S         how long to wait for the retained document (default 1s)
 
 ${CONNECTION_HELP}`;
+
+/** max(file's, retained + 1, Unix seconds): see the note at the top. */
+export function nextVersion(retained: number, fromFile: number, now = Date.now()): number {
+  return Math.max(fromFile, retained + 1, Math.floor(now / 1000));
+}
 
 /** The version of a retained document, plain or a §9 envelope; 0 when none or unreadable. */
 export function retainedVersion(payload: Buffer | undefined): number {
@@ -73,7 +81,7 @@ export async function assignCommand(argv: string[], io: Io): Promise<number> {
   const client = await connect(conn);
   try {
     const current = retainedVersion((await collect(client, [topic], parseDuration(values.wait ?? '1s', '--wait'))).get(topic));
-    const version = Math.max(typeof fileVersion === 'number' ? fileVersion : 0, current + 1);
+    const version = nextVersion(current, typeof fileVersion === 'number' ? fileVersion : 0);
     const out = { ...doc, version };
     const text = JSON.stringify(out);
     const ids = check.data.campaigns.map((c) => c.id);
@@ -141,7 +149,7 @@ export async function overrideCommand(argv: string[], io: Io, now = Date.now()):
     const current = retainedDoc(payload);
     const currentVersion = retainedVersion(payload);
     const kept = !values.replace && current?.campaigns && typeof current.campaigns === 'object' ? (current.campaigns as Record<string, unknown>) : {};
-    const doc = { version: currentVersion + 1, campaigns: { ...kept, [values.campaign]: entry }, ...(expiresAt ? { expiresAt } : {}) };
+    const doc = { version: nextVersion(currentVersion, 0, now), campaigns: { ...kept, [values.campaign]: entry }, ...(expiresAt ? { expiresAt } : {}) };
     const check = overrideSchema.safeParse(doc);
     if (!check.success) throw new CliError(['not a valid override:', ...formatIssues(check.error).map((p) => `  ${p}`)].join('\n'));
     if (!values['dry-run']) await client.publishAsync(topic, JSON.stringify(doc), { qos: 1, retain: true });
