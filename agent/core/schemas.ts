@@ -45,7 +45,8 @@ export const mediaSchema = z.strictObject({
   durationMs: z.number().int().positive().max(3_600_000).optional(),
 });
 
-const timesPerDaySchema = z.number().int().min(0).max(10_000);
+// Up to one play a second over a whole day; more is a typo, not a campaign.
+const timesPerDaySchema = z.number().int().min(0).max(86_400);
 
 export const campaignSchema = z
   .strictObject({

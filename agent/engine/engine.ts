@@ -329,6 +329,7 @@ export class Engine {
         onStarted: (at) => {
           if (ended || cur.row) return;
           cur.startedAt = at;
+          this.ctx.log.info({ campaignId: cur.campaignId, lateMs: at - cur.scheduledAt }, 'spot started');
           cur.row = this.recordStart(cur, at);
           this.track(cur.row);
         },

@@ -1,0 +1,99 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Teardown } from './tmp.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const AGENT_BIN = path.join(root, 'dist/agent/main.js');
+
+export function sha256File(file: string): string {
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
+}
+
+/**
+ * The agent as installers run it: `signage-agent run --config`, a child process with its own
+ * dataDir, headless mpv and the test's broker. Its pino lines are parsed so tests can wait on them.
+ */
+export class AgentProcess {
+  readonly lines: Array<Record<string, unknown>> = [];
+  private child: ChildProcess | undefined;
+  private exited: Promise<number | null> = Promise.resolve(null);
+  readonly configFile: string;
+
+  constructor(
+    readonly dir: string,
+    readonly deviceId: string,
+    brokerUrl: string,
+    extra: Record<string, unknown> = {},
+  ) {
+    this.configFile = path.join(dir, `${deviceId}.json`);
+    const config = {
+      deviceId,
+      groups: ['all', 'site-1'],
+      timezone: 'Asia/Ho_Chi_Minh',
+      dataDir: path.join(dir, `${deviceId}-data`),
+      heartbeatSec: 5,
+      mqtt: { url: brokerUrl, reconnectMinMs: 200, reconnectMaxMs: 2000, keepaliveSec: 5 },
+      player: { args: ['--vo=null', '--ao=null'] },
+      ...extra,
+    };
+    writeFileSync(this.configFile, JSON.stringify(config, null, 2));
+  }
+
+  start(): void {
+    const child = spawn(process.execPath, [AGENT_BIN, 'run', '--config', this.configFile], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LOG_LEVEL: 'debug', LOG_PRETTY: '0', DISPLAY: '', WAYLAND_DISPLAY: '', NOTIFY_SOCKET: '' },
+    });
+    this.child = child;
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try {
+          this.lines.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          this.lines.push({ msg: line });
+        }
+      }
+    });
+    child.stderr!.on('data', (d: Buffer) => this.lines.push({ msg: `stderr: ${d.toString()}` }));
+    this.exited = new Promise((r) => child.once('exit', (code) => r(code)));
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  logged(msg: string): Array<Record<string, unknown>> {
+    return this.lines.filter((l) => l.msg === msg);
+  }
+
+  /** SIGTERM: the orderly stop; resolves with the exit code. */
+  async stop(): Promise<number | null> {
+    this.child?.kill('SIGTERM');
+    return this.exited;
+  }
+
+  /** kill -9: what a crash or a power cut looks like to the store and the broker. */
+  async kill9(): Promise<void> {
+    this.child?.kill('SIGKILL');
+    await this.exited;
+  }
+
+  register(t: Teardown): this {
+    t.teardown(async () => {
+      if (process.env.E2E_DEBUG) for (const l of this.lines) process.stderr.write(`[${this.deviceId}] ${JSON.stringify(l).slice(0, 400)}\n`);
+      if (this.child && this.child.exitCode === null && this.child.signalCode === null) {
+        this.child.kill('SIGKILL');
+        await this.exited;
+      }
+    });
+    return this;
+  }
+}
