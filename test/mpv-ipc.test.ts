@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
@@ -8,6 +9,19 @@ import { LineSplitter, MpvCommandError, MpvIpc, type EndFileEvent } from '../age
 import { HEADLESS, makeClip } from './helpers/clips.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** SIGSTOP, then wait until the kernel shows it stopped: mpv must not answer what we send next. */
+async function freeze(pid: number): Promise<void> {
+  process.kill(pid, 'SIGSTOP');
+  const stopped = (): boolean => {
+    try {
+      return / T /.test(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/\(.*\)/, ''));
+    } catch {
+      return false;
+    }
+  };
+  if (!(await until(stopped, 2000))) throw new Error('mpv did not stop');
+}
 
 function alive(pid: number): boolean {
   try {
@@ -101,7 +115,7 @@ t.test('pending requests reject when mpv is killed, and exit is reported', async
   const ipc = startIpc(t);
   await ipc.start();
   const pid = ipc.pid!;
-  process.kill(pid, 'SIGSTOP'); // mpv cannot answer now: requests stay pending
+  await freeze(pid); // mpv cannot answer now: requests stay pending
   const exit = new Promise<unknown>((r) => ipc.on('exit', r));
   const reqs = Array.from({ length: 20 }, () => ipc.command(['get_property', 'pid'], { timeoutMs: 60_000 }));
   process.kill(pid, 'SIGKILL');
@@ -114,8 +128,8 @@ t.test('pending requests reject when mpv is killed, and exit is reported', async
 t.test('a request with no answer times out', async (t) => {
   const ipc = startIpc(t);
   await ipc.start();
-  process.kill(ipc.pid!, 'SIGSTOP');
   t.teardown(() => ipc.kill());
+  await freeze(ipc.pid!);
   await t.rejects(ipc.command(['get_property', 'pid'], { timeoutMs: 200 }), /no answer in 200 ms/);
 });
 

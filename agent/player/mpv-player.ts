@@ -84,6 +84,12 @@ export class MpvPlayer implements Player {
   private loopIndex = 0;
   private loopFailures = 0;
   private loopRetry: TimerHandle | undefined;
+  /**
+   * A `loadfile … replace` of the loop is on its way. mpv's idle-active notifications lag (the
+   * first one comes after `observe_property` answered), so an idle report may predate that load;
+   * reloading on it would cut the clip that is starting.
+   */
+  private loopLoading = false;
   private readonly entries = new Map<number, Entry>();
   private current: { id: number | undefined; entry: Entry | undefined; restarted: boolean } | undefined;
   private spot: ActiveSpot | undefined;
@@ -239,6 +245,7 @@ export class MpvPlayer implements Player {
     this.idle = true;
     this.paused = { pause: false, cache: false };
     this.timePos = undefined;
+    this.loopLoading = false;
     ipc.on('start-file', (e) => ipc === this.ipc && this.onStartFile(e.playlistEntryId));
     ipc.on('playback-restart', () => ipc === this.ipc && this.onPlaybackRestart());
     ipc.on('end-file', (e) => ipc === this.ipc && this.onEndFile(e));
@@ -308,6 +315,7 @@ export class MpvPlayer implements Player {
 
   private resumeLoop(): void {
     if (!this.ready || this.spot || !this.loop.length) return;
+    this.loopLoading = true;
     this.queueLoop(this.loopIndex, 'replace');
   }
 
@@ -338,6 +346,7 @@ export class MpvPlayer implements Player {
     this.posChangedAt = this.ctx.clock.monotonic();
     if (!cur || cur.restarted) return; // a seek, not a start
     cur.restarted = true;
+    this.loopLoading = false;
     const e = cur.entry;
     this.trace('playing', e);
     if (e?.kind === 'loop') this.loopFailures = 0;
@@ -370,6 +379,7 @@ export class MpvPlayer implements Player {
     const entry = e.playlistEntryId === undefined ? undefined : this.entries.get(e.playlistEntryId);
     if (e.playlistEntryId !== undefined) this.entries.delete(e.playlistEntryId);
     if (this.current && this.current.id === e.playlistEntryId) this.current = undefined;
+    this.loopLoading = false;
     this.trace('end', entry, e.reason);
     if (entry?.kind === 'spot') {
       const outcome: Outcome = e.reason === 'eof' ? 'completed' : e.reason === 'error' ? 'failed' : 'interrupted';
@@ -398,14 +408,14 @@ export class MpvPlayer implements Player {
       case 'idle-active':
         this.idle = data === true;
         if (this.idle) this.onIdle();
+        else this.loopLoading = false;
         break;
     }
   }
 
   /** The playlist ran out: restart the loop, unless every loop clip just failed (then retry later, not in a tight loop). */
   private onIdle(): void {
-    this.current = undefined;
-    if (this.spot || !this.loop.length) return;
+    if (this.spot || this.loopLoading || !this.loop.length) return;
     if (this.loopFailures < this.loop.length) return this.resumeLoop();
     this.ctx.log.error({ clips: this.loop.length }, 'every loop clip failed: black screen, retrying in 10 s');
     this.loopRetry?.cancel();
