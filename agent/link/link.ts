@@ -1,10 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import mqtt, { type IClientOptions, type MqttClient, type Packet } from 'mqtt';
 import type { Config } from '../config/config.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import type { EpochMs } from '../core/types.js';
 import type { Store } from '../store/store.js';
+import { backoffDelay, linkClientOptions } from './connect-options.js';
 import { CommandRunner, type ReplyRoute, type CommandReply } from './commands.js';
 import { parseKeyRing, type KeyRing } from './envelope.js';
 import { HeartbeatPublisher } from './heartbeat.js';
@@ -197,7 +197,7 @@ export class MqttLink implements Link {
     let opts: IClientOptions;
     try {
       this.pendingSession ??= await this.ctx.store.nextSession();
-      opts = await this.clientOptions(this.pendingSession);
+      opts = await linkClientOptions(config, this.topics.status, this.pendingSession, this.ctx.tuning?.connectTimeoutMs ?? 15_000);
     } catch (e) {
       log.error({ err: e }, 'mqtt: cannot prepare the connection (password or TLS files?)');
       this.lastError = (e as Error).message;
@@ -271,37 +271,13 @@ export class MqttLink implements Link {
   private scheduleReconnect(): void {
     if (this.stopping) return;
     const { reconnectMinMs, reconnectMaxMs } = this.ctx.config.mqtt;
-    const cap = Math.min(reconnectMaxMs, reconnectMinMs * 2 ** Math.min(this.failures, 20));
-    // "Equal jitter": half fixed, half random, so a fleet does not reconnect in lockstep.
-    const delay = Math.round(cap / 2 + Math.random() * (cap / 2));
+    const delay = backoffDelay(Math.max(1, this.failures), reconnectMinMs, reconnectMaxMs);
     // Say it on the first failure of a series and then now and again, not on every attempt.
     if (this.failures === 1 || this.failures % 20 === 0) {
       this.ctx.log.warn({ url: this.ctx.config.mqtt.url, failures: this.failures, retryMs: delay, error: this.lastError }, 'mqtt: cannot connect, retrying');
     }
     this.reconnectTimer?.cancel();
     this.reconnectTimer = this.ctx.clock.setTimer(delay, () => void this.attempt());
-  }
-
-  private async clientOptions(session: number): Promise<IClientOptions> {
-    const m = this.ctx.config.mqtt;
-    const password = m.passwordFile !== undefined ? (await readFile(m.passwordFile, 'utf8')).replace(/\r?\n$/, '') : m.password;
-    return {
-      protocolVersion: 5,
-      clientId: `signage-${this.ctx.config.deviceId}`,
-      clean: false,
-      properties: { sessionExpiryInterval: m.sessionExpirySec },
-      keepalive: m.keepaliveSec,
-      reconnectPeriod: 0,
-      connectTimeout: this.ctx.tuning?.connectTimeoutMs ?? 15_000,
-      queueQoSZero: false,
-      resubscribe: false,
-      ...(m.username !== undefined ? { username: m.username } : {}),
-      ...(password !== undefined ? { password } : {}),
-      ...(m.caFile !== undefined ? { ca: await readFile(m.caFile) } : {}),
-      ...(m.certFile !== undefined ? { cert: await readFile(m.certFile) } : {}),
-      ...(m.keyFile !== undefined ? { key: await readFile(m.keyFile) } : {}),
-      will: { topic: this.topics.status, payload: Buffer.from(JSON.stringify({ online: false, session })), qos: 1, retain: true },
-    };
   }
 
   // --- traffic

@@ -1,0 +1,40 @@
+import { readFile } from 'node:fs/promises';
+import type { IClientOptions } from 'mqtt';
+import type { Config } from '../config/config.js';
+
+/**
+ * mqtt.js options for one connection attempt of the agent: MQTT 5, a persistent session, our own
+ * reconnect (mqtt.js's is off), and a Last Will carrying this attempt's session number. Password
+ * and TLS files are read on every attempt, so renewed credentials need no restart.
+ */
+export async function linkClientOptions(config: Config, willTopic: string, session: number, connectTimeoutMs: number): Promise<IClientOptions> {
+  const m = config.mqtt;
+  const password = m.passwordFile !== undefined ? (await readFile(m.passwordFile, 'utf8')).replace(/\r?\n$/, '') : m.password;
+  return {
+    protocolVersion: 5,
+    clientId: `signage-${config.deviceId}`,
+    clean: false,
+    properties: { sessionExpiryInterval: m.sessionExpirySec },
+    keepalive: m.keepaliveSec,
+    reconnectPeriod: 0,
+    connectTimeout: connectTimeoutMs,
+    queueQoSZero: false,
+    resubscribe: false,
+    ...(m.username !== undefined ? { username: m.username } : {}),
+    ...(password !== undefined ? { password } : {}),
+    ...(m.caFile !== undefined ? { ca: await readFile(m.caFile) } : {}),
+    ...(m.certFile !== undefined ? { cert: await readFile(m.certFile) } : {}),
+    ...(m.keyFile !== undefined ? { key: await readFile(m.keyFile) } : {}),
+    will: { topic: willTopic, payload: Buffer.from(JSON.stringify({ online: false, session })), qos: 1, retain: true },
+  };
+}
+
+/**
+ * Delay before reconnect attempt number `failures` (1 = first retry): exponential from minMs,
+ * capped at maxMs, with "equal jitter" (half fixed, half random) so a fleet that lost the
+ * broker together does not come back in lockstep.
+ */
+export function backoffDelay(failures: number, minMs: number, maxMs: number, random: () => number = Math.random): number {
+  const cap = Math.min(maxMs, minMs * 2 ** Math.min(Math.max(0, failures - 1), 30));
+  return Math.round(cap / 2 + random() * (cap / 2));
+}
