@@ -18,6 +18,8 @@ if [ "${1:-}" = test ]; then
   # provision-install.test.ts packs a .tar.xz like Node's release tarballs.
   command -v python3 >/dev/null || need+=(python3)
   command -v xz >/dev/null || need+=(xz-utils)
+  # link-tls.test.ts makes a throwaway CA and certificates.
+  command -v openssl >/dev/null || need+=(openssl)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
