@@ -110,3 +110,15 @@ t.test('a black clip during a spot is reported as output-suspect black; a moving
   t.equal(h.suspects.length, 1, 'reported once');
   t.match(h.suspects[0], { playId: 'b', campaignId: 'dark', reason: 'black' });
 });
+
+t.test('a spot whose frames never change while the playhead moves is reported frozen', async (t) => {
+  const still = await makeClip({ kind: 'still', seconds: 2 });
+  const h = harness(t, { evidence: { intervalMs: 500 } });
+  await h.player.start();
+  const r = spotRecord();
+  await h.player.playSpot({ playId: 's', campaignId: 'still', clip: clip(still) }, r.handlers);
+  await r.ended;
+  t.equal(r.outcome, 'completed');
+  t.equal(h.suspects.length, 1, 'reported once');
+  t.match(h.suspects[0], { playId: 's', campaignId: 'still', reason: 'frozen' });
+});

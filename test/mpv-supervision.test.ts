@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import t from 'tap';
 import { corruptClip, makeClip } from './helpers/clips.js';
@@ -100,4 +101,24 @@ t.test('restart(reason) on request; stop() interrupts a playing spot', async (t)
   t.equal(r.outcome, 'interrupted');
   t.equal(h.player.state().state, 'down');
   await t.rejects(h.player.playSpot({ playId: 'q', campaignId: 'c', clip: clip(spotClip) }, spotRecord().handlers), /down/);
+});
+
+t.test('a spot whose file never opens (a FIFO nobody writes) fails on the load timeout; the loop goes on', async (t) => {
+  const loopClip = await makeClip({ kind: 'pattern', seconds: 2 });
+  const h = harness(t, { timings: { loadTimeoutMs: 1000 } });
+  const fifo = path.join(h.dir, 'hang.mp4');
+  execFileSync('mkfifo', [fifo]);
+  await h.player.start();
+  h.player.setLoop([clip(loopClip)]);
+  await until(() => h.traces.some((e) => e.event === 'playing'), 5000, 'loop playing');
+  const r = spotRecord();
+  await h.player.playSpot({ playId: 'h', campaignId: 'c', clip: clip(fifo) }, r.handlers);
+  await r.ended;
+  t.equal(r.outcome, 'failed');
+  t.match(r.detail, /no playback 1000 ms after loadfile/);
+  const n = h.traces.length;
+  await until(() => h.traces.slice(n).some((e) => e.kind === 'loop' && e.event === 'playing'), 8000, 'loop goes on');
+  t.equal(h.player.state().state, 'playing');
+  await sleep(200);
+  t.equal(r.endedCalls, 1, 'onEnded exactly once');
 });

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 
 export interface ClipSpec {
-  kind: 'pattern' | 'black';
+  kind: 'pattern' | 'black' | 'still';
   seconds: number;
   fps?: number;
   size?: string;
@@ -18,7 +18,7 @@ export interface ClipSpec {
 // a temporary name and renamed, so parallel test files racing to make the same clip are safe.
 const cacheDir = path.join(os.tmpdir(), 'signage-test-clips');
 
-/** An H.264 mp4 made by ffmpeg: `pattern` is testsrc2 (moving every frame), `black` is all black. */
+/** An H.264 mp4 made by ffmpeg: `pattern` is testsrc2 (moving every frame), `black` all black, `still` one unmoving grey picture. */
 export async function makeClip(spec: ClipSpec): Promise<string> {
   const fps = spec.fps ?? 25;
   const size = spec.size ?? '160x120';
@@ -26,7 +26,8 @@ export async function makeClip(spec: ClipSpec): Promise<string> {
   const file = path.join(cacheDir, name);
   if (existsSync(file)) return file;
   mkdirSync(cacheDir, { recursive: true });
-  const src = spec.kind === 'pattern' ? `testsrc2=size=${size}:rate=${fps}` : `color=c=black:size=${size}:rate=${fps}`;
+  const src =
+    spec.kind === 'pattern' ? `testsrc2=size=${size}:rate=${fps}` : `color=c=${spec.kind === 'black' ? 'black' : 'gray'}:size=${size}:rate=${fps}`;
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.mp4`;
   await run('ffmpeg', [
     '-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', src, '-t', String(spec.seconds),
