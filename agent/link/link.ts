@@ -50,8 +50,9 @@ export interface LinkContext {
  * The MQTT 5 link (PROTOCOL §3, §7, §8). One mqtt.js client per connection attempt, with mqtt.js's
  * own reconnect off: the Last Will is fixed in CONNECT and must carry that connection's session
  * number, and we want capped, jittered exponential backoff (mqtt.js only has a fixed period).
- * A session number is drawn from the store before the first attempt and reused until an attempt
- * succeeds, so `session` rises by exactly one per accepted connection (a restart skips at most one).
+ * A session number is drawn from the store before an attempt and reused by the next attempt when
+ * the broker cannot have seen it (connection refused at TCP level, or CONNACK refusing us), so
+ * `session` rises by one per accepted connection, give or take an unanswered CONNECT or a restart.
  * Dead links: mqtt.js pings after one keepalive of silence from the broker and drops the
  * connection at 1.5 keepalives; the 'close' then schedules our reconnect.
  */
@@ -217,8 +218,13 @@ export class MqttLink implements Link {
       return;
     }
     this.client = c;
+    const attempt = { connectSent: false, connackSeen: false };
+    c.on('packetsend', (p: Packet) => {
+      if (p.cmd === 'connect') attempt.connectSent = true;
+    });
     c.on('packetreceive', (p: Packet) => {
       if (p.cmd === 'puback' && p.messageId !== undefined) this.pubackRc.set(p.messageId, p.reasonCode ?? 0);
+      else if (p.cmd === 'connack') attempt.connackSeen = true;
     });
     c.on('connect', () => void this.onConnect(c, session));
     c.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet.properties?.responseTopic, packet.properties?.correlationData));
@@ -226,7 +232,7 @@ export class MqttLink implements Link {
       this.lastError = e.message;
       log.debug({ err: e }, 'mqtt error');
     });
-    c.on('close', () => this.onClose(c));
+    c.on('close', () => this.onClose(c, attempt));
   }
 
   private async onConnect(c: MqttClient, session: number): Promise<void> {
@@ -250,9 +256,12 @@ export class MqttLink implements Link {
     this.heartbeat.beat();
   }
 
-  private onClose(c: MqttClient): void {
+  private onClose(c: MqttClient, attempt: { connectSent: boolean; connackSeen: boolean }): void {
     if (c !== this.client) return;
     const wasUp = this.up;
+    // A CONNECT that got no answer may still have opened a session (with its Will) on the
+    // broker: never reuse that number. Refused or never-sent attempts left nothing behind.
+    if (!wasUp && attempt.connectSent && !attempt.connackSeen) this.pendingSession = undefined;
     this.up = false;
     const err = new Error('mqtt connection lost');
     for (const reject of this.pending) reject(err);
