@@ -1,6 +1,6 @@
 import { deflateSync } from 'node:zlib';
 import t from 'tap';
-import { decodePng, frameStats, isPng, looksBlack, pngSize } from '../agent/player/evidence.js';
+import { decodePng, frameStats, isPng, looksBlack, pngSize, pngStats } from '../agent/player/evidence.js';
 import { makeClip } from './helpers/clips.js';
 import { clip, harness, spotRecord, until } from './helpers/mpv-harness.js';
 
@@ -75,6 +75,8 @@ t.test('PNG decoder: every filter type round-trips', async (t) => {
   t.ok(looksBlack(black));
   t.notOk(looksBlack(frameStats(img)));
   t.throws(() => decodePng(Buffer.from('not a png at all, really not')), /not a PNG/);
+  const big = encodePng(200, 150, px, [4, 2, 1, 3, 0]);
+  t.same(await pngStats(big), frameStats(decodePng(big)), 'the sliced async path agrees with the sync one');
 });
 
 t.test('screenshot is a real PNG of the moving test pattern', async (t) => {

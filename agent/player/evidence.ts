@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { inflateSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { inflate, inflateSync } from 'node:zlib';
 import type { Clock, TimerHandle } from '../core/clock.js';
 
 // Evidence of display: now and then during a spot, look at the frame mpv is showing. An
@@ -34,8 +35,14 @@ function paeth(a: number, b: number, c: number): number {
   return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
 }
 
-/** Decodes the PNGs mpv writes: 8-bit RGB or RGBA, not interlaced. Anything else throws. */
-export function decodePng(buf: Buffer): RawImage {
+interface PngParts {
+  width: number;
+  height: number;
+  channels: 3 | 4;
+  idat: Buffer;
+}
+
+function pngParts(buf: Buffer): PngParts {
   const { width, height } = pngSize(buf);
   const depth = buf[24];
   const colorType = buf[25];
@@ -43,7 +50,6 @@ export function decodePng(buf: Buffer): RawImage {
   if (depth !== 8 || (colorType !== 2 && colorType !== 6) || interlace !== 0) {
     throw new Error(`unsupported PNG (depth ${depth}, color type ${colorType}, interlace ${interlace})`);
   }
-  const channels = colorType === 6 ? 4 : 3;
   const idat: Buffer[] = [];
   for (let off = 8; off + 8 <= buf.length; ) {
     const len = buf.readUInt32BE(off);
@@ -52,11 +58,15 @@ export function decodePng(buf: Buffer): RawImage {
     if (type === 'IEND') break;
     off += 12 + len;
   }
-  const data = inflateSync(Buffer.concat(idat));
-  const stride = width * channels;
-  if (data.length < height * (stride + 1)) throw new Error('truncated PNG data');
-  const out = Buffer.alloc(height * stride);
-  for (let y = 0; y < height; y++) {
+  return { width, height, channels: colorType === 6 ? 4 : 3, idat: Buffer.concat(idat) };
+}
+
+/** Undoes the PNG row filters of rows [y0, y1) from the inflated `data` into `out`. */
+function unfilterRows(p: PngParts, data: Buffer, out: Buffer, y0: number, y1: number): void {
+  const { channels } = p;
+  const stride = p.width * channels;
+  if (data.length < p.height * (stride + 1)) throw new Error('truncated PNG data');
+  for (let y = y0; y < y1; y++) {
     const filter = data[y * (stride + 1)];
     const src = y * (stride + 1) + 1;
     const row = y * stride;
@@ -78,7 +88,34 @@ export function decodePng(buf: Buffer): RawImage {
       out[row + x] = v & 0xff;
     }
   }
-  return { width, height, channels, pixels: out };
+}
+
+/** Decodes the PNGs mpv writes: 8-bit RGB or RGBA, not interlaced. Anything else throws. */
+export function decodePng(buf: Buffer): RawImage {
+  const p = pngParts(buf);
+  const out = Buffer.alloc(p.height * p.width * p.channels);
+  unfilterRows(p, inflateSync(p.idat), out, 0, p.height);
+  return { width: p.width, height: p.height, channels: p.channels, pixels: out };
+}
+
+const ROWS_PER_SLICE = 32;
+const inflateAsync = promisify(inflate);
+const yieldLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/**
+ * The same, without holding the event loop: a 1080p frame is ~6 MB of pixels, tens of ms of
+ * JavaScript on a Pi, and a spot may be due meanwhile. Inflates on the thread pool, unfilters a
+ * slice of rows at a time.
+ */
+export async function decodePngAsync(buf: Buffer): Promise<RawImage> {
+  const p = pngParts(buf);
+  const data = await inflateAsync(p.idat);
+  const out = Buffer.alloc(p.height * p.width * p.channels);
+  for (let y = 0; y < p.height; y += ROWS_PER_SLICE) {
+    unfilterRows(p, data, out, y, Math.min(p.height, y + ROWS_PER_SLICE));
+    await yieldLoop();
+  }
+  return { width: p.width, height: p.height, channels: p.channels, pixels: out };
 }
 
 export interface FrameStats {
@@ -90,16 +127,32 @@ export interface FrameStats {
   digest: string;
 }
 
-export function frameStats(img: RawImage): FrameStats {
-  let sum = 0;
-  let max = 0;
-  const n = img.width * img.height;
-  for (let i = 0, p = 0; i < n; i++, p += img.channels) {
+function lumaOf(img: RawImage, from: number, to: number, acc: { sum: number; max: number }): void {
+  for (let i = from, p = from * img.channels; i < to; i++, p += img.channels) {
     const l = (299 * img.pixels[p]! + 587 * img.pixels[p + 1]! + 114 * img.pixels[p + 2]!) / 1000;
-    sum += l;
-    if (l > max) max = l;
+    acc.sum += l;
+    if (l > acc.max) acc.max = l;
   }
-  return { meanLuma: n ? sum / n : 0, maxLuma: max, digest: createHash('sha1').update(img.pixels).digest('hex') };
+}
+
+export function frameStats(img: RawImage): FrameStats {
+  const n = img.width * img.height;
+  const acc = { sum: 0, max: 0 };
+  lumaOf(img, 0, n, acc);
+  return { meanLuma: n ? acc.sum / n : 0, maxLuma: acc.max, digest: createHash('sha1').update(img.pixels).digest('hex') };
+}
+
+/** frameStats of a PNG, a slice at a time (see decodePngAsync). */
+export async function pngStats(buf: Buffer): Promise<FrameStats> {
+  const img = await decodePngAsync(buf);
+  const n = img.width * img.height;
+  const acc = { sum: 0, max: 0 };
+  const step = img.width * ROWS_PER_SLICE * 2;
+  for (let i = 0; i < n; i += step) {
+    lumaOf(img, i, Math.min(n, i + step), acc);
+    await yieldLoop();
+  }
+  return { meanLuma: n ? acc.sum / n : 0, maxLuma: acc.max, digest: createHash('sha1').update(img.pixels).digest('hex') };
 }
 
 /** All black: nothing brighter than video black (16) plus noise anywhere in the frame. */
@@ -169,7 +222,7 @@ export class SpotEvidence {
       return;
     }
     if (this.stopped) return;
-    const s = frameStats(decodePng(png));
+    const s = await pngStats(png);
     const prev = this.last;
     this.last = { digest: s.digest, timePos };
     if (looksBlack(s)) return this.report('black', s, timePos);
