@@ -126,4 +126,8 @@ t.test('the error card argv renders the text with mpv (headless, --vo=image)', a
   const size = (d: string): number => statSync(path.join(d, readdirSync(d)[0]!)).size;
   t.ok(size(shots) > 2 * size(plain), `text drawn (${size(shots)} bytes vs ${size(plain)} for a blank card)`);
   t.throws(() => errorCard({ lines: [], seconds: 1, workDir: '/tmp/a:b' }), /unsafe/);
+  const osd = errorCard({ lines: ['cost: $5 ${path}'], seconds: 1, workDir: path.join(dir, 'run2'), playerArgs: ['--vo=null', '--frames=2'] });
+  t.ok(osd.fallbackArgv.includes('--osd-msg1=$>cost: $5 ${path}'), 'OSD text with property expansion off');
+  await run(osd.mpvPath, osd.fallbackArgv, { timeout: 20_000 });
+  t.pass('the OSD fallback argv plays');
 });

@@ -15,6 +15,8 @@ const SAFE_PATH_RE = /^[A-Za-z0-9/._-]+$/;
 export interface ErrorCard {
   mpvPath: string;
   argv: string[];
+  /** Without drawtext (an ffmpeg without fonts): the same text as mpv's OSD message. */
+  fallbackArgv: string[];
   textFile: string;
 }
 
@@ -28,7 +30,7 @@ export function errorCard(opts: { lines: string[]; seconds: number; workDir: str
   writeFileSync(textFile, text + '\n', { mode: 0o600 });
   const playerArgs = opts.playerArgs ?? DEFAULT_CARD_PLAYER_ARGS;
   const seconds = Math.max(1, Math.round(opts.seconds));
-  const argv = [
+  const common = [
     '--no-config',
     ...playerArgs,
     ...(playerArgs.some((a) => a.startsWith('--ao=')) ? [] : ['--ao=null']),
@@ -36,18 +38,27 @@ export function errorCard(opts: { lines: string[]; seconds: number; workDir: str
     '--no-input-terminal',
     '--fs',
     `--length=${seconds}`,
-    `av://lavfi:color=c=0x5a0000:s=1280x720:r=5:d=${seconds},` +
-      `drawtext=textfile=${textFile}:expansion=none:fontcolor=white:fontsize=28:x=40:y=40:line_spacing=12`,
   ];
-  return { mpvPath: opts.mpvPath ?? 'mpv', argv, textFile };
+  const color = `av://lavfi:color=c=0x5a0000:s=1280x720:r=5:d=${seconds}`;
+  const argv = [...common, `${color},drawtext=textfile=${textFile}:expansion=none:fontcolor=white:fontsize=28:x=40:y=40:line_spacing=12`];
+  const fallbackArgv = [...common, '--osd-level=1', `--osd-duration=${seconds * 1000}`, '--osd-font-size=28', '--osd-align-x=left', '--osd-align-y=top', `--osd-msg1=$>${text}`, color];
+  return { mpvPath: opts.mpvPath ?? 'mpv', argv, fallbackArgv, textFile };
 }
 
-/** Plays the card and resolves when mpv exits (or after seconds + 10 s); never throws. */
-export function showErrorCard(card: ErrorCard, seconds: number): Promise<number | null> {
+/** Plays the card (the OSD variant if drawtext fails); resolves with mpv's exit code; never throws. */
+export async function showErrorCard(card: ErrorCard, seconds: number): Promise<number | null> {
+  const started = Date.now();
+  const code = await play(card.mpvPath, card.argv, seconds);
+  // A quick failure means mpv could not build the picture (no font for drawtext), not no display.
+  if (code !== 0 && Date.now() - started < 5000) return play(card.mpvPath, card.fallbackArgv, seconds);
+  return code;
+}
+
+function play(mpvPath: string, argv: string[], seconds: number): Promise<number | null> {
   return new Promise((resolve) => {
     let child;
     try {
-      child = spawn(card.mpvPath, card.argv, { stdio: 'ignore' });
+      child = spawn(mpvPath, argv, { stdio: 'ignore' });
     } catch {
       resolve(null);
       return;
