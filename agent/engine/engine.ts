@@ -16,7 +16,7 @@ const MAX_SLEEP_MS = 30_000;
 const JUMP_THRESHOLD_MS = 2_000;
 /** Give the player the file this long before its instant. */
 const PRELOAD_LEAD_MS = 3_000;
-/** After a failed or interrupted play the campaign rests this long (doubling, capped) before its next try. */
+/** After a failed play the campaign rests this long (doubling, capped) before its next try. */
 const RETRY_BASE_MS = 30_000;
 const RETRY_MAX_MS = 15 * 60_000;
 
@@ -373,7 +373,8 @@ export class Engine {
       if (outcome === 'completed') {
         this.ctx.learnDuration?.(cur.sha256, at - startedAt);
         this.resting.delete(cur.campaignId);
-      } else {
+      } else if (outcome === 'failed') {
+        // Only a failed load rests the campaign; an interrupted spot (player or power died) retries at once.
         const failures = (this.resting.get(cur.campaignId)?.failures ?? 0) + 1;
         this.resting.set(cur.campaignId, { until: at + Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (failures - 1)), failures });
       }
