@@ -47,6 +47,11 @@ export class DesiredIntake {
 
   constructor(private readonly ctx: IntakeContext) {}
 
+  /** Resolves when every message received so far has been handled. */
+  async idle(): Promise<void> {
+    await this.queue;
+  }
+
   /** Handles messages one at a time, in arrival order, so version checks never race. Never rejects. */
   handle(topic: string, kind: DesiredKind, source: string, target: string, payload: Uint8Array): Promise<IntakeOutcome> {
     const run = this.queue.then(() => this.process(topic, kind, source, target, payload));

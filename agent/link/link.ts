@@ -147,8 +147,9 @@ export class MqttLink implements Link {
     }
     this.up = false;
     this.client = undefined;
-    // The store is usually stopped right after us: let an interrupted drain finish its deletes.
-    await withTimeout(this.outbox.idle(), 3000).catch(() => undefined);
+    // The store is usually stopped right after us: let an interrupted drain finish its deletes
+    // and a document being applied finish its transaction.
+    await withTimeout(Promise.all([this.outbox.idle(), this.intake.idle()]), 3000).catch(() => undefined);
   }
 
   connected(): boolean {
@@ -227,7 +228,7 @@ export class MqttLink implements Link {
       else if (p.cmd === 'connack') attempt.connackSeen = true;
     });
     c.on('connect', () => void this.onConnect(c, session));
-    c.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet.properties?.responseTopic, packet.properties?.correlationData));
+    c.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet.retain, packet.properties?.responseTopic, packet.properties?.correlationData));
     c.on('error', (e) => {
       this.lastError = e.message;
       log.debug({ err: e }, 'mqtt error');
@@ -313,7 +314,7 @@ export class MqttLink implements Link {
     await this.publishRaw(route.topic, JSON.stringify(body), { qos: 1, ...(route.correlationData ? { correlationData: route.correlationData } : {}) });
   }
 
-  private onMessage(topic: string, payload: Buffer, responseTopic: string | undefined, correlationData: Buffer | undefined): void {
+  private onMessage(topic: string, payload: Buffer, retained: boolean, responseTopic: string | undefined, correlationData: Buffer | undefined): void {
     const info = this.topics.parse(topic);
     if (!info) return;
     if (info.kind === 'assignment' || info.kind === 'override') {
@@ -321,7 +322,8 @@ export class MqttLink implements Link {
     } else if (info.kind === 'cmd') {
       const props = { ...(responseTopic !== undefined ? { responseTopic } : {}), ...(correlationData !== undefined ? { correlationData } : {}) };
       void this.commands.handle(topic, payload, props);
-    } else {
+    } else if (!retained) {
+      // The retained copy sent on subscribe is whatever preceded our birth, which replaces it.
       this.onOwnStatus(payload);
     }
   }
