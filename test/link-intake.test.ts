@@ -119,10 +119,14 @@ t.test('hostile payloads: each rejected with topic and reason, plan untouched, l
     t.equal(ev.detail.topic, tp, `${name}: names the topic`);
     t.match(ev.detail.reason, reason, `${name}: ${ev.detail.reason}`);
   }
+  // Beyond the MQTT 5 maximum packet size we announce (4 MiB) the broker drops it for us: no event.
+  const huge = JSON.stringify({ ...assignment(9), pad: 'x'.repeat(5 * 1024 * 1024) });
+  await r.obs.publish(topic.device('assignment'), huge);
   t.equal(await r.store.appliedVersion('assignment', 'device'), 7, 'plan in force untouched');
   t.equal(r.link.connected(), true, 'link alive');
   await r.obs.publish(topic.device('assignment'), JSON.stringify(assignment(8)));
   await waitFor('valid one still applies', () => r.obs.events('applied').length === 2);
+  t.equal(r.obs.events('rejected').length, cases.length, 'the 5 MiB publish never reached the agent (dropped by the broker)');
 });
 
 t.test('§9 signed envelopes: verified, target-bound, unsigned rejected', async (t) => {

@@ -2,6 +2,8 @@ import { readFile } from 'node:fs/promises';
 import type { IClientOptions } from 'mqtt';
 import type { Config } from '../config/config.js';
 
+export const MAX_INBOUND_PACKET = 4 * 1024 * 1024;
+
 /**
  * mqtt.js options for one connection attempt of the agent: MQTT 5, a persistent session, our own
  * reconnect (mqtt.js's is off), and a Last Will carrying this attempt's session number. Password
@@ -14,7 +16,10 @@ export async function linkClientOptions(config: Config, willTopic: string, sessi
     protocolVersion: 5,
     clientId: `signage-${config.deviceId}`,
     clean: false,
-    properties: { sessionExpiryInterval: m.sessionExpirySec },
+    // Inbound documents are capped at 256 KiB (rejected with an event up to this size); beyond
+    // 4 MiB the broker must not send us the packet at all, so a hostile publish cannot make a
+    // small screen buffer hundreds of megabytes.
+    properties: { sessionExpiryInterval: m.sessionExpirySec, maximumPacketSize: MAX_INBOUND_PACKET },
     keepalive: m.keepaliveSec,
     reconnectPeriod: 0,
     connectTimeout: connectTimeoutMs,
