@@ -85,7 +85,7 @@ async function main(argv: string[]): Promise<number> {
     case 'simulate':
       return (await import('./cli/simulate-cmd.js')).simulateCommand(rest, config, { out, log: quiet });
     case 'doctor':
-      return (await import('./cli/doctor.js')).runDoctor({ config, log: quiet, out });
+      return (await import('./cli/doctor.js')).runDoctor({ config, log: quiet, out, desktop: Boolean(process.env.DISPLAY || process.env.WAYLAND_DISPLAY) });
     default:
       throw new UsageError(`unknown command '${cmd}'`);
   }

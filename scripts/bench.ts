@@ -8,6 +8,7 @@ const SECTIONS: Record<string, () => Promise<{ bench: () => Promise<void> }>> = 
   player: () => import('./bench/player.js'),
   link: () => import('./bench/link.js'),
   health: () => import('./bench/health.js'),
+  notify: () => import('./bench/notify.js'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

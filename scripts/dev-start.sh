@@ -87,7 +87,8 @@ The default campaign plays a 10 s spot once a minute (at :30) between loop clips
   npx signagectl --url mqtt://127.0.0.1:$port watch
   npx signagectl --url mqtt://127.0.0.1:$port override --device $device --campaign dev-spot --times 2880
   npx signagectl --url mqtt://127.0.0.1:$port cmd --device $device play-now --args '{"campaignId":"dev-spot"}'
-  npx signagectl --url mqtt://127.0.0.1:$port cmd --device $device screenshot --out /tmp/frame.png
+  npx signagectl --url mqtt://127.0.0.1:$port screenshot --device $device --out /tmp/frame.png
+  npx signagectl --url mqtt://127.0.0.1:$port report --device $device
   npx signage-agent plan --config $dev/signage-agent.json
   npx signage-agent doctor --config $dev/signage-agent.json
 Ctrl-C stops the agent (and the broker it started).

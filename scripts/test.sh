@@ -9,8 +9,8 @@ npx tsc -p tsconfig.json || { echo "0 passed, 1 failed"; exit 1; }
 out=$(mktemp)
 npx tap --reporter=tap "$@" 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
-pass=$(grep -E '^# \{ total:' "$out" | tail -1 | sed -nE 's/.*pass: ([0-9]+).*/\1/p')
-fail=$(grep -E '^# \{ total:' "$out" | tail -1 | sed -nE 's/.*fail: ([0-9]+).*/\1/p')
+pass=$(grep -a -E '^# \{ total:' "$out" | tail -1 | sed -nE 's/.*pass: ([0-9]+).*/\1/p')
+fail=$(grep -a -E '^# \{ total:' "$out" | tail -1 | sed -nE 's/.*fail: ([0-9]+).*/\1/p')
 rm -f "$out"
 echo "${pass:-0} passed, ${fail:-0} failed"
 if [ "$rc" -ne 0 ] && [ "${fail:-0}" = "0" ]; then echo "tap exited $rc"; fi
