@@ -9,6 +9,7 @@ import type { Link, LinkHost } from './link/link.js';
 import type { MediaCache } from './media/cache.js';
 import type { Clip, Player } from './player/player.js';
 import { effectiveState, type EffectiveState } from './schedule/desired.js';
+import type { Plan } from './schedule/planner.js';
 import type { Store } from './store/store.js';
 import type { SystemdNotifier } from './systemd/notify.js';
 
@@ -28,6 +29,8 @@ export interface AgentContext {
   display?: () => DisplayState;
   agentVersion: string;
   bootedAt: EpochMs;
+  /** Observability hook passed to the engine (benchmarks). */
+  onPlanned?: (p: Plan, reason: string) => void;
 }
 
 interface Component {
@@ -64,6 +67,7 @@ export class Agent implements LinkHost {
       display: ctx.display ?? (() => 'unknown'),
       clockSynced: () => ctx.clockSync.lastKnown(),
       onOutbox: () => ctx.link.notifyOutbox(),
+      ...(ctx.onPlanned ? { onPlanned: ctx.onPlanned } : {}),
     });
   }
 

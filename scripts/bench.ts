@@ -7,6 +7,7 @@ const SECTIONS: Record<string, () => Promise<{ bench: () => Promise<void> }>> = 
   engine: () => import('./bench/engine.js'),
   player: () => import('./bench/player.js'),
   link: () => import('./bench/link.js'),
+  replan: () => import('./bench/replan.js'),
   health: () => import('./bench/health.js'),
   notify: () => import('./bench/notify.js'),
 };

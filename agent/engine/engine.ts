@@ -38,6 +38,8 @@ export interface EngineContext {
   clockSynced?: () => boolean;
   /** Rows were added to the store's outbox. */
   onOutbox?: () => void;
+  /** Observability: called with every new plan (benchmarks measure re-plan latency with it). */
+  onPlanned?: (p: Plan, reason: string) => void;
   /** Longest sleep between wakes (default 30 s, for clock-jump detection); a virtual clock needs none. */
   maxSleepMs?: number;
 }
@@ -226,6 +228,7 @@ export class Engine {
       }
     }
     this.lastPlan = p;
+    this.ctx.onPlanned?.(p, reason);
     if (!this.running) return;
     this.ctx.log.debug({ reason, day, slots: p.slots.length, next: p.slots[0]?.at }, 'planned');
     const horizon = Math.min(p.replanAt, wakeAt, now + (this.ctx.maxSleepMs ?? MAX_SLEEP_MS));
