@@ -1,28 +1,17 @@
 import t from 'tap';
-import { AgentProcess } from './helpers/agent-proc.js';
-import { e2eClips, windowFromNow, type PlayMsg } from './helpers/e2e.js';
-import { Observer, waitFor } from './helpers/link-rig.js';
-import { startBroker } from './helpers/mosquitto.js';
-import { tempDir } from './helpers/tmp.js';
+import { scene, type PlayMsg } from './helpers/e2e.js';
+import { waitFor } from './helpers/link-rig.js';
 
 // The whole agent as a process: real mosquitto, real headless mpv, real SQLite, ffmpeg clips.
 
 t.test('assignment over MQTT → loop plays, spots inserted at their slots, proof-of-play, heartbeat, commands, clean stop', async (t) => {
-  const broker = await startBroker(t);
-  const obs = await Observer.connect(t, broker.url, ['signage/#']);
-  const clips = await e2eClips();
-  const dir = tempDir(t, 'e2e-');
-  const agent = new AgentProcess(dir, 'e2e-1', broker.url).register(t);
   // A 10-minute window from 4 s from now, 120 plays: every 5 s ((i + 0.5)·600/120 s), a 2 s spot, on a 3 s loop.
-  const w = windowFromNow(4000, 600);
-  await obs.publish('signage/group/all/assignment', JSON.stringify({
-    version: 1,
-    campaigns: [{ id: 'spot', media: { ...clips.spot, durationMs: 2000 }, timesPerDay: 120, windows: [w.window] }],
-    loop: [clips.loop],
-  }), { retain: true });
+  const s = await scene(t, { assignTo: 'group/all', timesPerDay: 120, windowSec: 600 });
+  const { obs, clips, window: w } = s;
+  const agent = s.agent('e2e-1');
   agent.start();
 
-  const mine = (suffix: string): PlayMsg[] => obs.got.filter((m) => m.topic === `signage/device/e2e-1/${suffix}`).map((m) => m.json() as PlayMsg);
+  const mine = (suffix: string): PlayMsg[] => s.messages<PlayMsg>('e2e-1', suffix);
   await waitFor('birth', () => mine('status').some((s) => (s as unknown as { online: boolean }).online === true), 20_000);
   const birth = mine('status')[0] as unknown as { session: number; applied: { groups: Record<string, number> }; agentVersion: string };
   t.equal(birth.session, 1);
@@ -77,17 +66,11 @@ t.test('assignment over MQTT → loop plays, spots inserted at their slots, proo
 });
 
 t.test('an override raising the target mid-window re-plans the rest of the day at once', async (t) => {
-  const broker = await startBroker(t);
-  const obs = await Observer.connect(t, broker.url, ['signage/#']);
-  const clips = await e2eClips();
-  const agent = new AgentProcess(tempDir(t, 'e2e-'), 'e2e-2', broker.url).register(t);
-  const w = windowFromNow(4000, 1200);
-  await obs.publish('signage/device/e2e-2/assignment', JSON.stringify({
-    version: 3,
-    campaigns: [{ id: 'spot', media: { ...clips.spot, durationMs: 2000 }, timesPerDay: 120, windows: [w.window] }],
-  }), { retain: true });
+  const s = await scene(t, { assignTo: 'device/e2e-2', timesPerDay: 120, windowSec: 1200, version: 3 });
+  const { obs, window: w } = s;
+  const agent = s.agent('e2e-2');
   agent.start();
-  const plays = (): PlayMsg[] => obs.got.filter((m) => m.topic === 'signage/device/e2e-2/play').map((m) => m.json() as PlayMsg);
+  const plays = (): PlayMsg[] => s.plays('e2e-2');
   await waitFor('two plays at 10 s spacing', () => plays().length >= 2, 40_000);
   const before = plays().map((p) => Date.parse(p.scheduledAt));
   t.equal(before[1]! - before[0]!, 10_000, 'every 10 s before');

@@ -332,9 +332,9 @@ export class Engine {
         onStarted: (at) => {
           if (ended || cur.row) return;
           cur.startedAt = at;
-          this.ctx.log.info({ campaignId: cur.campaignId, lateMs: at - cur.scheduledAt }, 'spot started');
           cur.row = this.recordStart(cur, at);
-          this.track(cur.row);
+          // Logged once the row is durable: from here on a crash leaves proof of an interrupted play.
+          this.track(cur.row.then((row) => this.ctx.log.info({ campaignId: cur.campaignId, row, lateMs: at - cur.scheduledAt }, 'spot started')));
         },
         onEnded: (at, outcome, detail) => {
           if (ended) return;

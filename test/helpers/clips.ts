@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { tempDir as sharedTempDir } from './tmp.js';
 
 const run = promisify(execFile);
 
@@ -45,9 +46,7 @@ export function corruptClip(dir: string): string {
 }
 
 export function tempDir(t: { teardown(fn: () => void): void }, prefix = 'signage-mpv-'): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
+  return sharedTempDir(t, prefix);
 }
 
 export function fakeSha(p: string): string {

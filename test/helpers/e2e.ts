@@ -1,5 +1,8 @@
+import { AgentProcess, sha256File } from './agent-proc.js';
 import { makeClip } from './clips.js';
-import { sha256File } from './agent-proc.js';
+import { Observer } from './link-rig.js';
+import { startBroker, type Broker } from './mosquitto.js';
+import { tempDir, type Teardown } from './tmp.js';
 
 /** Clips for agent-level tests: a 2 s moving spot and a 3 s loop, with their hashes. */
 export async function e2eClips(): Promise<{ spot: { url: string; sha256: string }; loop: { url: string; sha256: string } }> {
@@ -46,4 +49,42 @@ export function windowFromNow(leadMs: number, seconds: number): { window: string
   const endAt = start + seconds * 1000;
   const to = hcmTime(endAt) < from ? '24:00:00' : hcmTime(endAt);
   return { window: `${from}-${to}`, start };
+}
+
+export interface Scene {
+  broker: Broker;
+  /** The NOC's view: every message under signage/#. */
+  obs: Observer;
+  dir: string;
+  clips: Awaited<ReturnType<typeof e2eClips>>;
+  window: { window: string; start: number };
+  /** A new agent process (not started) with the scene's broker and dataDir parent. */
+  agent(deviceId: string): AgentProcess;
+  plays(deviceId: string): PlayMsg[];
+  messages<T>(deviceId: string, suffix: string): T[];
+}
+
+/**
+ * The common stage of agent-level tests: a broker, an observer, the clips, and one campaign
+ * `spot` (2 s clip, on the 3 s loop) assigned retained on `assignTo` (`device/ID` or
+ * `group/G`) with `timesPerDay` plays in a window of `windowSec` starting `leadMs` from now.
+ */
+export async function scene(t: Teardown, o: { assignTo: string; timesPerDay: number; windowSec: number; leadMs?: number; version?: number }): Promise<Scene> {
+  const broker = await startBroker(t);
+  const obs = await Observer.connect(t, broker.url, ['signage/#']);
+  const clips = await e2eClips();
+  const dir = tempDir(t, 'e2e-');
+  const window = windowFromNow(o.leadMs ?? 4000, o.windowSec);
+  await obs.publish(`signage/${o.assignTo}/assignment`, JSON.stringify({
+    version: o.version ?? 1,
+    campaigns: [{ id: 'spot', media: { ...clips.spot, durationMs: 2000 }, timesPerDay: o.timesPerDay, windows: [window.window] }],
+    loop: [clips.loop],
+  }), { retain: true });
+  const messages = <T>(id: string, suffix: string): T[] => obs.got.filter((m) => m.topic === `signage/device/${id}/${suffix}`).map((m) => m.json() as T);
+  return {
+    broker, obs, dir, clips, window,
+    agent: (id) => new AgentProcess(dir, id, broker.url).register(t),
+    plays: (id) => messages<PlayMsg>(id, 'play'),
+    messages,
+  };
 }

@@ -1,5 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type IClientPublishOptions, type MqttClient } from 'mqtt';
 import { parseConfig, type Config, type ConfigInput } from '../../agent/config/config.js';
@@ -8,6 +6,7 @@ import { silentLogger } from '../../agent/core/log.js';
 import { MqttLink, type LinkContext, type LinkHost } from '../../agent/link/link.js';
 import { SqliteStore } from '../../agent/store/sqlite-store.js';
 import { startBroker, type Broker } from './mosquitto.js';
+import { tempDir as sharedTempDir } from './tmp.js';
 
 // Shared set-up for test/link-*.test.ts: a private broker, a real SQLite store in a temp dir,
 // an MqttLink, a fake LinkHost (the agent's side), and an observer client playing the NOC.
@@ -49,9 +48,7 @@ export class FakeHost implements LinkHost {
 }
 
 export function tempDir(t: T, prefix = 'link-'): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
+  return sharedTempDir(t, prefix);
 }
 
 export function makeConfig(dir: string, url: string, extra: Partial<ConfigInput> = {}): Config {
