@@ -8,7 +8,7 @@ root=$(pwd)
 bash scripts/ensure-deps.sh start
 [ -f dist/agent/main.js ] && [ -z "$(find agent scripts -name '*.ts' -newer dist/agent/main.js -print -quit)" ] || npx tsc -p tsconfig.json
 
-dev="$root/var/dev"
+dev="${SIGNAGE_DEV_DIR:-$root/var/dev}"
 mkdir -p "$dev/media" "$dev/data"
 port=${MQTT_PORT:-1883}
 
@@ -66,14 +66,20 @@ JSON
 node -e "new Intl.DateTimeFormat('en',{timeZone:require('$dev/signage-agent.json').timezone})" 2>/dev/null \
   || sed -i 's#"timezone": "[^"]*"#"timezone": "Asia/Ho_Chi_Minh"#' "$dev/signage-agent.json"
 
-# The bundled default campaign: the spot once a minute all day (whole-day window), on the loop.
+# The bundled default campaign: from this minute to midnight, one 10 s spot a minute (at :30 past
+# each minute), between loop clips. Starting the window now keeps the screen on its grid (a
+# whole-day window would start it far behind, in catch-up).
+tz=$(node -p "require('$dev/signage-agent.json').timezone")
+hm=$(TZ="$tz" date +%H:%M)
+left=$(( 1440 - 10#${hm%:*} * 60 - 10#${hm#*:} ))
 cat >"$dev/assignment.json" <<JSON
 {
   "version": $(date +%s),
   "campaigns": [{
     "id": "dev-spot",
     "media": { "url": "file://$dev/media/spot.mp4", "sha256": "$spot_sha", "durationMs": 10000 },
-    "timesPerDay": 1440
+    "timesPerDay": $left,
+    "windows": ["$hm-24:00"]
   }],
   "loop": [{ "url": "file://$dev/media/loop.mp4", "sha256": "$loop_sha" }]
 }
@@ -83,9 +89,9 @@ mosquitto_pub -h 127.0.0.1 -p "$port" -q 1 -r -t "signage/device/$device/assignm
 cat <<TXT
 
 signage-agent: device $device, $where, config $dev/signage-agent.json
-The default campaign plays a 10 s spot once a minute (at :30) between loop clips. Try, in another terminal:
+The default campaign plays a 10 s spot once a minute (at :30) between loop clips, until midnight. Try, in another terminal:
   npx signagectl --url mqtt://127.0.0.1:$port watch
-  npx signagectl --url mqtt://127.0.0.1:$port override --device $device --campaign dev-spot --times 2880
+  npx signagectl --url mqtt://127.0.0.1:$port override --device $device --campaign dev-spot --times $((left * 2))
   npx signagectl --url mqtt://127.0.0.1:$port cmd --device $device play-now --args '{"campaignId":"dev-spot"}'
   npx signagectl --url mqtt://127.0.0.1:$port screenshot --device $device --out /tmp/frame.png
   npx signagectl --url mqtt://127.0.0.1:$port report --device $device
