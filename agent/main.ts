@@ -52,7 +52,8 @@ async function run(config: Config): Promise<number> {
   } catch (err) {
     log.fatal({ err }, 'agent failed to start');
     await agent.stop().catch(() => undefined);
-    return 1;
+    // Exit now: a half-started component may still hold a handle; systemd restarts us.
+    process.exit(1);
   }
   // Runs until a signal ends the process.
   return new Promise<number>(() => undefined);
