@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { corruptClip, makeClip } from './helpers/clips.js';
+import { corruptClip, makeClip, tempDir } from './helpers/clips.js';
 import { clip, harness, sleep, spotRecord, until } from './helpers/mpv-harness.js';
 
 function mpvPid(h: ReturnType<typeof harness>): number {
@@ -121,4 +122,21 @@ t.test('a spot whose file never opens (a FIFO nobody writes) fails on the load t
   t.equal(h.player.state().state, 'playing');
   await sleep(200);
   t.equal(r.endedCalls, 1, 'onEnded exactly once');
+});
+
+t.test('an mpv that cannot start leaves the player down, retrying, instead of failing the agent', async (t) => {
+  // A stand-in mpv that counts its launches and then runs the real one with a bad option.
+  const dir = tempDir(t);
+  const count = path.join(dir, 'launches');
+  const wrapper = path.join(dir, 'mpv');
+  writeFileSync(wrapper, `#!/bin/sh\necho x >> ${count}\nexec mpv --no-such-option-anywhere "$@"\n`, { mode: 0o755 });
+  const restarts: string[] = [];
+  const h = harness(t, { mpvPath: wrapper, events: { onRestarted: (r) => restarts.push(r) } });
+  await h.player.start();
+  t.equal(h.player.state().state, 'down', 'start resolved, the player reports down');
+  const spot = await makeClip({ kind: 'pattern', seconds: 1 });
+  await t.rejects(h.player.playSpot({ playId: 'x', campaignId: 'c', clip: clip(spot) }, spotRecord().handlers), /down/);
+  await until(() => existsSync(count) && readFileSync(count, 'utf8').split('\n').length > 3, 10_000, 'three launches');
+  t.equal(restarts.length, 0, 'no restart can succeed with a bad option');
+  t.equal(h.player.state().state, 'down', 'still down, still trying');
 });

@@ -123,11 +123,21 @@ export class MpvPlayer implements Player {
   }
 
   /** Rejects if the first mpv does not come up (bad path or option): the caller decides. */
+  /**
+   * Never fails because of mpv: a box whose mpv cannot start (a missing display, a bad
+   * `player.args`) keeps its agent up, reports `player.state: down` in every heartbeat and
+   * retries with the supervisor's backoff, so the NOC sees why the screen is dark.
+   */
   async start(): Promise<void> {
     mkdirSync(this.ctx.screenshotDir, { recursive: true });
     this.stopped = false;
-    await this.spawn();
     this.supervisor.start();
+    try {
+      await this.spawn();
+    } catch (e) {
+      this.ctx.log.error({ err: e }, 'mpv did not start; the screen stays dark, retrying with backoff');
+      this.supervisor.fail(`start failed: ${(e as Error).message}`);
+    }
   }
 
   async stop(): Promise<void> {
