@@ -5,6 +5,7 @@ import type { AgentEvent, DisplayState, EpochMs, MediaRef } from './core/types.j
 import { Engine } from './engine/engine.js';
 import type { ClockSync } from './health/clock-sync.js';
 import type { HealthSampler } from './health/sampler.js';
+import type { Housekeeping } from './housekeeping/housekeeping.js';
 import type { Link, LinkHost } from './link/link.js';
 import type { MediaCache } from './media/cache.js';
 import type { Clip, Player } from './player/player.js';
@@ -23,6 +24,7 @@ export interface AgentContext {
   media: MediaCache;
   health: HealthSampler;
   clockSync: ClockSync;
+  housekeeping?: Housekeeping;
   notifier?: SystemdNotifier;
   /** WATCHDOG=1 period (half of systemd's WatchdogSec); none without a watchdog. */
   watchdogMs?: number;
@@ -75,6 +77,8 @@ export class Agent implements LinkHost {
     const { store, media, health, player, link, notifier } = this.ctx;
     await this.step('store', () => store.start(), () => store.stop());
     this.desired = effectiveState(await store.loadDesired(), this.ctx.config.groups);
+    const hk = this.ctx.housekeeping;
+    if (hk) await this.step('housekeeping', () => hk.start(), () => hk.stop());
     await this.step('media', () => media.start(), () => media.stop());
     media.want(this.neededMedia());
     await this.step('health', () => health.start(), () => health.stop());

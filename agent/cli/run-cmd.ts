@@ -5,6 +5,7 @@ import { SystemClock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import { ClockSync } from '../health/clock-sync.js';
 import { HealthSampler } from '../health/sampler.js';
+import { Housekeeping } from '../housekeeping/housekeeping.js';
 import { MqttLink } from '../link/link.js';
 import { MediaCache } from '../media/cache.js';
 import { readDisplayState } from '../player/display.js';
@@ -62,6 +63,7 @@ export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
     media,
     health: new HealthSampler({ dataDir: config.dataDir, log: log.child({ component: 'health' }) }),
     clockSync: new ClockSync({ log: log.child({ component: 'clock' }) }),
+    housekeeping: new Housekeeping({ store, clock, log: log.child({ component: 'housekeeping' }), timezone: config.timezone, keepDays: config.history.keepDays }),
     notifier,
     ...(watchdogMs ? { watchdogMs } : {}),
     display: () => readDisplayState(),

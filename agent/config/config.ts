@@ -50,6 +50,12 @@ const configSchema = z.strictObject({
       assignmentKeys: z.array(z.string()).default([]),
     })
     .default({ assignmentKeys: [] }),
+  history: z
+    .strictObject({
+      /** Local days of play rows kept on the box; older ones are pruned nightly. */
+      keepDays: z.number().int().min(7).max(3650).default(400),
+    })
+    .default({ keepDays: 400 }),
   outbox: z
     .strictObject({
       /** Default: 30 days of a busy screen's events (~200 plays + events a day). */

@@ -234,6 +234,14 @@ export class SqliteStore implements Store {
     );
   }
 
+  async prunePlays(beforeDay: LocalDate): Promise<number> {
+    return (await this.d.tx((q) => q.run('DELETE FROM plays WHERE day < ? AND outcome IS NOT NULL', [beforeDay]))).changes;
+  }
+
+  async checkpoint(): Promise<void> {
+    await this.d.read((q) => q.exec('PRAGMA wal_checkpoint(TRUNCATE)'));
+  }
+
   // --- counters
 
   async nextSession(): Promise<number> {

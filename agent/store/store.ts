@@ -93,6 +93,14 @@ export interface Store {
   /** Drops the oldest rows beyond `max`; returns how many were dropped. */
   outboxTrim(max: number): Promise<number>;
 
+  /**
+   * Deletes closed plays of local days before `beforeDay` (their events left through the outbox
+   * long ago) and returns how many. Open plays and the outbox are never touched.
+   */
+  prunePlays(beforeDay: LocalDate): Promise<number>;
+  /** Folds the WAL back into the database file (housekeeping). */
+  checkpoint(): Promise<void>;
+
   // --- counters and small facts
   /** Increments and returns the MQTT connection session counter. */
   nextSession(): Promise<number>;
