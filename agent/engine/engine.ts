@@ -7,18 +7,14 @@ import type { EffectiveState } from '../schedule/desired.js';
 import { plan, type CatchUp, type Plan, type PlanInput } from '../schedule/planner.js';
 import { Zone } from '../schedule/zoned.js';
 import type { Store } from '../store/store.js';
+import { ClockJumpDetector, FailureRests } from './guards.js';
 
 /** A slot whose timer fires later than this (process stalled, wall clock stepped) is not played: re-plan instead. */
 const LATE_TOLERANCE_MS = 2_000;
 /** Wake at least this often, so a wall-clock step is noticed and the day rolls over on time. */
 const MAX_SLEEP_MS = 30_000;
-/** Wall clock moving this much more (or less) than monotonic time between wakes is a clock jump. */
-const JUMP_THRESHOLD_MS = 2_000;
 /** Give the player the file this long before its instant. */
 const PRELOAD_LEAD_MS = 3_000;
-/** After a failed play the campaign rests this long (doubling, capped) before its next try. */
-const RETRY_BASE_MS = 30_000;
-const RETRY_MAX_MS = 15 * 60_000;
 
 export interface EngineContext {
   clock: Clock;
@@ -76,14 +72,13 @@ export class Engine {
   private queue: Due[] = [];
   private running = false;
   private lastPlan: Plan | undefined;
-  private lastWake: { wall: EpochMs; mono: number } | undefined;
+  private readonly jumps = new ClockJumpDetector();
   private readonly inflight = new Set<Promise<unknown>>();
   private replanning = false;
   private replanAgain = false;
   /** Catch-up spreads of campaigns that fell behind, fed back into the next plan (see planner). */
   private readonly catchUps = new Map<string, CatchUp & { day: LocalDate }>();
-  /** Campaigns resting after failed plays: a broken file must not be retried in a tight loop. */
-  private readonly resting = new Map<string, { until: EpochMs; failures: number }>();
+  private readonly rests = new FailureRests();
 
   constructor(private readonly ctx: EngineContext) {
     this.zone = new Zone(ctx.timezone);
@@ -208,9 +203,9 @@ export class Engine {
     const all = this.ctx.desired().campaigns;
     let wakeAt = Infinity;
     const playable = all.filter((c) => {
-      const rest = this.resting.get(c.id);
-      if (rest && rest.until > now) {
-        wakeAt = Math.min(wakeAt, rest.until);
+      const until = this.rests.restingUntil(c.id, now);
+      if (until !== undefined) {
+        wakeAt = Math.min(wakeAt, until);
         return false;
       }
       return this.ctx.resolve(c.media) !== undefined;
@@ -265,20 +260,13 @@ export class Engine {
     this.replan(slot ? 'late-or-early slot' : 'timer');
   }
 
-  /** True (and an event recorded) when the wall clock moved unlike monotonic time since the last wake. */
+  /** True (and a `clock-jump` event recorded) when the wall clock stepped since the last wake. */
   private detectJump(now: EpochMs): boolean {
-    const mono = this.ctx.clock.monotonic();
-    const last = this.lastWake;
-    this.lastWake = { wall: now, mono };
-    if (!last) return false;
-    const delta = now - last.wall - (mono - last.mono);
-    if (Math.abs(delta) < JUMP_THRESHOLD_MS) return false;
-    this.ctx.log.warn({ deltaMs: delta }, 'wall clock jumped; re-planning from the new time');
-    this.track(
-      this.ctx.store
-        .recordEvent({ ts: new Date(now).toISOString(), type: 'clock-jump', detail: { from: new Date(last.wall + (mono - last.mono)).toISOString(), to: new Date(now).toISOString(), deltaMs: delta } })
-        .then(() => this.ctx.onOutbox?.()),
-    );
+    const jump = this.jumps.observe(now, this.ctx.clock.monotonic());
+    if (!jump) return false;
+    this.ctx.log.warn({ deltaMs: jump.deltaMs }, 'wall clock jumped; re-planning from the new time');
+    const detail = { from: new Date(jump.expected).toISOString(), to: new Date(now).toISOString(), deltaMs: jump.deltaMs };
+    this.track(this.ctx.store.recordEvent({ ts: detail.to, type: 'clock-jump', detail }).then(() => this.ctx.onOutbox?.()));
     return true;
   }
 
@@ -375,11 +363,10 @@ export class Engine {
       const ev = await this.ctx.store.recordPlayEnd(rowId, { endedAt: at, durationMs: Math.max(0, at - startedAt), outcome, target: w.target }, this.ctx.deviceId);
       if (outcome === 'completed') {
         this.ctx.learnDuration?.(cur.sha256, at - startedAt);
-        this.resting.delete(cur.campaignId);
+        this.rests.completed(cur.campaignId);
       } else if (outcome === 'failed') {
         // Only a failed load rests the campaign; an interrupted spot (player or power died) retries at once.
-        const failures = (this.resting.get(cur.campaignId)?.failures ?? 0) + 1;
-        this.resting.set(cur.campaignId, { until: at + Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (failures - 1)), failures });
+        this.rests.failed(cur.campaignId, at);
       }
       this.ctx.log.info({ campaignId: cur.campaignId, outcome, seq: ev.seq, played: ev.played, target: ev.target, lateMs: startedAt - cur.scheduledAt, detail }, 'spot ended');
       this.ctx.onOutbox?.();
