@@ -264,3 +264,24 @@ t.test('renderPlanText: numbers, slot times, a timeline within 100 columns', asy
   const none = renderPlanText(plan({ campaigns: [], overrides: [], counts: new Map(), now: local('00:00'), timezone: HCM }), HCM);
   t.match(none, /loop plays all day/);
 });
+
+t.test('a catch-up spread fed back by the engine stays put across re-plans', async (t) => {
+  // Back at 09:00 after an outage: 10 plays over the 150 evening minutes, every 15 min.
+  const first = run({ campaigns: [directive()], now: local('09:00:00') });
+  const c = first.campaigns[0]!;
+  t.ok(c.catchUp, 'behind: the plan names its catch-up spread');
+  t.same(times(first).slice(0, 3), ['16:37:30', '16:52:30', '17:07:30']);
+  // The first catch-up play done (16:37:30-16:38:00); re-plan with and without the spread fed back.
+  const catchUps = new Map([[c.campaignId, c.catchUp!]]);
+  const now = local('16:38:00');
+  const counts = new Map([['ihanoi-2024', 1]]);
+  const kept = run({ campaigns: [directive()], now, counts, catchUps });
+  t.same(times(kept).slice(0, 3), ['16:52:30', '17:07:30', '17:22:30'], 'same spread: every 15 min');
+  t.same(kept.campaigns[0]!.catchUp, c.catchUp, 'the same spread is carried on');
+  const fresh = run({ campaigns: [directive()], now, counts });
+  t.not(times(fresh)[0], '16:52:30', 'without it a new spread starts from now (the bunching the engine avoids)');
+  // A spread not kept up (fewer plays than its passed instants) is replaced by a new one.
+  const lagging = run({ campaigns: [directive()], now: local('17:30:00'), counts, catchUps });
+  t.not(lagging.campaigns[0]!.catchUp?.from, c.catchUp!.from, 'a new spread from 17:30');
+  t.equal(lagging.campaigns[0]!.catchUp?.done, 1);
+});
