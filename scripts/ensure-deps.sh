@@ -9,6 +9,7 @@ command -v mosquitto >/dev/null || need+=(mosquitto)
 command -v mosquitto_pub >/dev/null || need+=(mosquitto-clients)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
+command -v hostname >/dev/null || need+=(hostname)
 if [ "${1:-}" = test ]; then
   command -v mcopy >/dev/null || need+=(mtools)
   command -v mkfs.vfat >/dev/null || need+=(dosfstools)
@@ -20,6 +21,8 @@ if [ "${1:-}" = test ]; then
   command -v xz >/dev/null || need+=(xz-utils)
   # link-tls.test.ts makes a throwaway CA and certificates.
   command -v openssl >/dev/null || need+=(openssl)
+  # agent-mpv-crash.test.ts finds the agent's mpv child with pgrep.
+  command -v pgrep >/dev/null || need+=(procps)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
