@@ -169,3 +169,32 @@ t.test('failed plays are recorded as proof but never counted', async (t) => {
   for (const p of r.plays) perMinute.set(Math.floor(p.startedAt / 60_000), (perMinute.get(Math.floor(p.startedAt / 60_000)) ?? 0) + 1);
   t.ok(Math.max(...perMinute.values()) <= 2, 'a failing file is retried at the planned pace, not in a tight loop');
 });
+
+t.test('an override raises the target until its expiresAt, then the assignment rules again', async (t) => {
+  const file = path.join(tempDir(t), 'agent.db');
+  const day0 = zone.dayBounds('2024-08-15').start;
+  const r = await rig(t, file, day0, [directive]);
+  // Operator at 00:00: 20 a day until 12:00 local.
+  const expiresAt = zone.localToEpoch('2024-08-15', 12 * 3600);
+  r.state.desired = effectiveState(
+    {
+      assignments: [{ source: 'device', version: 1, doc: assignment([directive]), appliedAt: day0 }],
+      overrides: [{ source: 'device', version: 1, doc: { version: 1, campaigns: { 'ihanoi-2024': { timesPerDay: 20 } }, expiresAt: new Date(expiresAt).toISOString() }, appliedAt: day0 }],
+    },
+    [],
+  );
+  r.engine.replan('override');
+  await r.settle();
+  t.equal(r.engine.plan()?.campaigns[0]?.target, 20, 'raised at once');
+  t.equal(r.engine.plan()?.replanAt, expiresAt, 'the engine will wake at the expiry');
+  await r.clock.advanceTo(expiresAt - 1, r.settle);
+  const morning = (await r.store.countCompleted('2024-08-15')).get('ihanoi-2024');
+  t.equal(morning, 9, 'the morning window played the raised grid (20 over 270 min: 9 instants before 08:30)');
+  await r.clock.advanceTo(expiresAt + 1000, r.settle);
+  t.equal(r.engine.plan()?.campaigns[0]?.target, 10, 'expired: back to the assignment');
+  await r.clock.advanceTo(zone.dayBounds('2024-08-15').end - 1, r.settle);
+  // 9 done, target 10 again and ahead of its grid: the one missing play comes at the grid's 10th instant.
+  const rows = await r.store.playsForDay('2024-08-15');
+  t.equal(rows.filter((x) => x.outcome === 'completed').length, 10, 'the day ends at the restored target');
+  t.equal(zone.formatTime(rows.at(-1)!.startedAt), '18:46:30', 'the last one on the shared 10-a-day grid');
+});
