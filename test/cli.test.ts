@@ -107,3 +107,24 @@ t.test('plan: slots and timeline, --json for machines', async (t) => {
   const outside = await cli([...base.slice(0, -1), '2024-10-11', '--json']);
   t.same((JSON.parse(outside.stdout) as { campaigns: unknown[] }).campaigns, [], 'nothing after endDate');
 });
+
+t.test('plan without --assignment reads what the agent applied, and counts today\'s plays', async (t) => {
+  const { SqliteStore } = await import('../agent/store/sqlite-store.js');
+  const { silentLogger } = await import('../agent/core/log.js');
+  const dir = tempDir(t);
+  const config = path.join(dir, 'c.json');
+  writeFileSync(config, JSON.stringify({ deviceId: 'p-1', dataDir: path.join(dir, 'data'), mqtt: { url: 'mqtt://127.0.0.1:1' } }));
+  const empty = await cli(['plan', '--config', config, '--json']);
+  t.equal(empty.code, 0);
+  t.same((JSON.parse(empty.stdout) as { campaigns: unknown[] }).campaigns, [], 'no store yet: nothing assigned');
+  const store = new SqliteStore({ file: path.join(dir, 'data', 'agent.db'), log: silentLogger() });
+  await store.start();
+  const a = JSON.parse(readFileSync(path.join(fixtures, 'directive.json'), 'utf8'));
+  await store.applyDesired('assignment', 'device', 1, { ...a, campaigns: [{ ...a.campaigns[0], startDate: undefined, endDate: undefined }] }, Date.now());
+  await store.stop();
+  const r = await cli(['plan', '--config', config, '--json', '--date', '2030-01-02']);
+  t.equal(r.code, 0, r.stderr);
+  const p = JSON.parse(r.stdout) as { campaigns: Array<{ campaignId: string; slots: string[] }> };
+  t.equal(p.campaigns[0]?.campaignId, 'ihanoi-2024');
+  t.equal(p.campaigns[0]?.slots.length, 10);
+});
