@@ -1,16 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Config } from '../config/config.js';
+import { credentialOptions } from '../link/connect-options.js';
 
 // Connection options for the tools around the agent (doctor, signagectl): the same credentials
-// and TLS files as the agent's link (agent/link/link.ts clientOptions), but a throwaway client
+// and TLS files as the agent's link (credentialOptions, shared with agent/link), but a throwaway client
 // id and a clean session, so a check never takes over the running agent's session or Will.
 
 export type MqttSettings = Pick<Config['mqtt'], 'url' | 'username' | 'password' | 'passwordFile' | 'caFile' | 'certFile' | 'keyFile'>;
 
 export async function toolClientOptions(m: MqttSettings, idPrefix: string, connectTimeoutMs: number): Promise<IClientOptions> {
-  const password = m.passwordFile !== undefined ? (await readFile(m.passwordFile, 'utf8')).replace(/\r?\n$/, '') : m.password;
   return {
     protocolVersion: 5,
     clientId: `${idPrefix}-${randomBytes(4).toString('hex')}`,
@@ -18,11 +17,7 @@ export async function toolClientOptions(m: MqttSettings, idPrefix: string, conne
     reconnectPeriod: 0,
     connectTimeout: connectTimeoutMs,
     keepalive: 30,
-    ...(m.username !== undefined ? { username: m.username } : {}),
-    ...(password !== undefined ? { password } : {}),
-    ...(m.caFile !== undefined ? { ca: await readFile(m.caFile) } : {}),
-    ...(m.certFile !== undefined ? { cert: await readFile(m.certFile) } : {}),
-    ...(m.keyFile !== undefined ? { key: await readFile(m.keyFile) } : {}),
+    ...(await credentialOptions(m)),
   };
 }
 

@@ -9,9 +9,26 @@ export const MAX_INBOUND_PACKET = 4 * 1024 * 1024;
  * reconnect (mqtt.js's is off), and a Last Will carrying this attempt's session number. Password
  * and TLS files are read on every attempt, so renewed credentials need no restart.
  */
+export type MqttCredentials = Pick<Config['mqtt'], 'username' | 'password' | 'passwordFile' | 'caFile' | 'certFile' | 'keyFile'>;
+
+/**
+ * Username, password (from passwordFile, one line, or password) and TLS files as mqtt.js
+ * options. Shared by the agent's link and the tools (doctor, signagectl), so a box's check
+ * connects exactly as its agent does.
+ */
+export async function credentialOptions(m: MqttCredentials): Promise<IClientOptions> {
+  const password = m.passwordFile !== undefined ? (await readFile(m.passwordFile, 'utf8')).replace(/\r?\n$/, '') : m.password;
+  return {
+    ...(m.username !== undefined ? { username: m.username } : {}),
+    ...(password !== undefined ? { password } : {}),
+    ...(m.caFile !== undefined ? { ca: await readFile(m.caFile) } : {}),
+    ...(m.certFile !== undefined ? { cert: await readFile(m.certFile) } : {}),
+    ...(m.keyFile !== undefined ? { key: await readFile(m.keyFile) } : {}),
+  };
+}
+
 export async function linkClientOptions(config: Config, willTopic: string, session: number, connectTimeoutMs: number): Promise<IClientOptions> {
   const m = config.mqtt;
-  const password = m.passwordFile !== undefined ? (await readFile(m.passwordFile, 'utf8')).replace(/\r?\n$/, '') : m.password;
   return {
     protocolVersion: 5,
     clientId: `signage-${config.deviceId}`,
@@ -25,11 +42,7 @@ export async function linkClientOptions(config: Config, willTopic: string, sessi
     connectTimeout: connectTimeoutMs,
     queueQoSZero: false,
     resubscribe: false,
-    ...(m.username !== undefined ? { username: m.username } : {}),
-    ...(password !== undefined ? { password } : {}),
-    ...(m.caFile !== undefined ? { ca: await readFile(m.caFile) } : {}),
-    ...(m.certFile !== undefined ? { cert: await readFile(m.certFile) } : {}),
-    ...(m.keyFile !== undefined ? { key: await readFile(m.keyFile) } : {}),
+    ...(await credentialOptions(m)),
     will: { topic: willTopic, payload: Buffer.from(JSON.stringify({ online: false, session })), qos: 1, retain: true },
   };
 }
