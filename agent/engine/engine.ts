@@ -164,14 +164,20 @@ export class Engine {
     const now = this.ctx.clock.now();
     const { start, end } = this.zone.dayBounds(day);
     const at = Math.min(Math.max(now, start), end - 1);
-    const counts = await this.ctx.store.countCompleted(day);
-    if (this.current && this.zone.localDateOf(this.current.requestedAt) === day) {
-      counts.set(this.current.campaignId, (counts.get(this.current.campaignId) ?? 0) + 1);
-    }
+    const counts = await this.countsOf(day);
     return plan(this.planInput(this.ctx.desired().campaigns, counts, at));
   }
 
   // --- internals
+
+  /** The day's completed in-window plays per campaign, plus the spot in the player (it is under way). */
+  private async countsOf(day: LocalDate): Promise<Map<string, number>> {
+    const counts = await this.ctx.store.countCompleted(day);
+    if (this.current && this.zone.localDateOf(this.current.requestedAt) === day) {
+      counts.set(this.current.campaignId, (counts.get(this.current.campaignId) ?? 0) + 1);
+    }
+    return counts;
+  }
 
   private planInput(campaigns: Campaign[], counts: Map<string, number>, now: EpochMs): PlanInput {
     const durations = new Map<string, number>();
@@ -196,10 +202,7 @@ export class Engine {
     const now = this.ctx.clock.now();
     this.detectJump(now);
     const day = this.zone.localDateOf(now);
-    const counts = await this.ctx.store.countCompleted(day);
-    if (this.current && this.zone.localDateOf(this.current.requestedAt) === day) {
-      counts.set(this.current.campaignId, (counts.get(this.current.campaignId) ?? 0) + 1);
-    }
+    const counts = await this.countsOf(day);
     const all = this.ctx.desired().campaigns;
     let wakeAt = Infinity;
     const playable = all.filter((c) => {
