@@ -1,14 +1,10 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { writeFileAtomic } from '../agent/fsx/atomic.js';
+import { tempDir as sharedTempDir, type Teardown } from './helpers/tmp.js';
 
-function tempDir(t: { teardown(fn: () => void): void }): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'atomic-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const tempDir = (t: Teardown): string => sharedTempDir(t, 'atomic-');
 
 t.test('writes the content and leaves no temp file', async (t) => {
   const dir = tempDir(t);

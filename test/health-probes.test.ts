@@ -1,15 +1,14 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { silentLogger } from '../agent/core/log.js';
 import { diskFreeMB, findThrottledFile, parseThrottled, readThermalZoneC } from '../agent/health/probes.js';
 import { HealthSampler } from '../agent/health/sampler.js';
+import { tempDir } from './helpers/tmp.js';
 
 /** A fake sysfs tree of real files under a temp dir. */
 function fakeSys(t: { teardown(fn: () => void): void }, files: Record<string, string>): string {
-  const root = mkdtempSync(path.join(tmpdir(), 'sysfs-'));
-  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const root = tempDir(t, 'sysfs-');
   for (const [rel, text] of Object.entries(files)) {
     mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
     writeFileSync(path.join(root, rel), text);

@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { tempDir } from './helpers/tmp.js';
 
 const run = promisify(execFile);
 const UNITS = ['signage-agent.service', 'signage-agent-firstboot.service'];
@@ -20,8 +20,7 @@ function directives(text: string): Map<string, string[]> {
 
 t.test('systemd-analyze verify passes on both units, with no warnings', async (t) => {
   // verify insists that ExecStart binaries exist: point them at stand-ins in a temp dir.
-  const dir = mkdtempSync(path.join(tmpdir(), 'units-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'units-');
   mkdirSync(path.join(dir, 'bin'));
   for (const b of ['signage-agent', 'signage-firstboot']) {
     writeFileSync(path.join(dir, 'bin', b), '#!/bin/sh\n');
