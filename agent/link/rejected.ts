@@ -46,6 +46,14 @@ export class RejectedReporter {
     this.add(topic, QUEUE_FULL, true);
   }
 
+  /** Resolves when every row noted so far is written. */
+  async idle(): Promise<void> {
+    for (let w = this.writing; ; w = this.writing) {
+      await w;
+      if (w === this.writing) return;
+    }
+  }
+
   /** Writes what is still folded (at stop; the store must still be open). */
   async flush(): Promise<void> {
     for (const [topic, w] of [...this.windows]) {
@@ -53,7 +61,7 @@ export class RejectedReporter {
       this.windows.delete(topic);
       if (w.count > 0) this.writeFolded(topic, w);
     }
-    await this.writing;
+    await this.idle();
   }
 
   private add(topic: string, reason: string, dropped: boolean): void {
