@@ -56,6 +56,8 @@ export interface LinkContext {
     subscribeRetryMs?: number;
     /** Delay before fetching the retained copy of a topic whose message was dropped unread. */
     refetchMs?: number;
+    /** Desired-state documents waiting for the store (default 64). */
+    intakeMaxQueued?: number;
   };
 }
 
@@ -113,6 +115,7 @@ export class MqttLink implements Link {
       store, clock, log, keys: this.keys, notifyOutbox, rejected: this.rejected,
       refetch: (topic) => this.refetch(topic),
       ...(ctx.tuning?.desiredRetryMs !== undefined ? { retryMs: ctx.tuning.desiredRetryMs } : {}),
+      ...(ctx.tuning?.intakeMaxQueued !== undefined ? { maxQueued: ctx.tuning.intakeMaxQueued } : {}),
       onApplied: async () => {
         try {
           this.host?.onDesiredChanged();
