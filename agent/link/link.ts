@@ -11,6 +11,7 @@ import { HeartbeatPublisher } from './heartbeat.js';
 import { DesiredIntake } from './intake.js';
 import { OutboxPublisher } from './outbox.js';
 import { RejectedReporter } from './rejected.js';
+import { Subscriptions } from './subscriptions.js';
 import { Topics } from './topics.js';
 import type { PublishOpts, Wire } from './wire.js';
 
@@ -85,12 +86,7 @@ export class MqttLink implements Link {
   /** PUBACK reason codes by packet id, captured before mqtt.js hides them (it reports 0x10 as success). */
   private readonly pubackRc = new Map<number, number>();
   private pending = new Set<(e: Error) => void>();
-  /** Subscriptions the broker refused on this connection, with their SUBACK reason codes. */
-  private refused = new Map<string, number>();
-  private subscribeRetryTimer: TimerHandle | undefined;
-  private subscribeRetryMs = 0;
-  private readonly refetchTopics = new Set<string>();
-  private refetchTimer: TimerHandle | undefined;
+  private readonly subscriptions: Subscriptions;
   private statusRepublishQueued = false;
   readonly rejected: RejectedReporter;
   private readonly topics: Topics;
@@ -107,13 +103,20 @@ export class MqttLink implements Link {
     this.keys = parseKeyRing(config.security.assignmentKeys);
     this.wire = { connected: () => this.up, publish: (t, p, o) => this.publishRaw(t, p, o) };
     const notifyOutbox = (): void => this.notifyOutbox();
+    this.subscriptions = new Subscriptions({
+      clock, log, store, notifyOutbox,
+      live: () => (this.up && !this.stopping ? this.client : undefined),
+      busy: () => this.intake.queued > 0,
+      ...(ctx.tuning?.subscribeRetryMs !== undefined ? { retryMs: ctx.tuning.subscribeRetryMs } : {}),
+      ...(ctx.tuning?.refetchMs !== undefined ? { refetchMs: ctx.tuning.refetchMs } : {}),
+    });
     this.rejected = new RejectedReporter({
       store, clock, log, notifyOutbox,
       ...(ctx.tuning?.rejectedWindowMs !== undefined ? { windowMs: ctx.tuning.rejectedWindowMs } : {}),
     });
     this.intake = new DesiredIntake({
       store, clock, log, keys: this.keys, notifyOutbox, rejected: this.rejected,
-      refetch: (topic) => this.refetch(topic),
+      refetch: (topic) => this.subscriptions.refetch(topic),
       ...(ctx.tuning?.desiredRetryMs !== undefined ? { retryMs: ctx.tuning.desiredRetryMs } : {}),
       ...(ctx.tuning?.intakeMaxQueued !== undefined ? { maxQueued: ctx.tuning.intakeMaxQueued } : {}),
       onApplied: async () => {
@@ -163,8 +166,7 @@ export class MqttLink implements Link {
     this.intake.stop();
     this.commands.stop();
     this.reconnectTimer?.cancel();
-    this.subscribeRetryTimer?.cancel();
-    this.refetchTimer?.cancel();
+    this.subscriptions.reset();
     this.heartbeat.stop();
     this.outbox.stop();
     const c = this.client;
@@ -276,15 +278,11 @@ export class MqttLink implements Link {
     this.pendingSession = undefined;
     this.failures = 0;
     this.ctx.log.info({ session, url: this.ctx.config.mqtt.url }, 'mqtt connected');
-    this.subscribeRetryTimer?.cancel();
-    this.refused.clear();
-    this.subscribeRetryMs = this.ctx.tuning?.subscribeRetryMs ?? 30_000;
-    this.refetchTopics.clear();
     // Resubscribe even when the broker kept our session: a broker restarted without
     // persistence has forgotten it. Retained copies come again; the intake ignores repeats.
     // The birth follows whatever the SUBACK says (PROTOCOL v1.1 §8): a topic an ACL refuses is
     // retried later, it never leaves the retained status saying offline while heartbeats flow.
-    await this.subscribe(c, this.topics.subscriptions());
+    await this.subscriptions.onConnect(c, this.topics.subscriptions());
     if (c !== this.client || !this.up) return;
     await this.publishStatus();
     if (c !== this.client || !this.up) return;
@@ -294,9 +292,7 @@ export class MqttLink implements Link {
 
   private onClose(c: MqttClient, attempt: { connectSent: boolean; connackSeen: boolean }): void {
     if (c !== this.client) return;
-    this.subscribeRetryTimer?.cancel();
-    this.refetchTimer?.cancel();
-    this.refetchTimer = undefined;
+    this.subscriptions.reset();
     const wasUp = this.up;
     // A CONNECT that got no answer may still have opened a session (with its Will) on the
     // broker: never reuse that number. Refused or never-sent attempts left nothing behind.
@@ -314,72 +310,6 @@ export class MqttLink implements Link {
     if (wasUp) this.ctx.log.warn({ session: this.session }, 'mqtt connection lost');
     else this.failures++;
     this.scheduleReconnect();
-  }
-
-  /** Subscribes; records refused topics (SUBACK reason codes ≥ 0x80) and arms their retry. Never throws. */
-  private async subscribe(c: MqttClient, subs: Record<string, { qos: 1 }>): Promise<void> {
-    const { log } = this.ctx;
-    const codes = await new Promise<Map<string, number> | undefined>((resolve) => {
-      c.subscribe(subs, (err, granted, packet) => {
-        const rcs = (packet as { granted?: number[] } | undefined)?.granted;
-        if (!granted || !rcs) {
-          if (err) log.warn({ err }, 'mqtt: subscribe failed');
-          resolve(undefined);
-          return;
-        }
-        resolve(new Map(granted.map((g, i) => [g.topic, rcs[i] ?? 0x80])));
-      });
-    });
-    if (!codes || c !== this.client || !this.up) return;
-    const before = [...this.refused.keys()].sort().join(' ');
-    const granted: string[] = [];
-    for (const [topic, rc] of codes) {
-      if (rc >= 0x80) this.refused.set(topic, rc);
-      else if (this.refused.delete(topic)) granted.push(topic);
-    }
-    if (granted.length > 0) log.info({ topics: granted }, 'mqtt: subscription granted on retry');
-    if (this.refused.size === 0) return;
-    const refused = [...this.refused].map(([topic, code]) => ({ topic, code }));
-    log.warn({ refused, retryMs: this.subscribeRetryMs }, 'mqtt: broker refused subscriptions; retrying later');
-    // Named once per connection, and again only when the refused set changes.
-    if ([...this.refused.keys()].sort().join(' ') !== before) {
-      try {
-        await this.ctx.store.recordEvent({ ts: new Date(this.ctx.clock.now()).toISOString(), type: 'subscribe-refused', detail: { topics: refused } });
-        this.notifyOutbox();
-      } catch (e) {
-        log.error({ err: e }, 'could not record subscribe-refused');
-      }
-    }
-    const ms = this.subscribeRetryMs;
-    this.subscribeRetryMs = Math.min(15 * 60_000, ms * 2);
-    this.subscribeRetryTimer?.cancel();
-    this.subscribeRetryTimer = this.ctx.clock.setTimer(ms, () => {
-      if (c !== this.client || !this.up || this.stopping) return;
-      const again: Record<string, { qos: 1 }> = {};
-      for (const t of this.refused.keys()) again[t] = { qos: 1 };
-      void this.subscribe(c, again);
-    });
-  }
-
-  /** Subscribing again makes the broker send its retained copy (MQTT 5 retain handling 0). */
-  private refetch(topic: string): void {
-    this.refetchTopics.add(topic);
-    if (this.refetchTimer || this.stopping) return;
-    this.refetchTimer = this.ctx.clock.setTimer(this.ctx.tuning?.refetchMs ?? 2000, () => {
-      this.refetchTimer = undefined;
-      const c = this.client;
-      if (!c || !this.up || this.stopping || this.refetchTopics.size === 0) return;
-      // Still busy with a flood: wait until the queue has room, or the copy is dropped again.
-      if (this.intake.queued > 0) {
-        this.refetch([...this.refetchTopics][0]!);
-        return;
-      }
-      const subs: Record<string, { qos: 1 }> = {};
-      for (const t of this.refetchTopics) if (!this.refused.has(t)) subs[t] = { qos: 1 };
-      this.refetchTopics.clear();
-      this.ctx.log.info({ topics: Object.keys(subs) }, 'fetching retained copies of topics whose messages were dropped');
-      if (Object.keys(subs).length > 0) void this.subscribe(c, subs);
-    });
   }
 
   private scheduleReconnect(): void {
