@@ -2,6 +2,10 @@ import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import t from 'tap';
 import { Observer, rig, topic, waitFor } from './helpers/link-rig.js';
 
+// These tests check the reason of every rejection, one event each: coalescing (at most one
+// `rejected` row per topic per minute, PROTOCOL v1.1 §3) is off here and tested in link-flood.test.ts.
+const EACH_REJECTION = { rejectedWindowMs: 0 };
+
 const cmd = (o: Record<string, unknown>): string => JSON.stringify(o);
 
 t.test('MQTT 5 response topic + correlation data', async (t) => {
@@ -45,7 +49,7 @@ t.test('replyTo (v3 style), default result topic, and every built-in command', a
 });
 
 t.test('expired, duplicate, unknown and malformed commands', async (t) => {
-  const r = await rig(t);
+  const r = await rig(t, {}, EACH_REJECTION);
   const run = async (body: string): Promise<any> => {
     const n = r.obs.on('cmd/result').length;
     await r.obs.publish(topic.device('cmd'), body);
@@ -94,7 +98,7 @@ t.test('heartbeat: ts, deviceId, uptimeSec, host fields, backlog; QoS 0, not ret
 t.test('§9 signed commands: envelope, target and expiresAt required', async (t) => {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
   const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(12);
-  const r = await rig(t, { security: { assignmentKeys: [`noc:${raw.toString('base64')}`] } });
+  const r = await rig(t, { security: { assignmentKeys: [`noc:${raw.toString('base64')}`] } }, EACH_REJECTION);
   const signed = (doc: unknown): string => {
     const bytes = Buffer.from(JSON.stringify(doc));
     return JSON.stringify({ payload: bytes.toString('base64'), sig: sign(null, bytes, privateKey).toString('base64'), keyId: 'noc' });

@@ -3,6 +3,10 @@ import t from 'tap';
 import { keyIdOf } from '../agent/link/envelope.js';
 import { assignment, makeLink, Observer, rig, topic, waitFor, DEVICE } from './helpers/link-rig.js';
 
+// These tests check the reason of every rejection, one event each: coalescing (at most one
+// `rejected` row per topic per minute, PROTOCOL v1.1 §3) is off here and tested in link-flood.test.ts.
+const EACH_REJECTION = { rejectedWindowMs: 0 };
+
 const lastStatus = (o: Observer): any => o.on('status').at(-1)!.json();
 
 t.test('device assignment: stored, applied event, host re-plans, status lists the version', async (t) => {
@@ -32,7 +36,7 @@ t.test('group and device topics are both received; versions per topic', async (t
 });
 
 t.test('stale versions are rejected; the retained copy re-delivered on reconnect is ignored quietly', async (t) => {
-  const r = await rig(t);
+  const r = await rig(t, {}, EACH_REJECTION);
   await r.obs.publish(topic.device('assignment'), JSON.stringify(assignment(7)), { retain: true });
   await waitFor('applied', () => r.obs.events('applied').length === 1);
   await r.obs.publish(topic.device('assignment'), JSON.stringify(assignment(5, ['old'])));
@@ -83,7 +87,7 @@ t.test('override set, then cleared by an empty retained payload', async (t) => {
 });
 
 t.test('hostile payloads: each rejected with topic and reason, plan untouched, link alive', async (t) => {
-  const r = await rig(t);
+  const r = await rig(t, {}, EACH_REJECTION);
   await r.obs.publish(topic.device('assignment'), JSON.stringify(assignment(7)), { retain: true });
   await waitFor('applied', () => r.obs.events('applied').length === 1);
   const a = (patch: (x: any) => void): string => {
@@ -134,7 +138,7 @@ t.test('§9 signed envelopes: verified, target-bound, unsigned rejected', async 
   const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(12);
   const pem = publicKey.export({ format: 'pem', type: 'spki' }).toString();
   const other = generateKeyPairSync('ed25519');
-  const r = await rig(t, { security: { assignmentKeys: [raw.toString('base64'), `ops:${pem}`] } });
+  const r = await rig(t, { security: { assignmentKeys: [raw.toString('base64'), `ops:${pem}`] } }, EACH_REJECTION);
   const keyId = keyIdOf(raw);
   const envelope = (doc: unknown, id = keyId, key = privateKey): string => {
     const bytes = Buffer.from(JSON.stringify(doc));

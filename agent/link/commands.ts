@@ -4,6 +4,8 @@ import { commandSchema, idSchema, localDateSchema, type CommandRequest } from '.
 import type { Store } from '../store/store.js';
 import { clip, decodeDocument, type Decoded } from './decode.js';
 import type { KeyRing } from './envelope.js';
+import { InboundQueue } from './inbound-queue.js';
+import type { RejectedReporter } from './rejected.js';
 import type { LinkHost } from './link.js';
 
 // PROTOCOL §7. Order of checks: decode → expiry → known name → at-most-once claim → run.
@@ -75,47 +77,105 @@ export interface CommandContext {
   keys: KeyRing | undefined;
   target: string;
   defaultReplyTopic: string;
+  rejected: RejectedReporter;
   host(): LinkHost | undefined;
   reply(route: ReplyRoute, body: CommandReply): Promise<void>;
-  recordRejected(topic: string, reason: string): Promise<void>;
+  /** Commands waiting to run (default 16); beyond it they are answered `busy` or dropped. */
+  maxQueued?: number;
+  /** Replies awaiting their PUBACK (default 16); beyond it a reply is not sent. */
+  maxReplies?: number;
 }
 
-export class CommandRunner {
-  constructor(private readonly ctx: CommandContext) {}
+interface Queued {
+  cmd: CommandRequest;
+  route: ReplyRoute;
+}
 
-  /** Runs one request; resolves with the reply sent (or that would have been sent). Never rejects. */
-  async handle(topic: string, payload: Uint8Array, props: { responseTopic?: string; correlationData?: Buffer } = {}): Promise<CommandReply> {
+/**
+ * Commands decode on arrival (junk costs a parse and a counter, nothing in the store); those
+ * that decode run one at a time from a bounded queue. Only a command that is about to run is
+ * claimed in the store (at-most-once), so ids of refused, expired or unknown commands are not
+ * kept for 30 days.
+ */
+export class CommandRunner {
+  private readonly queue: InboundQueue<Queued>;
+  private replies = 0;
+  readonly stats = { dropped: 0, repliesDropped: 0 };
+
+  constructor(private readonly ctx: CommandContext) {
+    this.queue = new InboundQueue<Queued>({
+      name: 'commands',
+      maxItems: ctx.maxQueued ?? 16,
+      maxBytes: 4 * 1024 * 1024,
+      sizeOf: () => 1,
+      run: async (q) => {
+        let body: CommandReply;
+        try {
+          body = await this.run(q.cmd);
+        } catch (e) {
+          ctx.log.error({ err: e, id: q.cmd.id }, 'command handling failed');
+          body = { id: q.cmd.id, ok: false, error: 'internal error' };
+        }
+        await this.send(q.route, body);
+      },
+      log: ctx.log,
+    });
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  get queueHighWater(): number {
+    return this.queue.highWater;
+  }
+
+  stop(): void {
+    this.queue.stop();
+  }
+
+  async idle(): Promise<void> {
+    await this.queue.idle();
+  }
+
+  /** Takes one request: refused at once, or queued to run. Never throws. */
+  handle(topic: string, payload: Uint8Array, props: { responseTopic?: string; correlationData?: Buffer } = {}): void {
     const { ctx } = this;
-    let body: CommandReply;
-    let route: ReplyRoute | undefined;
     const routeFor = (replyTo: string | undefined): ReplyRoute => {
       const t = props.responseTopic ?? replyTo ?? ctx.defaultReplyTopic;
       return props.correlationData !== undefined && props.responseTopic !== undefined ? { topic: t, correlationData: props.correlationData } : { topic: t };
     };
+    const d = decodeCommand(payload, ctx.target, ctx.keys);
+    if (!d.ok) {
+      ctx.rejected.note(topic, d.reason);
+      const s = ctx.keys ? { id: null } : salvage(payload);
+      // Nobody to tell without an id or an explicit reply address.
+      if (s.id !== null || props.responseTopic !== undefined) void this.send(routeFor(s.replyTo), { id: s.id, ok: false, error: d.reason });
+      return;
+    }
+    const route = routeFor(d.doc.replyTo);
+    if (!this.queue.push({ cmd: d.doc, route })) {
+      this.stats.dropped++;
+      ctx.rejected.dropped(topic);
+      void this.send(route, { id: d.doc.id, ok: false, error: 'busy: too many commands waiting; not run' });
+    }
+  }
+
+  /** At most `maxReplies` in flight: a flood of requests with ids cannot queue a flood of publishes. */
+  private async send(route: ReplyRoute, body: CommandReply): Promise<void> {
+    if (this.replies >= (this.ctx.maxReplies ?? 16)) {
+      this.stats.repliesDropped++;
+      this.ctx.log.debug({ id: body.id }, 'command reply not sent: too many replies in flight');
+      return;
+    }
+    this.replies++;
     try {
-      const d = decodeCommand(payload, ctx.target, ctx.keys);
-      if (!d.ok) {
-        await ctx.recordRejected(topic, d.reason);
-        const s = ctx.keys ? { id: null } : salvage(payload);
-        body = { id: s.id, ok: false, error: d.reason };
-        // Nobody to tell without an id or an explicit reply address.
-        route = s.id !== null || props.responseTopic !== undefined ? routeFor(s.replyTo) : undefined;
-      } else {
-        route = routeFor(d.doc.replyTo);
-        body = await this.run(d.doc);
-      }
+      await this.ctx.reply(route, body);
     } catch (e) {
-      ctx.log.error({ err: e, topic }, 'command handling failed');
-      body = { id: null, ok: false, error: 'internal error' };
+      this.ctx.log.warn({ err: e, id: body.id }, 'command reply not sent');
+    } finally {
+      this.replies--;
     }
-    if (route) {
-      try {
-        await ctx.reply(route, body);
-      } catch (e) {
-        ctx.log.warn({ err: e, id: body.id }, 'command reply not sent');
-      }
-    }
-    return body;
   }
 
   private async run(cmd: CommandRequest): Promise<CommandReply> {

@@ -1,10 +1,12 @@
 import type { Logger } from '../core/log.js';
-import type { Clock } from '../core/clock.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
 import { assignmentSchema, overrideSchema } from '../core/schemas.js';
 import type { Assignment, Override } from '../core/types.js';
 import type { DesiredKind, Store } from '../store/store.js';
 import { decodeDocument, type Decoded } from './decode.js';
 import type { KeyRing } from './envelope.js';
+import { InboundQueue } from './inbound-queue.js';
+import type { RejectedReporter } from './rejected.js';
 
 // PROTOCOL §3–§5 desired state intake. Versions are monotonic per topic (per kind and source):
 //  - version > applied             → applied, `applied` event, host re-plans, status republished;
@@ -36,37 +38,144 @@ export interface IntakeContext {
   clock: Clock;
   log: Logger;
   keys: KeyRing | undefined;
-  /** Called after a document was stored and its event recorded. */
+  rejected: RejectedReporter;
+  /** Called after a document was stored. */
   onApplied(): Promise<void>;
-  /** New rows in the outbox (the applied/rejected event). */
+  /** New rows in the outbox (the applied event). */
   notifyOutbox(): void;
+  /**
+   * A message on this topic was dropped unread (queue full): fetch the broker's retained copy
+   * again later, so a valid document that arrived inside a flood is not lost.
+   */
+  refetch(topic: string): void;
+  /** Bounds of the queue between the MQTT client and the store (defaults: 64 messages, 8 MiB). */
+  maxQueued?: number;
+  maxQueuedBytes?: number;
+  /** First retry of a document the store could not take; doubles up to 5 minutes. */
+  retryMs?: number;
 }
 
+interface Pending {
+  topic: string;
+  kind: DesiredKind;
+  source: string;
+  d: Exclude<DesiredDecoded, { ok: false }>;
+  bytes: number;
+  /** Arrival number: a retried document never overtakes a newer one on its topic. */
+  seq: number;
+}
+
+const RETRY_MAX_MS = 5 * 60_000;
+
+/**
+ * Junk is decoded and refused on arrival (cheap, in memory: the reporter folds the `rejected`
+ * rows); only documents that decode wait in the bounded queue for the store, one at a time in
+ * arrival order, so version checks never race. A document the store cannot take (SQLITE_FULL,
+ * an I/O error) is neither acknowledged as applied nor reported as rejected: the last one per
+ * topic is kept in memory and tried again on a timer, until a newer message on that topic
+ * replaces it.
+ */
 export class DesiredIntake {
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue: InboundQueue<Pending>;
+  private readonly failed = new Map<string, Pending>();
+  private retryTimer: TimerHandle | undefined;
+  private retryDelay: number;
+  private stopped = false;
+  private arrivals = 0;
+  private readonly handled = new Map<string, number>();
+  readonly stats = { queued: 0, dropped: 0, storeFailures: 0 };
 
-  constructor(private readonly ctx: IntakeContext) {}
-
-  /** Resolves when every message received so far has been handled. */
-  async idle(): Promise<void> {
-    await this.queue;
-  }
-
-  /** Handles messages one at a time, in arrival order, so version checks never race. Never rejects. */
-  handle(topic: string, kind: DesiredKind, source: string, target: string, payload: Uint8Array): Promise<IntakeOutcome> {
-    const run = this.queue.then(() => this.process(topic, kind, source, target, payload));
-    const safe = run.catch((e: unknown) => {
-      this.ctx.log.error({ err: e, topic }, 'desired-state intake failed');
-      return 'rejected' as const;
+  constructor(private readonly ctx: IntakeContext) {
+    this.retryDelay = ctx.retryMs ?? 5000;
+    this.queue = new InboundQueue<Pending>({
+      name: 'desired',
+      maxItems: ctx.maxQueued ?? 64,
+      maxBytes: ctx.maxQueuedBytes ?? 8 * 1024 * 1024,
+      sizeOf: (p) => p.bytes,
+      run: (p) => this.process(p),
+      log: ctx.log,
     });
-    this.queue = safe;
-    return safe;
   }
 
-  private async process(topic: string, kind: DesiredKind, source: string, target: string, payload: Uint8Array): Promise<IntakeOutcome> {
-    const { store, clock, log } = this.ctx;
+  /** Messages waiting for the store (tests, status). */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  get queueHighWater(): number {
+    return this.queue.highWater;
+  }
+
+  /** Documents kept in memory because the store refused them. */
+  get failedTopics(): string[] {
+    return [...this.failed.keys()];
+  }
+
+  /** Resolves when every message queued so far has been handled. */
+  async idle(): Promise<void> {
+    await this.queue.idle();
+  }
+
+  /** Stops taking messages; what waits is dropped (its retained copy comes again on the next start). */
+  stop(): void {
+    this.stopped = true;
+    this.retryTimer?.cancel();
+    this.queue.stop();
+  }
+
+  /** Decodes at once; queues what decodes. Never throws. */
+  handle(topic: string, kind: DesiredKind, source: string, target: string, payload: Uint8Array): 'queued' | 'rejected' | 'dropped' {
+    if (this.stopped) return 'dropped';
     const d = decodeDesired(kind, target, payload, this.ctx.keys);
-    if (!d.ok) return await this.reject(topic, d.reason);
+    if (!d.ok) {
+      this.ctx.rejected.note(topic, d.reason);
+      return 'rejected';
+    }
+    if (!this.queue.push({ topic, kind, source, d, bytes: payload.length, seq: ++this.arrivals })) {
+      this.stats.dropped++;
+      this.ctx.rejected.dropped(topic);
+      this.ctx.refetch(topic);
+      return 'dropped';
+    }
+    this.stats.queued++;
+    return 'queued';
+  }
+
+  private async process(p: Pending): Promise<void> {
+    // The newest message on a topic supersedes a document the store refused earlier.
+    if ((this.handled.get(p.topic) ?? 0) > p.seq) return;
+    this.handled.set(p.topic, p.seq);
+    this.failed.delete(p.topic);
+    try {
+      await this.apply(p);
+      this.retryDelay = this.ctx.retryMs ?? 5000;
+    } catch (e) {
+      this.stats.storeFailures++;
+      this.failed.set(p.topic, p);
+      const version = 'doc' in p.d ? p.d.doc.version : undefined;
+      this.ctx.log.error({ err: e, topic: p.topic, version, retryMs: this.retryDelay }, 'desired state could not be stored; kept in memory, retrying');
+      this.armRetry();
+    }
+  }
+
+  private armRetry(): void {
+    if (this.stopped || this.retryTimer) return;
+    const ms = this.retryDelay;
+    this.retryDelay = Math.min(RETRY_MAX_MS, ms * 2);
+    this.retryTimer = this.ctx.clock.setTimer(ms, () => {
+      this.retryTimer = undefined;
+      for (const [topic, p] of [...this.failed]) {
+        if (!this.queue.push(p)) break;
+        this.failed.delete(topic);
+      }
+      if (this.failed.size > 0) this.armRetry();
+    });
+  }
+
+  /** Throws only when the store does. */
+  private async apply(p: Pending): Promise<IntakeOutcome> {
+    const { store, clock, log } = this.ctx;
+    const { topic, kind, source, d } = p;
     const applied = await store.appliedVersion(kind, source);
 
     if ('clear' in d) {
@@ -77,9 +186,8 @@ export class DesiredIntake {
         return 'ignored';
       }
       await store.applyDesired('override', source, applied, null, clock.now());
-      await this.event('applied', { topic, kind, source, version: applied, cleared: true });
       log.info({ topic, source, version: applied }, 'override cleared');
-      await this.ctx.onApplied();
+      await this.applied({ topic, kind, source, version: applied, cleared: true });
       return 'cleared';
     }
 
@@ -89,12 +197,12 @@ export class DesiredIntake {
         log.debug({ topic, version }, 'already applied: ignored');
         return 'ignored';
       }
-      return await this.reject(topic, `stale version ${version} <= ${applied}`);
+      this.ctx.rejected.note(topic, `stale version ${version} <= ${applied}`);
+      return 'rejected';
     }
     await store.applyDesired(kind, source, version, d.doc, clock.now());
-    await this.event('applied', { topic, kind, source, version });
     log.info({ topic, kind, source, version }, 'desired state applied');
-    await this.ctx.onApplied();
+    await this.applied({ topic, kind, source, version });
     return 'applied';
   }
 
@@ -107,14 +215,14 @@ export class DesiredIntake {
     return stored !== undefined && stored.doc !== null && JSON.stringify(stored.doc) === JSON.stringify(doc);
   }
 
-  private async reject(topic: string, reason: string): Promise<IntakeOutcome> {
-    this.ctx.log.warn({ topic, reason }, 'desired state rejected');
-    await this.event('rejected', { topic, reason });
-    return 'rejected';
-  }
-
-  private async event(type: string, detail: Record<string, unknown>): Promise<void> {
-    await this.ctx.store.recordEvent({ ts: new Date(this.ctx.clock.now()).toISOString(), type, detail });
-    this.ctx.notifyOutbox();
+  /** The document is stored: re-plan whatever happens to its event (a retry would now be ignored). */
+  private async applied(detail: Record<string, unknown>): Promise<void> {
+    try {
+      await this.ctx.store.recordEvent({ ts: new Date(this.ctx.clock.now()).toISOString(), type: 'applied', detail });
+      this.ctx.notifyOutbox();
+    } catch (e) {
+      this.ctx.log.error({ err: e, detail }, 'desired state applied, but its applied event could not be recorded');
+    }
+    await this.ctx.onApplied();
   }
 }

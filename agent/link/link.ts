@@ -10,6 +10,8 @@ import { parseKeyRing, type KeyRing } from './envelope.js';
 import { HeartbeatPublisher } from './heartbeat.js';
 import { DesiredIntake } from './intake.js';
 import { OutboxPublisher } from './outbox.js';
+import { RejectedReporter } from './rejected.js';
+import { Subscriptions } from './subscriptions.js';
 import { Topics } from './topics.js';
 import type { PublishOpts, Wire } from './wire.js';
 
@@ -43,7 +45,21 @@ export interface LinkContext {
   agentVersion: string;
   bootedAt: EpochMs;
   /** Test and bench knobs; production uses the defaults. */
-  tuning?: { noSubscriberRetryMs?: number; trimEveryMs?: number; connectTimeoutMs?: number };
+  tuning?: {
+    noSubscriberRetryMs?: number;
+    trimEveryMs?: number;
+    connectTimeoutMs?: number;
+    /** `rejected` coalescing window per topic (PROTOCOL v1.1 §3: a minute); 0 writes each one. */
+    rejectedWindowMs?: number;
+    /** First retry of a document the store could not take. */
+    desiredRetryMs?: number;
+    /** First retry of a refused subscription (30 s, doubling to 15 min). */
+    subscribeRetryMs?: number;
+    /** Delay before fetching the retained copy of a topic whose message was dropped unread. */
+    refetchMs?: number;
+    /** Desired-state documents waiting for the store (default 64). */
+    intakeMaxQueued?: number;
+  };
 }
 
 /**
@@ -70,10 +86,13 @@ export class MqttLink implements Link {
   /** PUBACK reason codes by packet id, captured before mqtt.js hides them (it reports 0x10 as success). */
   private readonly pubackRc = new Map<number, number>();
   private pending = new Set<(e: Error) => void>();
+  private readonly subscriptions: Subscriptions;
+  private statusRepublishQueued = false;
+  readonly rejected: RejectedReporter;
   private readonly topics: Topics;
   private readonly keys: KeyRing | undefined;
-  private readonly intake: DesiredIntake;
-  private readonly commands: CommandRunner;
+  readonly intake: DesiredIntake;
+  readonly commands: CommandRunner;
   readonly outbox: OutboxPublisher;
   private readonly heartbeat: HeartbeatPublisher;
   private readonly wire: Wire;
@@ -84,8 +103,22 @@ export class MqttLink implements Link {
     this.keys = parseKeyRing(config.security.assignmentKeys);
     this.wire = { connected: () => this.up, publish: (t, p, o) => this.publishRaw(t, p, o) };
     const notifyOutbox = (): void => this.notifyOutbox();
+    this.subscriptions = new Subscriptions({
+      clock, log, store, notifyOutbox,
+      live: () => (this.up && !this.stopping ? this.client : undefined),
+      busy: () => this.intake.queued > 0,
+      ...(ctx.tuning?.subscribeRetryMs !== undefined ? { retryMs: ctx.tuning.subscribeRetryMs } : {}),
+      ...(ctx.tuning?.refetchMs !== undefined ? { refetchMs: ctx.tuning.refetchMs } : {}),
+    });
+    this.rejected = new RejectedReporter({
+      store, clock, log, notifyOutbox,
+      ...(ctx.tuning?.rejectedWindowMs !== undefined ? { windowMs: ctx.tuning.rejectedWindowMs } : {}),
+    });
     this.intake = new DesiredIntake({
-      store, clock, log, keys: this.keys, notifyOutbox,
+      store, clock, log, keys: this.keys, notifyOutbox, rejected: this.rejected,
+      refetch: (topic) => this.subscriptions.refetch(topic),
+      ...(ctx.tuning?.desiredRetryMs !== undefined ? { retryMs: ctx.tuning.desiredRetryMs } : {}),
+      ...(ctx.tuning?.intakeMaxQueued !== undefined ? { maxQueued: ctx.tuning.intakeMaxQueued } : {}),
       onApplied: async () => {
         try {
           this.host?.onDesiredChanged();
@@ -101,10 +134,7 @@ export class MqttLink implements Link {
       defaultReplyTopic: this.topics.cmdResult,
       host: () => this.host,
       reply: (route, body) => this.reply(route, body),
-      recordRejected: async (topic, reason) => {
-        await store.recordEvent({ ts: new Date(clock.now()).toISOString(), type: 'rejected', detail: { topic, reason } });
-        this.notifyOutbox();
-      },
+      rejected: this.rejected,
     });
     this.outbox = new OutboxPublisher({
       store, clock, log, wire: this.wire, topics: this.topics,
@@ -132,7 +162,11 @@ export class MqttLink implements Link {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    // Inbound work stops first: nothing new reaches the store, which is stopped right after us.
+    this.intake.stop();
+    this.commands.stop();
     this.reconnectTimer?.cancel();
+    this.subscriptions.reset();
     this.heartbeat.stop();
     this.outbox.stop();
     const c = this.client;
@@ -149,7 +183,8 @@ export class MqttLink implements Link {
     this.client = undefined;
     // The store is usually stopped right after us: let an interrupted drain finish its deletes
     // and a document being applied finish its transaction.
-    await withTimeout(Promise.all([this.outbox.idle(), this.intake.idle()]), 3000).catch(() => undefined);
+    await withTimeout(Promise.all([this.outbox.idle(), this.intake.idle(), this.commands.idle()]), 3000).catch(() => undefined);
+    await withTimeout(this.rejected.flush(), 3000).catch(() => undefined);
   }
 
   connected(): boolean {
@@ -243,15 +278,13 @@ export class MqttLink implements Link {
     this.pendingSession = undefined;
     this.failures = 0;
     this.ctx.log.info({ session, url: this.ctx.config.mqtt.url }, 'mqtt connected');
-    try {
-      // Resubscribe even when the broker kept our session: a broker restarted without
-      // persistence has forgotten it. Retained copies come again; the intake ignores repeats.
-      await c.subscribeAsync(this.topics.subscriptions());
-      await this.publishStatus();
-    } catch (e) {
-      this.ctx.log.warn({ err: e }, 'mqtt: subscribe or birth failed');
-      return;
-    }
+    // Resubscribe even when the broker kept our session: a broker restarted without
+    // persistence has forgotten it. Retained copies come again; the intake ignores repeats.
+    // The birth follows whatever the SUBACK says (PROTOCOL v1.1 §8): a topic an ACL refuses is
+    // retried later, it never leaves the retained status saying offline while heartbeats flow.
+    await this.subscriptions.onConnect(c, this.topics.subscriptions());
+    if (c !== this.client || !this.up) return;
+    await this.publishStatus();
     if (c !== this.client || !this.up) return;
     this.outbox.onConnect();
     this.heartbeat.beat();
@@ -259,6 +292,7 @@ export class MqttLink implements Link {
 
   private onClose(c: MqttClient, attempt: { connectSent: boolean; connackSeen: boolean }): void {
     if (c !== this.client) return;
+    this.subscriptions.reset();
     const wasUp = this.up;
     // A CONNECT that got no answer may still have opened a session (with its Will) on the
     // broker: never reuse that number. Refused or never-sent attempts left nothing behind.
@@ -315,6 +349,7 @@ export class MqttLink implements Link {
   }
 
   private onMessage(topic: string, payload: Buffer, retained: boolean, responseTopic: string | undefined, correlationData: Buffer | undefined): void {
+    if (this.stopping) return;
     const info = this.topics.parse(topic);
     if (!info) return;
     if (info.kind === 'assignment' || info.kind === 'override') {
@@ -335,9 +370,11 @@ export class MqttLink implements Link {
   private onOwnStatus(payload: Buffer): void {
     try {
       const s = JSON.parse(payload.toString('utf8')) as { online?: unknown; session?: unknown };
-      if (s && s.online === false && s.session !== this.session && this.up && !this.stopping) {
+      // One republish at a time: a flood of fake Wills must not queue a flood of publishes.
+      if (s && s.online === false && s.session !== this.session && this.up && !this.stopping && !this.statusRepublishQueued) {
         this.ctx.log.info({ stale: s.session, session: this.session }, 'late Will of an old session: republishing status');
-        void this.publishStatus();
+        this.statusRepublishQueued = true;
+        void this.publishStatus().finally(() => { this.statusRepublishQueued = false; });
       }
     } catch {
       // Not ours to judge; ignore.

@@ -1,15 +1,22 @@
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
-import type { Store } from '../store/store.js';
+import type { OutboxRow, Store } from '../store/store.js';
 import type { Topics } from './topics.js';
 import { RC_NO_MATCHING_SUBSCRIBERS, type Wire } from './wire.js';
 
-// Store-and-forward (PROTOCOL §8). Rows leave the store only after a PUBACK that is not 0x10
-// "no matching subscribers". Within one connection the broker forwards our QoS 1 publishes in
-// the order sent, and we send oldest first, so a consumer sees events in order. On 0x10 the pass
-// stops sending (nobody would get the rest either) and the whole backlog is retried, oldest first,
-// after `noSubscriberRetryMs`. After a lost connection, unacked rows are sent again on the next:
-// delivery is at-least-once, and consumers dedupe by eventId.
+// Store-and-forward (PROTOCOL §8, v1.1): two lanes, `play` and `event`, each its own queue over
+// the one outbox table, with its own cursor, in-flight window and retry timer. Rows leave the
+// store only after a PUBACK that is neither 0x10 "no matching subscribers" nor an error code.
+// Within one connection the broker forwards our QoS 1 publishes in the order sent, and each lane
+// sends oldest first, so a consumer sees each topic in order. A refusal (0x10, or an error reason
+// code such as 0x87 "not authorized") stops only that lane: the rows already in flight settle
+// (at most the lane's window), nothing more is sent on it, and the lane retries from its oldest
+// row after `noSubscriberRetryMs`. The other lane never waits for it: a NOC that subscribes to
+// `play` alone gets every play while `event` rows pile up unheard. After a lost connection,
+// unacked rows are sent again on the next: delivery is at-least-once, consumers dedupe by eventId.
+
+export type LaneKind = OutboxRow['kind'];
+export const LANES: readonly LaneKind[] = ['play', 'event'];
 
 export interface OutboxContext {
   store: Store;
@@ -23,38 +30,39 @@ export interface OutboxContext {
   trimEveryMs?: number;
 }
 
-export class OutboxPublisher {
+export interface LaneStats {
+  sent: number;
+  deleted: number;
+  noSubscribers: number;
+  /** PUBACKs with an error reason code (an ACL refusal, a quota). */
+  refused: number;
+}
+
+class OutboxLane {
   private gen = 0;
   private running = false;
   private again = false;
   private blocked = false;
   /**
-   * Send one row alone first after a (re)connect or a no-subscriber pause: had a subscriber
-   * appeared while a full window was in flight, a newer row could be delivered before an older
-   * one that got 0x10. One at a time until an ack says someone is listening.
+   * Send one row alone first after a (re)connect or a pause: had a subscriber appeared while a
+   * full window was in flight, a newer row could be delivered before an older one that got 0x10.
+   * One at a time until an ack says someone is listening.
    */
   private probe = true;
-  private stopped = true;
   private retryTimer: TimerHandle | undefined;
-  private trimTimer: TimerHandle | undefined;
-  /** Totals since start, for status and the bench. */
-  readonly stats = { sent: 0, deleted: 0, noSubscribers: 0, dropped: 0 };
+  readonly stats: LaneStats = { sent: 0, deleted: 0, noSubscribers: 0, refused: 0 };
 
-  constructor(private readonly ctx: OutboxContext) {}
-
-  start(): void {
-    this.stopped = false;
-    void this.trim();
-  }
+  constructor(
+    readonly kind: LaneKind,
+    private readonly ctx: OutboxContext,
+    private readonly stopped: () => boolean,
+  ) {}
 
   stop(): void {
-    this.stopped = true;
     this.gen++;
     this.retryTimer?.cancel();
-    this.trimTimer?.cancel();
   }
 
-  /** A new connection: start over from the oldest row. */
   onConnect(): void {
     this.gen++;
     this.blocked = false;
@@ -68,9 +76,8 @@ export class OutboxPublisher {
     this.retryTimer?.cancel();
   }
 
-  /** New rows (or a new connection): drain if connected. Cheap to call often. */
   kick(): void {
-    if (this.stopped || this.blocked || !this.ctx.wire.connected()) return;
+    if (this.stopped() || this.blocked || !this.ctx.wire.connected()) return;
     if (this.running) {
       this.again = true;
       return;
@@ -78,9 +85,8 @@ export class OutboxPublisher {
     void this.drain();
   }
 
-  /** Resolves when no drain is running (tests, bench). */
-  async idle(): Promise<void> {
-    while (this.running) await new Promise((r) => setTimeout(r, 5));
+  get busy(): boolean {
+    return this.running;
   }
 
   private async drain(): Promise<void> {
@@ -90,9 +96,9 @@ export class OutboxPublisher {
       do {
         this.again = false;
         await this.pass(g);
-      } while (this.again && g === this.gen && !this.blocked && !this.stopped);
+      } while (this.again && g === this.gen && !this.blocked && !this.stopped());
     } catch (e) {
-      this.ctx.log.warn({ err: e }, 'outbox drain interrupted');
+      this.ctx.log.warn({ err: e, lane: this.kind }, 'outbox drain interrupted');
     } finally {
       this.running = false;
     }
@@ -100,12 +106,13 @@ export class OutboxPublisher {
   }
 
   private async pass(g: number): Promise<void> {
-    const { store, wire, topics, log } = this.ctx;
+    const { store, wire, topics } = this.ctx;
     const full = Math.max(1, this.ctx.inFlight);
     const batch = Math.max(1000, full * 10);
+    const topic = topics.outbox(this.kind);
     const acked: number[] = [];
     let inflight = 0;
-    let halt: 'no-subscribers' | 'error' | undefined;
+    let halt: { why: 'no-subscribers' | 'refused' | 'error'; rc?: number } | undefined;
     let wake: (() => void) | undefined;
     const settle = (): void => {
       inflight--;
@@ -127,31 +134,38 @@ export class OutboxPublisher {
 
     try {
       // The next page is read while the current one is being sent, so the window never waits on SQLite.
-      let page = store.outboxPeek(batch, 0);
+      let page = store.outboxPeek(batch, 0, this.kind);
       outer: for (;;) {
         const rows = await page;
         const last = rows.at(-1);
         if (!last) break;
-        page = rows.length < batch ? Promise.resolve([]) : store.outboxPeek(batch, last.id);
+        page = rows.length < batch ? Promise.resolve([]) : store.outboxPeek(batch, last.id, this.kind);
         for (const row of rows) {
           const limit = this.probe ? 1 : full;
           while (inflight >= limit) await new Promise<void>((r) => { wake = r; });
           if (halt || g !== this.gen || !wire.connected()) break outer;
           inflight++;
           this.stats.sent++;
-          wire.publish(topics.outbox(row.kind), row.payload, { qos: 1 }).then(
+          wire.publish(topic, row.payload, { qos: 1 }).then(
             (rc) => {
               if (rc === RC_NO_MATCHING_SUBSCRIBERS) {
                 this.stats.noSubscribers++;
-                halt ??= 'no-subscribers';
+                halt ??= { why: 'no-subscribers', rc };
               } else {
                 this.probe = false;
                 acked.push(row.id);
               }
               settle();
             },
-            () => {
-              halt ??= 'error';
+            (e: unknown) => {
+              // mqtt.js turns a PUBACK error reason code into an error carrying it as `code`.
+              const rc = (e as { code?: unknown })?.code;
+              if (typeof rc === 'number') {
+                this.stats.refused++;
+                halt ??= { why: 'refused', rc };
+              } else {
+                halt ??= { why: 'error' };
+              }
               settle();
             },
           );
@@ -166,17 +180,79 @@ export class OutboxPublisher {
     } finally {
       await deleting;
     }
-    if (halt === 'no-subscribers' && g === this.gen && !this.stopped) {
-      const ms = this.ctx.noSubscriberRetryMs ?? 30_000;
-      log.info({ retryMs: ms }, 'outbox: no subscribers on the event topics; keeping rows, retrying later');
-      this.blocked = true;
-      this.retryTimer?.cancel();
-      this.retryTimer = this.ctx.clock.setTimer(ms, () => {
-        this.blocked = false;
-        this.probe = true;
-        this.kick();
-      });
+    // A lost connection is resumed by onConnect; anything else waits for this lane's timer.
+    if (halt && g === this.gen && !this.stopped() && wire.connected()) this.pause(halt);
+  }
+
+  private pause(halt: { why: string; rc?: number }): void {
+    const ms = this.ctx.noSubscriberRetryMs ?? 30_000;
+    const msg =
+      halt.why === 'no-subscribers'
+        ? 'outbox: no subscribers on this lane; keeping its rows, retrying later'
+        : 'outbox: publish refused on this lane; keeping its rows, retrying later';
+    this.ctx.log.info({ lane: this.kind, topic: this.ctx.topics.outbox(this.kind), rc: halt.rc, retryMs: ms }, msg);
+    this.blocked = true;
+    this.retryTimer?.cancel();
+    this.retryTimer = this.ctx.clock.setTimer(ms, () => {
+      this.blocked = false;
+      this.probe = true;
+      this.kick();
+    });
+  }
+}
+
+export class OutboxPublisher {
+  private stopped = true;
+  private trimTimer: TimerHandle | undefined;
+  private dropped = 0;
+  readonly lanes: Readonly<Record<LaneKind, OutboxLane>>;
+
+  constructor(private readonly ctx: OutboxContext) {
+    const stopped = (): boolean => this.stopped;
+    this.lanes = { play: new OutboxLane('play', ctx, stopped), event: new OutboxLane('event', ctx, stopped) };
+  }
+
+  /** Totals over both lanes since start, for status, tests and the bench. */
+  get stats(): LaneStats & { dropped: number } {
+    const out = { sent: 0, deleted: 0, noSubscribers: 0, refused: 0, dropped: this.dropped };
+    for (const k of LANES) {
+      const s = this.lanes[k].stats;
+      out.sent += s.sent;
+      out.deleted += s.deleted;
+      out.noSubscribers += s.noSubscribers;
+      out.refused += s.refused;
     }
+    return out;
+  }
+
+  start(): void {
+    this.stopped = false;
+    void this.trim();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const k of LANES) this.lanes[k].stop();
+    this.trimTimer?.cancel();
+  }
+
+  /** A new connection: each lane starts over from its oldest row. */
+  onConnect(): void {
+    for (const k of LANES) this.lanes[k].onConnect();
+  }
+
+  onDisconnect(): void {
+    for (const k of LANES) this.lanes[k].onDisconnect();
+  }
+
+  /** New rows (or a new connection): drain if connected. Cheap to call often. */
+  kick(): void {
+    for (const k of LANES) this.lanes[k].kick();
+  }
+
+  /** Resolves when no drain is running (tests, bench, stop). */
+  async idle(): Promise<void> {
+    while (LANES.some((k) => this.lanes[k].busy)) await new Promise((r) => setTimeout(r, 5));
   }
 
   private async trim(): Promise<void> {
@@ -188,8 +264,8 @@ export class OutboxPublisher {
       const max = this.ctx.maxEvents;
       const dropped = (await store.outboxCount()) > max ? await store.outboxTrim(Math.max(1, max - 1)) : 0;
       if (dropped > 0) {
-        this.stats.dropped += dropped;
-        log.warn({ dropped, max: this.ctx.maxEvents }, 'outbox full: oldest events dropped');
+        this.dropped += dropped;
+        log.warn({ dropped, max: this.ctx.maxEvents }, 'outbox full: oldest events dropped (event rows before play rows)');
         await store.recordEvent({ ts: new Date(clock.now()).toISOString(), type: 'outbox-dropped', detail: { count: dropped, max: this.ctx.maxEvents } });
         this.kick();
       }

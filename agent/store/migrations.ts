@@ -45,6 +45,12 @@ export const migrations: ReadonlyArray<{ version: number; sql: string }> = [
       CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     `,
   },
+  {
+    // Two outbox lanes (plays, events) each read their own rows oldest first: without this a
+    // lane with few rows scans the other lane's whole backlog on every page.
+    version: 4,
+    sql: `CREATE INDEX outbox_lane ON outbox(kind, id);`,
+  },
 ];
 
 export async function migrate(q: Query): Promise<number> {

@@ -196,11 +196,13 @@ export class SqliteStore implements Store {
     await this.d.tx((q) => q.run('INSERT INTO outbox(kind, payload, created_at) VALUES (?, ?, ?)', ['event', JSON.stringify(e), Date.parse(e.ts) || 0]));
   }
 
-  async outboxPeek(limit: number, afterId = 0): Promise<OutboxRow[]> {
+  async outboxPeek(limit: number, afterId = 0, kind?: OutboxRow['kind']): Promise<OutboxRow[]> {
     const rows = await this.d.read((q) =>
       q.all<{ id: number; kind: 'play' | 'event'; payload: string; created_at: number }>(
-        'SELECT id, kind, payload, created_at FROM outbox WHERE id > ? ORDER BY id LIMIT ?',
-        [afterId, limit],
+        kind === undefined
+          ? 'SELECT id, kind, payload, created_at FROM outbox WHERE id > ? ORDER BY id LIMIT ?'
+          : 'SELECT id, kind, payload, created_at FROM outbox WHERE kind = ? AND id > ? ORDER BY id LIMIT ?',
+        kind === undefined ? [afterId, limit] : [kind, afterId, limit],
       ),
     );
     return rows.map((r) => ({ id: r.id, kind: r.kind, payload: r.payload, createdAt: r.created_at }));
@@ -222,8 +224,10 @@ export class SqliteStore implements Store {
     return this.d.tx(async (q) => {
       const n = (await q.get<{ n: number }>('SELECT COUNT(*) AS n FROM outbox'))?.n ?? 0;
       if (n <= max) return 0;
-      const r = await q.run('DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)', [n - max]);
-      return r.changes;
+      const cut = async (kind: OutboxRow['kind'], count: number): Promise<number> =>
+        count <= 0 ? 0 : (await q.run('DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE kind = ? ORDER BY id LIMIT ?)', [kind, count])).changes;
+      const events = await cut('event', n - max);
+      return events + (await cut('play', n - max - events));
     });
   }
 

@@ -87,10 +87,14 @@ export interface Store {
   recordEvent(e: AgentEvent): Promise<void>;
 
   // --- outbox (store-and-forward, PROTOCOL §8)
-  outboxPeek(limit: number, afterId?: number): Promise<OutboxRow[]>;
+  /** Oldest first; with `kind`, only that lane's rows (PROTOCOL v1.1 §8: two independent queues). */
+  outboxPeek(limit: number, afterId?: number, kind?: OutboxRow['kind']): Promise<OutboxRow[]>;
   outboxDelete(ids: number[]): Promise<void>;
   outboxCount(): Promise<number>;
-  /** Drops the oldest rows beyond `max`; returns how many were dropped. */
+  /**
+   * Drops rows beyond `max`, oldest `event` rows first and play rows only when events alone
+   * cannot make room (proof-of-play is what the NOC bills on); returns how many were dropped.
+   */
   outboxTrim(max: number): Promise<number>;
 
   /**

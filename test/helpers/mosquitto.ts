@@ -112,3 +112,34 @@ export async function startBroker(t?: Teardownable, extraConfig: string[] = []):
   t?.teardown(() => broker.dispose());
   return broker;
 }
+
+/**
+ * Config lines for a broker whose anonymous clients are refused the subscriptions in
+ * `denySubscribe` (SUBACK 0x87). mosquitto 2.0.11's `acl_file` grants every SUBSCRIBE and
+ * filters at delivery instead, so only the dynamic-security plugin gives a real refusal.
+ * Anonymous clients may also publish to `$CONTROL/dynamic-security/v1`, so a test can lift a
+ * denial at run time (see liftSubscribeDenial).
+ */
+export function denySubscriptionsConfig(dir: string, denySubscribe: string[]): string[] {
+  const file = path.join(dir, 'dynsec.json');
+  const acls = [
+    ...denySubscribe.map((topic) => ({ acltype: 'subscribePattern', topic, priority: 0, allow: false })),
+    { acltype: 'publishClientSend', topic: '$CONTROL/dynamic-security/#', priority: 0, allow: true },
+  ];
+  writeFileSync(
+    file,
+    JSON.stringify({
+      defaultACLAccess: { publishClientSend: true, publishClientReceive: true, subscribe: true, unsubscribe: true },
+      clients: [],
+      groups: [{ groupname: 'anon', roles: [{ rolename: 'fleet' }] }],
+      roles: [{ rolename: 'fleet', acls }],
+      anonymousGroup: 'anon',
+    }),
+  );
+  return ['plugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so', `plugin_opt_config_file ${file}`];
+}
+
+/** The dynamic-security command that lifts one denial made by denySubscriptionsConfig. */
+export function liftSubscribeDenial(topic: string): string {
+  return JSON.stringify({ commands: [{ command: 'removeRoleACL', rolename: 'fleet', acltype: 'subscribePattern', topic }] });
+}
