@@ -83,6 +83,17 @@ t.test('assign: validates, lists every problem, publishes retained with the next
   t.match(r1.out[0], /published signage\/device\/dev-1\/assignment .*version \d+ \(retained was none\), 1 campaign\(s\): c1/);
   const v1 = (JSON.parse((await retained(t, b.url, 'signage/device/dev-1/assignment'))!) as { version: number }).version;
   t.ok(v1 >= before, 'no retained version: the Unix time in seconds');
+  t.same(r1.err, [], 'no warnings for a file of known fields');
+
+  // A misspelt optional field is ignored by the agents (v1.1 §3): published, with a warning.
+  const typo = path.join(dir, 'typo.json');
+  writeFileSync(typo, JSON.stringify({ campaigns: [{ id: 'c1', media: { url: 'https://cdn/x.mp4', sha256: SHA, codec: 'h264' }, timesPerDay: 5, window: ['06:30-08:30'] }] }));
+  const rt = await ctl(['assign', '--url', b.url, '--device', 'dev-9', '--file', typo, '--dry-run']);
+  t.equal(rt.code, 0, rt.err.join('\n'));
+  t.same(rt.err, [
+    'signagectl assign: warning: campaigns.0.media.codec: not a field of the contract; agents will ignore it',
+    'signagectl assign: warning: campaigns.0.window: not a field of the contract; agents will ignore it',
+  ]);
 
   const r2 = await ctl(['assign', '--url', b.url, '--device', 'dev-1', '--file', file]);
   const v2 = (JSON.parse((await retained(t, b.url, 'signage/device/dev-1/assignment'))!) as { version: number }).version;

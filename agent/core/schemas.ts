@@ -132,3 +132,17 @@ export function formatIssues(err: z.ZodError, prefix = ''): string[] {
     return `${path || '(root)'}: ${i.message}`;
   });
 }
+
+/**
+ * Paths of the keys in `input` that parsing dropped (fields this agent does not know). The
+ * agent ignores them (v1.1 §3); an operator tool warns, since an unknown key is often a typo.
+ */
+export function droppedKeys(input: unknown, parsed: unknown, prefix = ''): string[] {
+  if (Array.isArray(input) && Array.isArray(parsed)) return input.flatMap((v, i) => droppedKeys(v, parsed[i], `${prefix}${i}.`));
+  if (!isPlainObject(input) || !isPlainObject(parsed)) return [];
+  return Object.keys(input).flatMap((k) => (Object.hasOwn(parsed, k) ? droppedKeys(input[k], parsed[k], `${prefix}${k}.`) : [`${prefix}${k}`]));
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { assignmentSchema, formatIssues, instantSchema, overrideSchema } from '../../agent/core/schemas.js';
+import { assignmentSchema, droppedKeys, formatIssues, instantSchema, overrideSchema } from '../../agent/core/schemas.js';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, CliError, type Io, collect, connect, connectionFrom, parseDuration, targetStem } from './conn.js';
 
 // `assign` and `override`: retained desired state (PROTOCOL §3–§5).
@@ -77,6 +77,9 @@ export async function assignCommand(argv: string[], io: Io): Promise<number> {
   const fileVersion = doc.version;
   const check = assignmentSchema.safeParse({ ...doc, version: fileVersion ?? 1 });
   if (!check.success) throw new CliError([`${values.file} is not a valid assignment:`, ...formatIssues(check.error).map((p) => `  ${p}`)].join('\n'));
+  // Agents ignore fields they do not know (PROTOCOL v1.1 §3), so a misspelt optional field
+  // ("window") would silently fall back to its default: say so while a person is looking.
+  for (const k of droppedKeys(doc, check.data)) io.err(`signagectl assign: warning: ${k}: not a field of the contract; agents will ignore it`);
 
   const topic = `${stem}/assignment`;
   const client = await connect(conn);
