@@ -2,7 +2,31 @@
 # `npm start` on a developer's box: a local broker (the one on 1883, or one we start), a test
 # clip made with ffmpeg, a dev config and the bundled default campaign, then the agent in the
 # foreground with readable logs. A spot plays within a minute.
+#
+# Ctrl-C: the terminal sends SIGINT to its whole foreground process group, and npm forwards a
+# second copy to its child. So the agent and the broker run in sessions of their own (setsid),
+# outside that group: this script alone receives the signals and passes exactly one SIGINT on to
+# the agent, which stops mpv itself and publishes its offline status; the broker is stopped after
+# the agent has exited. (A background job of a shell without job control is never a process
+# group leader, so setsid execs in place and $! is the program's own pid.)
 set -euo pipefail
+agent_pid=""
+broker_pid=""
+cleanup() {
+  if [ -n "$agent_pid" ] && kill -0 "$agent_pid" 2>/dev/null; then
+    kill -TERM "$agent_pid" 2>/dev/null || true
+    wait "$agent_pid" 2>/dev/null || true
+  fi
+  if [ -n "$broker_pid" ]; then
+    kill "$broker_pid" 2>/dev/null || true
+    wait "$broker_pid" 2>/dev/null || true
+    echo "broker: stopped mosquitto (pid $broker_pid)"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 cd "$(dirname "$0")/.."
 root=$(pwd)
 bash scripts/ensure-deps.sh start
@@ -24,9 +48,8 @@ else
     echo "max_queued_messages 0"
     [ "$(id -u)" = 0 ] && echo "user root"
   } >"$conf"
-  mosquitto -c "$conf" >"$dev/mosquitto.log" 2>&1 &
+  setsid mosquitto -c "$conf" >"$dev/mosquitto.log" 2>&1 &
   broker_pid=$!
-  trap 'kill $broker_pid 2>/dev/null || true' EXIT
   for _ in $(seq 50); do broker_up && break; sleep 0.1; done
   broker_up || { echo "could not start mosquitto on port $port (see $dev/mosquitto.log)" >&2; exit 1; }
   echo "broker: started mosquitto on 127.0.0.1:$port (pid $broker_pid)"
@@ -90,16 +113,40 @@ cat <<TXT
 
 signage-agent: device $device, $where, config $dev/signage-agent.json
 The default campaign plays a 10 s spot once a minute (at :30) between loop clips, until midnight. Try, in another terminal:
-  npx signagectl --url mqtt://127.0.0.1:$port watch
-  npx signagectl --url mqtt://127.0.0.1:$port override --device $device --campaign dev-spot --times $((left * 2))
-  npx signagectl --url mqtt://127.0.0.1:$port cmd --device $device play-now --args '{"campaignId":"dev-spot"}'
-  npx signagectl --url mqtt://127.0.0.1:$port screenshot --device $device --out /tmp/frame.png
-  npx signagectl --url mqtt://127.0.0.1:$port report --device $device
+  npx signagectl watch --url mqtt://127.0.0.1:$port
+  npx signagectl override --url mqtt://127.0.0.1:$port --device $device --campaign dev-spot --times $((left * 2)) --expires +1h
+  npx signagectl cmd --url mqtt://127.0.0.1:$port --device $device play-now --args '{"campaignId":"dev-spot"}'
+  npx signagectl screenshot --url mqtt://127.0.0.1:$port --device $device --out $dev/frame.png
+  npx signagectl report --url mqtt://127.0.0.1:$port --device $device
   npx signage-agent plan --config $dev/signage-agent.json
   npx signage-agent doctor --config $dev/signage-agent.json
-Ctrl-C stops the agent (and the broker it started).
+Ctrl-C stops the agent$([ -n "$broker_pid" ] && echo ", then the broker it started").
 
 TXT
 pretty=0
 [ -d node_modules/pino-pretty ] && pretty=1
-LOG_PRETTY=$pretty node dist/agent/main.js run --config "$dev/signage-agent.json"
+LOG_PRETTY=$pretty setsid node dist/agent/main.js run --config "$dev/signage-agent.json" &
+agent_pid=$!
+echo "agent: pid $agent_pid"
+stop_sent=""
+stop_agent() {
+  [ -n "$stop_sent" ] && return 0 # the second copy (npm's, or a key held down): one stop is enough
+  stop_sent=1
+  kill -INT "$agent_pid" 2>/dev/null || true
+}
+trap stop_agent INT TERM HUP
+rc=0
+while :; do
+  wait "$agent_pid" && rc=0 || rc=$?
+  # A trapped signal interrupts `wait` (status > 128) while the agent is still stopping.
+  if [ "$rc" -gt 128 ] && kill -0 "$agent_pid" 2>/dev/null; then continue; fi
+  break
+done
+# An interrupted `wait` may have raced the agent's exit: its status is still kept by the shell.
+if [ "$rc" -gt 128 ]; then
+  r=0
+  wait "$agent_pid" 2>/dev/null || r=$?
+  [ "$r" -ne 127 ] && rc=$r
+fi
+agent_pid=""
+exit "$rc"

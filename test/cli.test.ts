@@ -128,3 +128,36 @@ t.test('plan without --assignment reads what the agent applied, and counts today
   t.equal(p.campaigns[0]?.campaignId, 'ihanoi-2024');
   t.equal(p.campaigns[0]?.slots.length, 10);
 });
+
+t.test('plan --date D plans D from its start with nothing played, even when D is today; without --date, today from now with the store\'s plays', async (t) => {
+  const { SqliteStore } = await import('../agent/store/sqlite-store.js');
+  const { silentLogger } = await import('../agent/core/log.js');
+  const { Zone } = await import('../agent/schedule/zoned.js');
+  const dir = tempDir(t);
+  const config = path.join(dir, 'c.json');
+  writeFileSync(config, JSON.stringify({ deviceId: 'p-2', dataDir: path.join(dir, 'data'), mqtt: { url: 'mqtt://127.0.0.1:1' } }));
+  const zone = new Zone('Asia/Ho_Chi_Minh');
+  const today = zone.localDateOf(Date.now());
+  const store = new SqliteStore({ file: path.join(dir, 'data', 'agent.db'), log: silentLogger() });
+  await store.start();
+  // A whole-day campaign, 24 a day: one slot every hour at :30.
+  const media = { url: 'file:///srv/x.mp4', sha256: 'c'.repeat(64), durationMs: 10_000 };
+  await store.applyDesired('assignment', 'device', 1, { version: 1, campaigns: [{ id: 'hourly', media, timesPerDay: 24 }] }, Date.now());
+  const start = zone.dayBounds(today).start;
+  for (let i = 0; i < 3; i++) {
+    const id = await store.recordPlayStart({ campaignId: 'hourly', mediaSha256: media.sha256, day: today, scheduledAt: start + i * 1000, startedAt: start + i * 1000, inWindow: true, display: 'unknown', clockSynced: true });
+    await store.recordPlayEnd(id, { endedAt: start + i * 1000 + 10_000, durationMs: 10_000, outcome: 'completed', target: 24 }, 'p-2');
+  }
+  await store.stop();
+  type P = { day: string; campaigns: Array<{ played: number; slots: string[] }> };
+  const dated = await cli(['plan', '--config', config, '--json', '--date', today]);
+  t.equal(dated.code, 0, dated.stderr);
+  const d = JSON.parse(dated.stdout) as P;
+  t.equal(d.day, today);
+  t.equal(d.campaigns[0]?.played, 0, '--date: nothing played (the ideal plan), not the store\'s 3');
+  t.equal(d.campaigns[0]?.slots.length, 24, '--date: every slot of the day, from its start');
+  t.match(d.campaigns[0]?.slots[0], new RegExp(`^${today}T00:30:00`), 'the first slot half a step into the day');
+  const live = await cli(['plan', '--config', config, '--json']);
+  t.equal(live.code, 0, live.stderr);
+  t.equal((JSON.parse(live.stdout) as P).campaigns[0]?.played, 3, 'without --date: the plays the store has counted today');
+});

@@ -67,10 +67,12 @@ t.test('expired, duplicate, unknown and malformed commands', async (t) => {
   t.same(await run(cmd({ id: 'u-1', name: 'self-destruct' })), { id: 'u-1', ok: false, error: 'unknown command "self-destruct"' });
   t.same(await run(cmd({ id: 'u-2', name: 'constructor' })), { id: 'u-2', ok: false, error: 'unknown command "constructor"' });
 
-  const bad = await run(cmd({ id: 'm-1', name: 'ping', colour: 'red' }));
+  // v1.1 §3: an unknown field is ignored; a known one of the wrong type makes it malformed.
+  t.same(await run(cmd({ id: 'f-1', name: 'self-destruct', colour: 'red' })), { id: 'f-1', ok: false, error: 'unknown command "self-destruct"' });
+  const bad = await run(cmd({ id: 'm-1', name: 'ping', colour: 'red', args: 'loud' }));
   t.equal(bad.id, 'm-1');
   t.equal(bad.ok, false);
-  t.match(bad.error, /colour/);
+  t.match(bad.error, /args/);
   await waitFor('rejected event', () => r.obs.events('rejected').length === 1);
   t.same(r.obs.events('rejected')[0].detail.topic, topic.device('cmd'));
 

@@ -41,12 +41,13 @@ async function retained(t: Test, url: string, topic: string): Promise<string | u
 }
 
 /** A device that answers commands like the agent does (PROTOCOL §7). */
-async function responder(t: Test, url: string, id: string, handle: (name: string, args: Record<string, unknown>) => unknown): Promise<string[]> {
+async function responder(t: Test, url: string, id: string, handle: (name: string, args: Record<string, unknown>) => unknown, expiries: unknown[] = []): Promise<string[]> {
   const c = await client(t, url);
   const seen: string[] = [];
   c.on('message', (_topic, payload, packet) => {
-    const req = JSON.parse(payload.toString()) as { id: string; name: string; args?: Record<string, unknown> };
+    const req = JSON.parse(payload.toString()) as { id: string; name: string; args?: Record<string, unknown>; expiresAt?: unknown };
     seen.push(req.name);
+    expiries.push(req.expiresAt);
     let body: Record<string, unknown>;
     try {
       const result = handle(req.name, req.args ?? {});
@@ -82,6 +83,17 @@ t.test('assign: validates, lists every problem, publishes retained with the next
   t.match(r1.out[0], /published signage\/device\/dev-1\/assignment .*version \d+ \(retained was none\), 1 campaign\(s\): c1/);
   const v1 = (JSON.parse((await retained(t, b.url, 'signage/device/dev-1/assignment'))!) as { version: number }).version;
   t.ok(v1 >= before, 'no retained version: the Unix time in seconds');
+  t.same(r1.err, [], 'no warnings for a file of known fields');
+
+  // A misspelt optional field is ignored by the agents (v1.1 §3): published, with a warning.
+  const typo = path.join(dir, 'typo.json');
+  writeFileSync(typo, JSON.stringify({ campaigns: [{ id: 'c1', media: { url: 'https://cdn/x.mp4', sha256: SHA, codec: 'h264' }, timesPerDay: 5, window: ['06:30-08:30'] }] }));
+  const rt = await ctl(['assign', '--url', b.url, '--device', 'dev-9', '--file', typo, '--dry-run']);
+  t.equal(rt.code, 0, rt.err.join('\n'));
+  t.same(rt.err, [
+    'signagectl assign: warning: campaigns.0.media.codec: not a field of the contract; agents will ignore it',
+    'signagectl assign: warning: campaigns.0.window: not a field of the contract; agents will ignore it',
+  ]);
 
   const r2 = await ctl(['assign', '--url', b.url, '--device', 'dev-1', '--file', file]);
   const v2 = (JSON.parse((await retained(t, b.url, 'signage/device/dev-1/assignment'))!) as { version: number }).version;
@@ -112,6 +124,16 @@ t.test('override: set, merge, expiry, clear', async (t) => {
   t.ok(doc1.version >= Math.floor(now / 1000));
   t.same(doc1.campaigns, { c1: { timesPerDay: 20 } });
   t.ok(Math.abs(Date.parse(doc1.expiresAt) - (now + 6 * 3600_000)) < 60_000, 'expires in 6 h');
+  t.match(doc1.expiresAt, /Z$/, '+6h is published in UTC with its Z (v1.1 §5)');
+
+  // An instant without Z or an offset would be rejected by every agent: refused before publishing.
+  const local = await ctl(['override', '--url', b.url, '--device', 'dev-2', '--campaign', 'c1', '--times', '5', '--expires', '2999-09-01T00:00:00']);
+  t.equal(local.code, 2);
+  t.match(local.err.join('\n'), /--expires: "2999-09-01T00:00:00" must carry Z or a UTC offset/);
+  t.equal(JSON.parse((await retained(t, b.url, topic))!).version, doc1.version, 'nothing published');
+  const offset = await ctl(['override', '--url', b.url, '--device', 'dev-2', '--campaign', 'c1', '--times', '20', '--expires', '2999-09-01T00:00:00+07:00', '--dry-run']);
+  t.equal(offset.code, 0, offset.err.join('\n'));
+  t.match(offset.out.join('\n'), /"expiresAt": "2999-09-01T00:00:00\+07:00"/, 'an offset is kept as given');
 
   const r2 = await ctl(['override', '--url', b.url, '--device', 'dev-2', '--campaign', 'c2', '--windows', '06:30-08:30,11:00-13:00']);
   t.equal(r2.code, 0, r2.err.join('\n'));
@@ -138,12 +160,13 @@ t.test('override: set, merge, expiry, clear', async (t) => {
 t.test('cmd and screenshot round-trip through a §7 responder; failures exit 1', async (t) => {
   const b = await startBroker(t);
   const png = Buffer.from('89504e470d0a1a0a0000000d4948445200000001', 'hex');
+  const expiries: unknown[] = [];
   const seen = await responder(t, b.url, 'dev-3', (name, args) => {
     if (name === 'ping') return { pong: true };
     if (name === 'screenshot') return { png: png.toString('base64'), bytes: png.length, mime: 'image/png' };
     if (name === 'play-now') return { campaignId: args.campaignId };
     throw new Error(`unknown command ${name}`);
-  });
+  }, expiries);
   const ping = await ctl(['cmd', '--url', b.url, '--device', 'dev-3', 'ping']);
   t.equal(ping.code, 0, ping.err.join('\n'));
   t.match(JSON.parse(ping.out.join('\n')), { ok: true, result: { pong: true } });
@@ -162,6 +185,7 @@ t.test('cmd and screenshot round-trip through a §7 responder; failures exit 1',
   t.equal(unknown.code, 1);
   t.match(unknown.err.join('\n'), /self-destruct failed: unknown command/);
   t.same(seen, ['ping', 'play-now', 'screenshot', 'self-destruct']);
+  t.ok(expiries.every((e) => typeof e === 'string' && /T\d\d:\d\d:\d\d(\.\d+)?Z$/.test(e)), `every request's expiresAt carries Z: ${expiries.join(' ')}`);
 
   const silent = await ctl(['cmd', '--url', b.url, '--device', 'nobody', 'ping', '--timeout', '300ms']);
   t.equal(silent.code, 1);

@@ -16,8 +16,9 @@ import { UsageError } from './usage.js';
 export const storeFileOf = (config: Config): string => path.join(config.dataDir, 'agent.db');
 
 /**
- * `plan`: today is planned from now with the plays the store has counted (what the box will do
- * next); another day is planned from its first instant with nothing played (its ideal plan).
+ * `plan` without --date: today from now with the plays the store has counted (what the box will
+ * do next). With --date D, today included: D from its first instant with nothing played (its
+ * ideal plan), as the README says; the store is read only for what is assigned.
  */
 export async function planCommand(args: string[], config: Config, io: CliIo & { clock: Clock }): Promise<number> {
   const { values } = parseArgs({
@@ -30,6 +31,7 @@ export async function planCommand(args: string[], config: Config, io: CliIo & { 
   const realNow = io.clock.now();
   const today = zone.localDateOf(realNow);
   const day = values.date ?? today;
+  const live = values.date === undefined;
 
   let state: EffectiveState;
   let counts = new Map<string, number>();
@@ -46,11 +48,11 @@ export async function planCommand(args: string[], config: Config, io: CliIo & { 
       state = effectiveState({ assignments: [], overrides: [] }, config.groups);
       if (!values.json) io.out(`(no store at ${storeFile} yet and no --assignment: nothing is assigned)`);
     }
-    if (store && day === today) counts = await store.countCompleted(day);
+    if (store && live) counts = await store.countCompleted(day);
   } finally {
     await store?.stop();
   }
-  const now = day === today ? realNow : zone.dayBounds(day).start;
+  const now = live ? realNow : zone.dayBounds(day).start;
   const p = plan({ campaigns: state.campaigns, overrides: state.overrides, counts, now, timezone: config.timezone, zone });
   io.out(values.json ? JSON.stringify(planJson(p, zone), null, 2) : renderPlanText(p, config.timezone));
   return 0;

@@ -21,7 +21,8 @@ Environment: LOG_LEVEL (default info), LOG_PRETTY=1 for human-readable logs.`,
   plan: `Usage: signage-agent plan --config PATH [--date YYYY-MM-DD] [--assignment FILE] [--json]
 
 Prints the day's plan: each campaign's target and slots, and a text timeline of the day.
-  --date D           the local day to plan (default: today; today is planned from now with the plays already counted)
+  --date D           plan that local day from its start with nothing played (its ideal plan);
+                     without it, today is planned from now with the plays already counted
   --assignment FILE  plan this assignment (JSON, PROTOCOL §4) instead of what the agent has applied
   --json             machine-readable output`,
   simulate: `Usage: signage-agent simulate --config PATH --assignment FILE --from YYYY-MM-DD --days N [--outage HH:MM-HH:MM]... [--json]

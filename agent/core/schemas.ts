@@ -2,6 +2,11 @@ import { z } from 'zod';
 
 // Wire schemas of PROTOCOL §4, §5, §7. One definition serves the MQTT decoders,
 // the CLI's --assignment files and signagectl's pre-publish validation.
+//
+// Objects are z.object (unknown keys stripped), never z.strictObject: PROTOCOL v1.1 §3 lets a
+// newer operator tool add optional fields, and rejecting them would silence a fleet of older
+// agents. Stripping (rather than passing through) keeps what is stored and compared to the
+// fields this agent understands. Known fields keep their full type and range checks.
 
 export const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export const idSchema = z.string().regex(ID_RE, 'must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$');
@@ -39,7 +44,7 @@ export const mediaUrlSchema = z
   .max(4096)
   .refine((s) => /^(https?|file):\/\/./.test(s), 'must be an http://, https:// or file:// URL');
 
-export const mediaSchema = z.strictObject({
+export const mediaSchema = z.object({
   url: mediaUrlSchema,
   sha256: sha256Schema,
   durationMs: z.number().int().positive().max(3_600_000).optional(),
@@ -49,7 +54,7 @@ export const mediaSchema = z.strictObject({
 const timesPerDaySchema = z.number().int().min(0).max(86_400);
 
 export const campaignSchema = z
-  .strictObject({
+  .object({
     id: idSchema,
     media: mediaSchema,
     startDate: localDateSchema.optional(),
@@ -68,7 +73,7 @@ const versionSchema = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const targetSchema = z.string().regex(/^(device|group)\/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/).optional();
 
 export const assignmentSchema = z
-  .strictObject({
+  .object({
     version: versionSchema,
     campaigns: z.array(campaignSchema).max(500),
     loop: z.array(mediaSchema).max(200).optional(),
@@ -79,27 +84,42 @@ export const assignmentSchema = z
     path: ['campaigns'],
   });
 
-const isoInstantSchema = z.string().refine((s) => /\d{4}-\d{2}-\d{2}T/.test(s) && !Number.isNaN(Date.parse(s)), 'must be an ISO-8601 instant');
+// RFC 3339 instants. Without Z or an offset a time would be read in the box's system
+// timezone, which is not the configured one (PROTOCOL v1.1 §5), so those are refused by name.
+const withOffset = z.iso.datetime({ offset: true });
+const withoutOffset = z.iso.datetime({ local: true });
+export const instantSchema = z
+  .string()
+  .max(64)
+  .superRefine((s, ctx) => {
+    if (withOffset.safeParse(s).success) return;
+    ctx.addIssue({
+      code: 'custom',
+      message: withoutOffset.safeParse(s).success
+        ? "must carry Z or a UTC offset (e.g. 2024-09-01T00:00:00+07:00): without one it would be read in the box's system timezone"
+        : 'must be an RFC 3339 instant YYYY-MM-DDTHH:MM:SS[.fff] with Z or a UTC offset ±HH:MM',
+    });
+  });
 
-export const overrideSchema = z.strictObject({
+export const overrideSchema = z.object({
   version: versionSchema,
   campaigns: z.record(
     idSchema,
-    z.strictObject({
+    z.object({
       timesPerDay: timesPerDaySchema.optional(),
       windows: z.array(windowSchema).min(1).max(48).optional(),
     }),
   ),
-  expiresAt: isoInstantSchema.optional(),
+  expiresAt: instantSchema.optional(),
   target: targetSchema,
 });
 
-export const commandSchema = z.strictObject({
+export const commandSchema = z.object({
   id: z.string().min(1).max(128),
   name: z.string().min(1).max(64),
   args: z.record(z.string(), z.unknown()).optional(),
   replyTo: z.string().min(1).max(512).refine((t) => !/[+#\u0000]/.test(t), 'must be a topic without wildcards').optional(),
-  expiresAt: isoInstantSchema.optional(),
+  expiresAt: instantSchema.optional(),
   target: targetSchema,
 });
 
@@ -111,4 +131,18 @@ export function formatIssues(err: z.ZodError, prefix = ''): string[] {
     const path = [prefix, ...i.path.map(String)].filter(Boolean).join('.');
     return `${path || '(root)'}: ${i.message}`;
   });
+}
+
+/**
+ * Paths of the keys in `input` that parsing dropped (fields this agent does not know). The
+ * agent ignores them (v1.1 §3); an operator tool warns, since an unknown key is often a typo.
+ */
+export function droppedKeys(input: unknown, parsed: unknown, prefix = ''): string[] {
+  if (Array.isArray(input) && Array.isArray(parsed)) return input.flatMap((v, i) => droppedKeys(v, parsed[i], `${prefix}${i}.`));
+  if (!isPlainObject(input) || !isPlainObject(parsed)) return [];
+  return Object.keys(input).flatMap((k) => (Object.hasOwn(parsed, k) ? droppedKeys(input[k], parsed[k], `${prefix}${k}.`) : [`${prefix}${k}`]));
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -67,9 +67,10 @@ export type Opened = { ok: true; bytes: Buffer } | { ok: false; reason: string }
 export function openEnvelope(env: unknown, keys: KeyRing): Opened {
   if (typeof env !== 'object' || env === null || Array.isArray(env)) return { ok: false, reason: 'signed envelope required: {"payload","sig","keyId"}' };
   const o = env as Record<string, unknown>;
-  const extra = Object.keys(o).filter((k) => k !== 'payload' && k !== 'sig' && k !== 'keyId');
-  if (extra.length > 0 || typeof o.payload !== 'string' || typeof o.sig !== 'string' || typeof o.keyId !== 'string') {
-    return { ok: false, reason: 'signed envelope required: exactly {"payload","sig","keyId"} as strings' };
+  // Other envelope fields are ignored (PROTOCOL v1.1 §3 forward compatibility): they are not
+  // covered by the signature, so nothing may depend on them anyway.
+  if (typeof o.payload !== 'string' || typeof o.sig !== 'string' || typeof o.keyId !== 'string') {
+    return { ok: false, reason: 'signed envelope required: {"payload","sig","keyId"} as strings' };
   }
   const key = keys.get(o.keyId);
   if (!key) return { ok: false, reason: `unknown keyId "${o.keyId.slice(0, 64)}"` };

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { assignmentSchema, formatIssues, overrideSchema } from '../../agent/core/schemas.js';
+import { assignmentSchema, droppedKeys, formatIssues, instantSchema, overrideSchema } from '../../agent/core/schemas.js';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, CliError, type Io, collect, connect, connectionFrom, parseDuration, targetStem } from './conn.js';
 
 // `assign` and `override`: retained desired state (PROTOCOL §3–§5).
@@ -33,7 +33,8 @@ campaigns already on the topic are kept (--replace drops them); the expiry appli
 document. --clear publishes the empty retained payload, which removes the override.
   --times N        plays a day for the campaign
   --windows W,...  HH:MM-HH:MM windows replacing the campaign's own
-  --expires T      an ISO-8601 instant, or +30m, +6h, +2d from now (omitted: until cleared)
+  --expires T      an instant with Z or an offset (2024-09-01T00:00:00+07:00), or +30m, +6h,
+                   +2d from now (omitted: until cleared)
   --wait S         how long to wait for the retained document (default 1s)
 
 ${CONNECTION_HELP}`;
@@ -76,6 +77,9 @@ export async function assignCommand(argv: string[], io: Io): Promise<number> {
   const fileVersion = doc.version;
   const check = assignmentSchema.safeParse({ ...doc, version: fileVersion ?? 1 });
   if (!check.success) throw new CliError([`${values.file} is not a valid assignment:`, ...formatIssues(check.error).map((p) => `  ${p}`)].join('\n'));
+  // Agents ignore fields they do not know (PROTOCOL v1.1 §3), so a misspelt optional field
+  // ("window") would silently fall back to its default: say so while a person is looking.
+  for (const k of droppedKeys(doc, check.data)) io.err(`signagectl assign: warning: ${k}: not a field of the contract; agents will ignore it`);
 
   const topic = `${stem}/assignment`;
   const client = await connect(conn);
@@ -161,10 +165,12 @@ export async function overrideCommand(argv: string[], io: Io, now = Date.now()):
   }
 }
 
-/** An ISO instant (kept as given) or +N{m,h,d} from now (as UTC ISO). */
+/** An RFC 3339 instant with Z or an offset (kept as given) or +N{m,h,d} from now (as UTC ISO, …Z). */
 export function parseExpiry(s: string, now: number): string {
   if (s.startsWith('+')) return new Date(now + parseDuration(s.slice(1), '--expires')).toISOString();
-  if (!/\d{4}-\d{2}-\d{2}T/.test(s) || Number.isNaN(Date.parse(s))) throw new CliError(`--expires: "${s}" is neither an ISO-8601 instant nor +6h style`);
+  const r = instantSchema.safeParse(s);
+  // The agent rejects an instant without an offset (PROTOCOL v1.1 §5): say so before publishing.
+  if (!r.success) throw new CliError(`--expires: "${s}" ${r.error.issues[0]?.message ?? 'is not an instant'}; or use +30m, +6h, +2d`);
   if (Date.parse(s) <= now) throw new CliError(`--expires: ${s} is in the past`);
   return s;
 }
