@@ -1,0 +1,163 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import { writeFileAtomic } from '../../agent/fsx/atomic.js';
+import { BrokerFiles, checkName, type Registry, type Role } from './broker-files.js';
+import { Pki } from './broker-pki.js';
+import { CliError, type Io } from './conn.js';
+
+const run = promisify(execFile);
+
+export const BROKER_HELP = `Usage:
+  signagectl broker init-ca        [--server-name HOST,...] [--prefix signage]
+  signagectl broker add-device     --id ID [--groups a,b] [--cert]
+  signagectl broker revoke-device  --id ID
+  signagectl broker add-operator   --name NAME --role noc|ingest
+  signagectl broker gen-crl
+Every subcommand: [--dir /etc/mosquitto/signage] [--pid PID | --pid-file FILE | --no-reload]
+
+The broker's credentials and ACL for provisioning/broker/mosquitto.conf. add-device issues the
+device a random password (mosquitto_passwd) or, with --cert, a client certificate with CN=ID from
+the CA made by init-ca; it writes them to DIR/issued/ID/ (give that folder to prepare-card with
+--issued) and regenerates the ACL with the device's group reads. Adding an existing device
+replaces its credentials (the old password stops working, old certificates are revoked).
+revoke-device removes one device's password, puts its certificates in the CRL and denies it every
+topic; the other devices are untouched. After a change, mosquitto is reloaded with SIGHUP
+(--pid, --pid-file, or else \`systemctl reload mosquitto\`).`;
+
+function provisioning(name: string): string {
+  for (let d = import.meta.dirname; ; d = path.dirname(d)) {
+    const f = path.join(d, 'provisioning', 'broker', name);
+    if (existsSync(f)) return f;
+    if (path.dirname(d) === d) throw new Error(`cannot find provisioning/broker/${name} beside this script`);
+  }
+}
+
+export async function brokerCommand(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      dir: { type: 'string', default: '/etc/mosquitto/signage' },
+      id: { type: 'string' }, name: { type: 'string' }, role: { type: 'string' },
+      groups: { type: 'string' }, cert: { type: 'boolean' },
+      'server-name': { type: 'string' }, prefix: { type: 'string' },
+      pid: { type: 'string' }, 'pid-file': { type: 'string' }, 'no-reload': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [sub, ...extra] = positionals;
+  if (extra.length > 0) throw new CliError(`unexpected argument ${extra[0]} (see signagectl broker --help)`);
+  if (values.help || sub === undefined) {
+    io.out(BROKER_HELP);
+    return sub === undefined ? 2 : 0;
+  }
+  const files = new BrokerFiles(path.resolve(values.dir));
+  const pki = new Pki(files.dir, provisioning('ca.cnf'));
+  const patterns = provisioning('acl-patterns.conf');
+  const commit = async (reg: Registry): Promise<void> => {
+    await files.save(reg);
+    await files.writeAcl(reg, patterns);
+    await reload(values, io);
+  };
+
+  switch (sub) {
+    case 'init-ca': {
+      mkdirSync(files.dir, { recursive: true, mode: 0o750 });
+      const reg: Registry = existsSync(files.registryFile) ? files.load() : { prefix: checkName('--prefix', values.prefix ?? 'signage'), devices: {}, operators: {} };
+      const names = (values['server-name'] ?? 'localhost').split(',').map((s) => s.trim()).filter(Boolean);
+      await pki.init('signage device CA', names);
+      if (!existsSync(files.passwdFile)) await writeFileAtomic(files.passwdFile, '', 0o640);
+      await commit(reg);
+      io.out(`CA ${pki.caCert}, CRL ${pki.crl}, server certificate ${path.join(files.dir, 'server.crt')} (${names.join(', ')})`);
+      return 0;
+    }
+    case 'add-device': {
+      const id = checkName('--id', need(values.id, '--id'));
+      const reg = files.load();
+      if (id in reg.operators) throw new CliError(`--id ${id}: that name is an operator`);
+      const groups = (values.groups ?? '').split(',').map((g) => g.trim()).filter(Boolean).map((g) => checkName('group', g));
+      const out = files.issuedDir(id);
+      rmSync(out, { recursive: true, force: true });
+      mkdirSync(out, { recursive: true, mode: 0o700 });
+      if (!pki.exists()) throw new CliError('no CA: run signagectl broker init-ca first (devices need ca.crt to check the broker)');
+      copyFileSync(pki.caCert, path.join(out, 'ca.crt'));
+      // Replacing credentials: whatever the device held before stops working.
+      const revoked = await pki.revokeAll(id);
+      let what: string;
+      if (values.cert) {
+        await files.setPassword(id, undefined).catch(() => undefined);
+        const serial = await pki.issue(id, 'client_ext', path.join(out, 'client'));
+        what = `certificate serial ${serial} (client.crt, client.key)`;
+      } else {
+        const password = randomBytes(24).toString('base64url');
+        await files.setPassword(id, password);
+        await writeFileAtomic(path.join(out, 'mqtt.pass'), password + '\n', 0o600);
+        what = 'password (mqtt.pass)';
+      }
+      reg.devices[id] = { groups, auth: values.cert ? 'cert' : 'password' };
+      await commit(reg);
+      io.out(`${id}: ${what}, groups ${groups.join(',') || '(none)'}${revoked.length ? `; revoked ${revoked.join(',')}` : ''}; card files in ${out}`);
+      return 0;
+    }
+    case 'revoke-device': {
+      const id = checkName('--id', need(values.id, '--id'));
+      const reg = files.load();
+      const d = reg.devices[id];
+      if (!d) throw new CliError(`--id ${id}: no such device in ${files.registryFile}`);
+      await files.setPassword(id, undefined).catch(() => undefined);
+      const revoked = pki.exists() ? await pki.revokeAll(id) : [];
+      d.revoked = true;
+      rmSync(files.issuedDir(id), { recursive: true, force: true });
+      await commit(reg);
+      io.out(`${id}: revoked (password removed${revoked.length ? `, certificates ${revoked.join(',')} in the CRL` : ''}, every topic denied)`);
+      return 0;
+    }
+    case 'add-operator': {
+      const name = checkName('--name', need(values.name, '--name'));
+      const role = need(values.role, '--role');
+      if (role !== 'noc' && role !== 'ingest') throw new CliError('--role: noc or ingest');
+      const reg = files.load();
+      if (name in reg.devices) throw new CliError(`--name ${name}: that name is a device`);
+      const password = randomBytes(24).toString('base64url');
+      await files.setPassword(name, password);
+      const out = files.issuedDir(name);
+      mkdirSync(out, { recursive: true, mode: 0o700 });
+      await writeFileAtomic(path.join(out, 'mqtt.pass'), password + '\n', 0o600);
+      reg.operators[name] = { role: role as Role };
+      await commit(reg);
+      io.out(`${name}: ${role} password in ${path.join(out, 'mqtt.pass')}`);
+      return 0;
+    }
+    case 'gen-crl':
+      await pki.genCrl();
+      await reload(values, io);
+      io.out(`rewrote ${pki.crl}`);
+      return 0;
+    default:
+      throw new CliError(`unknown subcommand "${sub}" (see signagectl broker --help)`);
+  }
+}
+
+function need(v: string | undefined, flag: string): string {
+  if (v === undefined || v === '') throw new CliError(`${flag} is required`);
+  return v;
+}
+
+/** SIGHUP: mosquitto rereads the password file, the ACL and the CRL; connected clients stay. */
+async function reload(v: { pid?: string | undefined; 'pid-file'?: string | undefined; 'no-reload'?: boolean | undefined }, io: Io): Promise<void> {
+  if (v['no-reload']) return;
+  const pidText = v.pid ?? (v['pid-file'] !== undefined ? readFileSync(v['pid-file'], 'utf8') : undefined);
+  if (pidText !== undefined) {
+    const pid = Number(pidText.trim());
+    if (!Number.isInteger(pid) || pid <= 1) throw new CliError(`not a process id: ${pidText.trim()}`);
+    process.kill(pid, 'SIGHUP');
+    return;
+  }
+  await run('systemctl', ['reload', 'mosquitto']).catch((e: Error) => {
+    throw new CliError(`files written, but reloading mosquitto failed (${e.message.split('\n')[0]}): reload it by hand`, 1);
+  });
+  io.out('reloaded mosquitto');
+}
