@@ -4,6 +4,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { writeFileAtomic } from '../../agent/fsx/atomic.js';
+import { addDeviceCommands, addOperatorCommands, initCommands, revokeDeviceCommands, sendDynsec, type DynsecAdmin } from './broker-dynsec.js';
 import { BrokerFiles, checkName, type Registry, type Role } from './broker-files.js';
 import { Pki } from './broker-pki.js';
 import { CliError, type Io } from './conn.js';
@@ -17,6 +18,12 @@ export const BROKER_HELP = `Usage:
   signagectl broker add-operator   --name NAME --role noc|ingest
   signagectl broker gen-crl
 Every subcommand: [--dir /etc/mosquitto/signage] [--pid PID | --pid-file FILE | --no-reload]
+
+With the dynamic-security plugin (provisioning/broker/mosquitto-dynsec.conf) instead of files:
+  signagectl broker dynsec-init | add-device | revoke-device | add-operator  DYNSEC
+DYNSEC: --dynsec URL --admin-user NAME --admin-password-file FILE [--ca FILE] [--prefix signage]
+(password devices only; the broker applies each change at once, no reload; issued/ID/ is still
+written under --dir).
 
 The broker's credentials and ACL for provisioning/broker/mosquitto.conf. add-device issues the
 device a random password (mosquitto_passwd) or, with --cert, a client certificate with CN=ID from
@@ -44,6 +51,7 @@ export async function brokerCommand(argv: string[], io: Io): Promise<number> {
       id: { type: 'string' }, name: { type: 'string' }, role: { type: 'string' },
       groups: { type: 'string' }, cert: { type: 'boolean' },
       'server-name': { type: 'string' }, prefix: { type: 'string' },
+      dynsec: { type: 'string' }, 'admin-user': { type: 'string' }, 'admin-password-file': { type: 'string' }, ca: { type: 'string' },
       pid: { type: 'string' }, 'pid-file': { type: 'string' }, 'no-reload': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -55,6 +63,10 @@ export async function brokerCommand(argv: string[], io: Io): Promise<number> {
     return sub === undefined ? 2 : 0;
   }
   const files = new BrokerFiles(path.resolve(values.dir));
+  if (values.dynsec !== undefined) {
+    const admin: DynsecAdmin = { url: values.dynsec, username: need(values['admin-user'], '--admin-user'), passwordFile: need(values['admin-password-file'], '--admin-password-file'), caFile: values.ca };
+    return dynsecCommand(sub, values, admin, files, io);
+  }
   const pki = new Pki(files.dir, provisioning('ca.cnf'));
   const patterns = provisioning('acl-patterns.conf');
   const commit = async (reg: Registry): Promise<void> => {
@@ -138,6 +150,56 @@ export async function brokerCommand(argv: string[], io: Io): Promise<number> {
       return 0;
     default:
       throw new CliError(`unknown subcommand "${sub}" (see signagectl broker --help)`);
+  }
+}
+
+async function dynsecCommand(
+  sub: string,
+  v: { id?: string | undefined; name?: string | undefined; role?: string | undefined; groups?: string | undefined; prefix?: string | undefined; ca?: string | undefined; cert?: boolean | undefined },
+  admin: DynsecAdmin,
+  files: BrokerFiles,
+  io: Io,
+): Promise<number> {
+  const prefix = checkName('--prefix', v.prefix ?? 'signage');
+  const issue = async (name: string): Promise<string> => {
+    const out = files.issuedDir(name);
+    rmSync(out, { recursive: true, force: true });
+    mkdirSync(out, { recursive: true, mode: 0o700 });
+    if (v.ca !== undefined) copyFileSync(v.ca, path.join(out, 'ca.crt'));
+    const password = randomBytes(24).toString('base64url');
+    await writeFileAtomic(path.join(out, 'mqtt.pass'), password + '\n', 0o600);
+    return password;
+  };
+  switch (sub) {
+    case 'dynsec-init':
+      await sendDynsec(admin, initCommands(prefix));
+      io.out(`dynsec: default access denied; roles signage-device, signage-noc, signage-ingest (prefix ${prefix})`);
+      return 0;
+    case 'add-device': {
+      if (v.cert) throw new CliError('--cert: with dynsec, devices use passwords (certificates: the file-based setup and its CRL)');
+      const id = checkName('--id', need(v.id, '--id'));
+      const groups = (v.groups ?? '').split(',').map((g) => g.trim()).filter(Boolean).map((g) => checkName('group', g));
+      await sendDynsec(admin, addDeviceCommands(prefix, id, groups, await issue(id)));
+      io.out(`${id}: dynsec client (client id signage-${id}), groups ${groups.join(',') || '(none)'}; card files in ${files.issuedDir(id)}`);
+      return 0;
+    }
+    case 'revoke-device': {
+      const id = checkName('--id', need(v.id, '--id'));
+      await sendDynsec(admin, revokeDeviceCommands(id));
+      rmSync(files.issuedDir(id), { recursive: true, force: true });
+      io.out(`${id}: dynsec client deleted (disconnected now, refused from now on)`);
+      return 0;
+    }
+    case 'add-operator': {
+      const name = checkName('--name', need(v.name, '--name'));
+      const role = need(v.role, '--role');
+      if (role !== 'noc' && role !== 'ingest') throw new CliError('--role: noc or ingest');
+      await sendDynsec(admin, addOperatorCommands(name, role, await issue(name)));
+      io.out(`${name}: dynsec ${role} client; password in ${path.join(files.issuedDir(name), 'mqtt.pass')}`);
+      return 0;
+    }
+    default:
+      throw new CliError(`"${sub}" is not a dynsec subcommand (dynsec-init, add-device, revoke-device, add-operator)`);
   }
 }
 

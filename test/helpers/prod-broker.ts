@@ -10,7 +10,7 @@ import type { Teardown } from './tmp.js';
 // state folder made by `signagectl broker` in a temp dir. Only the ports, the state path and
 // the test basics (no persistence, log to stderr) differ from production.
 
-const SHIPPED = path.resolve(import.meta.dirname, '..', '..', 'provisioning', 'broker', 'mosquitto.conf');
+const SHIPPED = path.resolve(import.meta.dirname, '..', '..', 'provisioning', 'broker');
 
 export interface ProdBroker {
   /** TLS + client certificate (production 8883). */
@@ -27,12 +27,15 @@ export interface ProdBroker {
 export interface ProdBrokerOptions {
   /** Drops `use_username_as_clientid` (the control case: what happens without it). */
   unboundClientIds?: boolean;
+  /** Which shipped file: mosquitto.conf (password file, ACL, CRL) or mosquitto-dynsec.conf. */
+  conf?: 'mosquitto.conf' | 'mosquitto-dynsec.conf';
 }
 
 export async function startProdBroker(t: Teardown, dir: string, opts: ProdBrokerOptions = {}): Promise<ProdBroker> {
   const [cert, pass, noc] = [await freePort(), await freePort(), await freePort()];
-  let conf = readFileSync(SHIPPED, 'utf8')
+  let conf = readFileSync(path.join(SHIPPED, opts.conf ?? 'mosquitto.conf'), 'utf8')
     .replaceAll('/etc/mosquitto/signage', dir)
+    .replaceAll('/var/lib/mosquitto/dynamic-security.json', path.join(dir, 'dynamic-security.json'))
     .replace(/^listener 8883$/m, `listener ${cert} 127.0.0.1`)
     .replace(/^listener 8884$/m, `listener ${pass} 127.0.0.1`)
     .replace(/^listener 8885 127\.0\.0\.1$/m, `listener ${noc} 127.0.0.1`);
@@ -49,7 +52,8 @@ export async function startProdBroker(t: Teardown, dir: string, opts: ProdBroker
     await exited;
   });
   const died = exited.then(() => { throw new Error(`mosquitto exited on start: ${log}`); });
-  await Promise.race([Promise.all([waitForPort(cert), waitForPort(pass), waitForPort(noc)]), died]);
+  const ports = [cert, pass, noc].filter((p) => conf.includes(`listener ${p} `));
+  await Promise.race([Promise.all(ports.map((p) => waitForPort(p))), died]);
   return { certUrl: `mqtts://127.0.0.1:${cert}`, passUrl: `mqtts://127.0.0.1:${pass}`, nocUrl: `mqtt://127.0.0.1:${noc}`, pid: child.pid!, dir, log: () => log };
 }
 
