@@ -59,7 +59,7 @@ t.test('legitimate paths: NOC assigns (device and group), commands, and receives
   for (const id of ['dev-a', 'dev-c']) {
     const d = await device(t, f, id);
     const got = record(d);
-    await d.subscribeAsync([...OWN(id), 'signage/group/lobby/assignment', 'signage/fleet/alert', 'signage/keys'], { qos: 1 });
+    await d.subscribeAsync([...OWN(id), `signage/device/${id}/status`, 'signage/group/lobby/assignment', 'signage/fleet/alert', 'signage/keys'], { qos: 1 });
     await ops.publishAsync(`signage/device/${id}/assignment`, `{"version":1,"for":"${id}"}`, { qos: 1, retain: true });
     await ops.publishAsync('signage/group/lobby/assignment', `{"version":2,"for":"${id}"}`, { qos: 1, retain: true });
     await ops.publishAsync(`signage/device/${id}/cmd`, `{"id":"c-${id}","name":"ping"}`, { qos: 1 });
@@ -72,6 +72,8 @@ t.test('legitimate paths: NOC assigns (device and group), commands, and receives
     await d.publishAsync(`signage/device/${id}/status`, '{"online":true}', { qos: 1, retain: true });
     await waitFor(`the NOC gets ${id}'s play, result and status`, () =>
       has(opsGot, `signage/device/${id}/play`) && has(opsGot, `signage/device/${id}/cmd/result`) && has(opsGot, `signage/device/${id}/status`));
+    // The agent watches its own status for a late Will of an old session (agent/link/link.ts).
+    await waitFor(`${id} reads back its own status`, () => has(got, `signage/device/${id}/status`, '{"online":true}'));
   }
   t.pass('every legitimate message delivered, over the password listener (dev-a) and the certificate listener (dev-c)');
 });

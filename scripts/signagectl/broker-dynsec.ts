@@ -52,7 +52,8 @@ export function addDeviceCommands(p: string, id: string, groups: string[], passw
   return [
     { command: 'deleteClient', username: id },
     { command: 'createRole', rolename: role },
-    ...['assignment', 'override', 'cmd', 'alert'].flatMap((k) => reads(role, `${p}/device/${id}/${k}`)),
+    // Its own status too: the agent re-asserts its birth over a late Will of an old session.
+    ...['assignment', 'override', 'cmd', 'alert', 'status'].flatMap((k) => reads(role, `${p}/device/${id}/${k}`)),
     ...[...TELEMETRY, 'cmd/result'].flatMap((k) => writes(role, `${p}/device/${id}/${k}`)),
     ...groups.flatMap((g) => [
       { command: 'createRole', rolename: `group-${g}` },
