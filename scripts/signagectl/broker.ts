@@ -60,7 +60,7 @@ export async function brokerCommand(argv: string[], io: Io): Promise<number> {
   if (extra.length > 0) throw new CliError(`unexpected argument ${extra[0]} (see signagectl broker --help)`);
   if (values.help || sub === undefined) {
     io.out(BROKER_HELP);
-    return sub === undefined ? 2 : 0;
+    return values.help ? 0 : 2;
   }
   const files = new BrokerFiles(path.resolve(values.dir));
   if (values.dynsec !== undefined) {
