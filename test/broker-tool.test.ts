@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { main } from '../scripts/signagectl/cli.js';
-import { brokerTool } from './helpers/prod-broker.js';
+import { brokerTool, connect, issued, startProdBroker } from './helpers/prod-broker.js';
 import { tempDir } from './helpers/tmp.js';
 
 // signagectl broker's files: one device changed or revoked leaves every other device's lines
@@ -59,4 +59,32 @@ t.test('refused: wildcard or odd names, a device named like an operator, a secon
   t.match(again.out, /exists/);
   t.equal((await ctl('--help')).code, 0);
   t.equal((await ctl('frobnicate', '--dir', dir)).code, 2);
+});
+
+t.test('mosquitto running as its own user reads every file the tool writes, after each reload too', { skip: process.getuid?.() !== 0 || !readFileSync('/etc/group', 'utf8').includes('\nmosquitto:') ? 'needs root and a mosquitto group' : false }, async (t) => {
+  const parent = tempDir(t, 'broker-user-');
+  chmodSync(parent, 0o711); // the temp dir stands in for /etc/mosquitto: traversable
+  const dir = path.join(parent, 'signage');
+  await brokerTool(dir, 'init-ca', '--server-name', '127.0.0.1', '--no-reload');
+  t.equal(statSync(dir).mode & 0o7777, 0o2750, 'state folder setgid, group-readable');
+  await brokerTool(dir, 'add-device', '--id', 'p1', '--no-reload');
+  await brokerTool(dir, 'add-device', '--id', 'k1', '--cert', '--no-reload');
+  const broker = await startProdBroker(t, dir, { asBrokerUser: true });
+  const ca = readFileSync(path.join(dir, 'ca', 'ca.crt'), 'utf8');
+  await connect(t, broker.passUrl, { ...issued(dir, 'p1'), ca, clientId: 'a' });
+  // Rewrites passwd, acl and the CRL, then SIGHUP: mosquitto rereads them as user mosquitto.
+  await brokerTool(dir, 'add-device', '--id', 'p2', '--pid', String(broker.pid));
+  await brokerTool(dir, 'revoke-device', '--id', 'p1', '--pid', String(broker.pid));
+  let ok = false;
+  for (let i = 0; i < 100 && !ok; i++) {
+    ok = await connect(t, broker.passUrl, { ...issued(dir, 'p2'), ca, clientId: 'b' }).then(() => true, () => false);
+    if (!ok) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.ok(ok, 'a device added after start connects: the new password file was read');
+  await connect(t, broker.certUrl, { ...issued(dir, 'k1'), ca, clientId: 'c' });
+  t.pass('a certificate device connects after the CRL was rewritten');
+  t.notMatch(broker.log(), /Unable to (open|load)|Permission denied|Error: |Warning: /, 'no file errors or ACL warnings in the broker log');
+  t.notOk(existsSync(path.join(dir, 'issued', 'p1')), 'the revoked device\'s issued files are gone');
+  t.equal(statSync(path.join(dir, 'ca', 'ca.key')).mode & 0o777, 0o600, 'the CA key stays root\'s');
+  t.equal(statSync(path.join(dir, 'issued')).mode & 0o777, 0o700, 'issued credentials stay root\'s');
 });

@@ -82,7 +82,7 @@ async function runWithInput(cmd: string, args: string[], input: string): Promise
 
 /**
  * The ACL: the shared patterns, then one block per operator (its role's rules) and per device
- * (reads of its groups' topics, which a pattern cannot express; a revoked device is denied
+ * (the fleet alert, the key set and its groups' topics, which a pattern cannot express; a revoked device is denied
  * everything, patterns included, because mosquitto checks a user's denials first).
  */
 export function renderAcl(reg: Registry, patterns: string): string {
@@ -97,6 +97,7 @@ export function renderAcl(reg: Registry, patterns: string): string {
       lines.push('topic deny #');
       continue;
     }
+    lines.push(`topic read ${p}/fleet/alert`, `topic read ${p}/keys`);
     for (const g of d.groups) for (const k of ['assignment', 'override', 'alert']) lines.push(`topic read ${p}/group/${g}/${k}`);
   }
   return lines.join('\n') + '\n';

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -34,7 +34,8 @@ export class Pki {
   /** A new CA (refuses to overwrite one), its empty CRL, and the broker's server certificate. */
   async init(cn: string, serverNames: string[]): Promise<void> {
     if (this.exists()) throw new Error(`${this.caCert} exists: a second init would orphan every issued certificate`);
-    mkdirSync(path.join(this.caDir, 'newcerts'), { recursive: true, mode: 0o700 });
+    // 0750: the broker reads ca.crt and crl.pem here; ca.key itself is 0600.
+    mkdirSync(path.join(this.caDir, 'newcerts'), { recursive: true, mode: 0o750 });
     copyFileSync(this.cnfTemplate, this.cnf);
     writeFileSync(path.join(this.caDir, 'index.txt'), '');
     writeFileSync(path.join(this.caDir, 'serial'), '1000\n');
@@ -45,6 +46,9 @@ export class Pki {
     const san = serverNames.map((n) => (/^[\d.]+$|:/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(',');
     // A CN with a space: no device id can collide with it (revokeAll goes by CN).
     await this.issue('signage broker', 'server_ext', path.join(this.dir, 'server'), san);
+    // mosquitto 2.0 loads its key after dropping to its own user: group-readable.
+    chmodSync(path.join(this.dir, 'server.key'), 0o640);
+    chmodSync(path.join(this.caDir, 'ca.key'), 0o600);
   }
 
   /** Issues `cn` a key and certificate as OUT.key / OUT.crt; returns the certificate's serial. */

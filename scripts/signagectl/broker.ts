@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { writeFileAtomic } from '../../agent/fsx/atomic.js';
@@ -12,7 +12,7 @@ import { CliError, type Io } from './conn.js';
 const run = promisify(execFile);
 
 export const BROKER_HELP = `Usage:
-  signagectl broker init-ca        [--server-name HOST,...] [--prefix signage]
+  signagectl broker init-ca        [--server-name HOST,...] [--prefix signage] [--group mosquitto]
   signagectl broker add-device     --id ID [--groups a,b] [--cert]
   signagectl broker revoke-device  --id ID
   signagectl broker add-operator   --name NAME --role noc|ingest
@@ -50,7 +50,7 @@ export async function brokerCommand(argv: string[], io: Io): Promise<number> {
       dir: { type: 'string', default: '/etc/mosquitto/signage' },
       id: { type: 'string' }, name: { type: 'string' }, role: { type: 'string' },
       groups: { type: 'string' }, cert: { type: 'boolean' },
-      'server-name': { type: 'string' }, prefix: { type: 'string' },
+      'server-name': { type: 'string' }, prefix: { type: 'string' }, group: { type: 'string', default: 'mosquitto' },
       dynsec: { type: 'string' }, 'admin-user': { type: 'string' }, 'admin-password-file': { type: 'string' }, ca: { type: 'string' },
       pid: { type: 'string' }, 'pid-file': { type: 'string' }, 'no-reload': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -78,6 +78,14 @@ export async function brokerCommand(argv: string[], io: Io): Promise<number> {
   switch (sub) {
     case 'init-ca': {
       mkdirSync(files.dir, { recursive: true, mode: 0o750 });
+      const group = brokerGroup(values.group);
+      if (group !== undefined) {
+        // mosquitto 2.0 reads these files (again on every SIGHUP) as its own user: the folder
+        // belongs to its group, and setgid makes every file written later inherit that group,
+        // atomic replacements included. What must stay root's is 0600/0700 (CA key, issued/).
+        chownSync(files.dir, 0, group);
+        chmodSync(files.dir, 0o2750);
+      }
       const reg: Registry = existsSync(files.registryFile) ? files.load() : { prefix: checkName('--prefix', values.prefix ?? 'signage'), devices: {}, operators: {} };
       const names = (values['server-name'] ?? 'localhost').split(',').map((s) => s.trim()).filter(Boolean);
       await pki.init('signage device CA', names);
@@ -201,6 +209,14 @@ async function dynsecCommand(
     default:
       throw new CliError(`"${sub}" is not a dynsec subcommand (dynsec-init, add-device, revoke-device, add-operator)`);
   }
+}
+
+/** The broker's group id when we can hand the folder to it (root, and the group exists). */
+function brokerGroup(name: string): number | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const line = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`));
+  const gid = Number(line?.split(':')[2]);
+  return Number.isInteger(gid) ? gid : undefined;
 }
 
 function need(v: string | undefined, flag: string): string {

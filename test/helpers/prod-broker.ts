@@ -29,6 +29,8 @@ export interface ProdBrokerOptions {
   unboundClientIds?: boolean;
   /** Which shipped file: mosquitto.conf (password file, ACL, CRL) or mosquitto-dynsec.conf. */
   conf?: 'mosquitto.conf' | 'mosquitto-dynsec.conf';
+  /** Started as root, let mosquitto drop to its own user as in production (no `user root`). */
+  asBrokerUser?: boolean;
 }
 
 export async function startProdBroker(t: Teardown, dir: string, opts: ProdBrokerOptions = {}): Promise<ProdBroker> {
@@ -40,7 +42,7 @@ export async function startProdBroker(t: Teardown, dir: string, opts: ProdBroker
     .replace(/^listener 8884$/m, `listener ${pass} 127.0.0.1`)
     .replace(/^listener 8885 127\.0\.0\.1$/m, `listener ${noc} 127.0.0.1`);
   if (opts.unboundClientIds) conf = conf.replace(/^use_username_as_clientid true$/gm, '');
-  const basics = ['persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', ...(process.getuid?.() === 0 ? ['user root'] : [])];
+  const basics = ['persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', ...(process.getuid?.() === 0 && !opts.asBrokerUser ? ['user root'] : [])];
   const file = path.join(dir, 'mosquitto.conf');
   writeFileSync(file, basics.join('\n') + '\n' + conf);
   let log = '';
