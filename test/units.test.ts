@@ -58,8 +58,10 @@ t.test('agent unit: notify, watchdog, restart forever, sandbox that keeps DRM an
   t.equal(one('ReadWritePaths'), '/var/lib/signage-agent');
   t.equal(one('NoNewPrivileges'), 'yes');
   t.notOk(d.has('PrivateDevices'), 'mpv needs /dev/dri');
-  t.notOk(d.has('ProtectClock'), 'implies DeviceAllow=, which closes the device policy');
-  t.notOk(d.has('DeviceAllow'));
+  // A closed device policy that still lets mpv reach the display, audio, decoders and CEC.
+  t.equal(one('DevicePolicy'), 'closed');
+  for (const dev of ['char-drm rw', 'char-alsa rw', 'char-video4linux rw', 'char-cec rw']) t.ok(d.get('DeviceAllow')?.includes(dev), `DeviceAllow=${dev}`);
+  t.same(d.get('InaccessiblePaths'), ['-/boot/firmware -/boot'], 'the boot partition (secrets) is hidden; "-": absent is fine');
   t.notOk(d.has('MemoryDenyWriteExecute'), 'Node JIT');
   t.equal(one('StandardOutput'), 'journal');
   t.equal(one('ExecStart'), '/opt/signage-agent/bin/signage-agent run --config /etc/signage-agent/signage-agent.json');

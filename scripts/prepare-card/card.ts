@@ -130,6 +130,39 @@ async function hookedCmdline(target: BootTarget, cmdline: string, hook: string, 
   return `${base} systemd.run=${hook} systemd.run_success_action=reboot systemd.unit=kernel-command-line.target\n`;
 }
 
+// --- the device's own broker credentials (signagectl broker add-device)
+
+const ISSUED: Readonly<Record<string, { boot: string; key: 'passwordFile' | 'caFile' | 'certFile' | 'keyFile' }>> = {
+  'mqtt.pass': { boot: 'signage-agent.mqtt.pass', key: 'passwordFile' },
+  'ca.crt': { boot: 'signage-agent.ca.crt', key: 'caFile' },
+  'client.crt': { boot: 'signage-agent.client.crt', key: 'certFile' },
+  'client.key': { boot: 'signage-agent.client.key', key: 'keyFile' },
+};
+
+/**
+ * Adds what the broker tool issued to this device (ISSUED_ROOT/deviceId/: a password or a client
+ * certificate, and the CA) to its secrets, and points its config at them. The broker's ACL knows
+ * the device by its id, so a password device's username must be its id.
+ */
+export function withIssued(row: DeviceRow, issuedRoot: string): DeviceRow {
+  const id = String(row.config.deviceId ?? '');
+  const dir = path.join(issuedRoot, id);
+  if (!id || !existsSync(dir)) throw new Error(`${id || '?'}: no credentials in ${dir} (signagectl broker add-device --id ${id || 'ID'})`);
+  const mqtt = { ...((row.config.mqtt as Record<string, unknown> | undefined) ?? {}) };
+  const secrets = { ...row.secrets };
+  for (const [name, { boot, key }] of Object.entries(ISSUED)) {
+    if (!existsSync(path.join(dir, name))) continue;
+    secrets[boot] = path.join(dir, name);
+    mqtt[key] = path.join('/etc/signage-agent', BOOT_SECRETS[boot]!);
+  }
+  if (secrets['signage-agent.mqtt.pass'] === path.join(dir, 'mqtt.pass')) {
+    if (mqtt.username !== undefined && mqtt.username !== id) throw new Error(`${id}: mqtt.username is ${String(mqtt.username)}, but the broker knows this device as ${id}`);
+    mqtt.username = id;
+    delete mqtt.password;
+  }
+  return { config: { ...row.config, mqtt }, secrets };
+}
+
 // --- bulk: one config per CSV row
 
 /** RFC 4180-ish CSV: quoted fields, doubled quotes, CRLF or LF. */

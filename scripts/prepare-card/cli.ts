@@ -4,14 +4,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type BootTarget, DirTarget, ImageTarget, fatPartitionOffset } from './boot-target.js';
-import { type CardInputs, devicesFromCsv, pinnedSha, prepareCard } from './card.js';
+import { type CardInputs, devicesFromCsv, pinnedSha, prepareCard, withIssued } from './card.js';
 
 export const PREPARE_HELP = `Usage:
   prepare-card (--boot DIR | --image IMG [--out OUT.img]) --config signage-agent.json
                [--mqtt-pass FILE] [--ca FILE] [--cert FILE] [--key FILE] COMMON
   prepare-card --image BASE.img --csv devices.csv --template template.json --out-dir DIR COMMON
 COMMON: --bundle signage-agent-X.Y.Z.tgz --node-tarball node-vX-linux-arm64.tar.xz [--node-sha256 HEX]
-        [--boot-mount /boot/firmware]
+        [--boot-mount /boot/firmware] [--issued DIR]
 
 Puts on a Raspberry Pi OS card's boot partition (a mounted folder, or the FAT partition inside an
 image file, written with mtools: no mount, no root) the device's config and MQTT secrets, and in
@@ -19,7 +19,10 @@ signage/ the installer, the agent bundle (npm pack output), the pinned Node tarb
 first-boot hook (cmdline.txt systemd.run=; Imager's firstrun.sh is chained). With --csv, one image
 per row is written to --out-dir as DEVICEID.img (columns: deviceId, groups as a;b, any config key
 as a dotted path such as mqtt.username, secret:signage-agent.mqtt.pass = a file per device).
-The Node sha256 comes from --node-sha256 or node.sha256 / SHASUMS256.txt beside the tarball.`;
+The Node sha256 comes from --node-sha256 or node.sha256 / SHASUMS256.txt beside the tarball.
+--issued DIR (the broker's issued/ folder, signagectl broker add-device) puts each device's own
+password or client certificate, and the CA, from DIR/DEVICEID/ on its card and sets its mqtt
+username, passwordFile, caFile, certFile and keyFile accordingly.`;
 
 export interface Io {
   out(line: string): void;
@@ -55,7 +58,7 @@ export async function prepareCardCli(argv: string[], io: Io): Promise<number> {
         'mqtt-pass': { type: 'string' }, ca: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' },
         csv: { type: 'string' }, template: { type: 'string' }, 'out-dir': { type: 'string' },
         bundle: { type: 'string' }, 'node-tarball': { type: 'string' }, 'node-sha256': { type: 'string' },
-        'boot-mount': { type: 'string', default: '/boot/firmware' }, help: { type: 'boolean', short: 'h' },
+        'boot-mount': { type: 'string', default: '/boot/firmware' }, issued: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
     }).values;
   } catch (e) {
@@ -79,9 +82,10 @@ export async function prepareCardCli(argv: string[], io: Io): Promise<number> {
       const devices = devicesFromCsv(readFileSync(values.csv, 'utf8'), readJson(values.template, '--template'), path.dirname(path.resolve(values.csv)));
       const offset = await fatPartitionOffset(values.image);
       let failed = 0;
-      for (const d of devices) {
-        const out = path.join(values['out-dir'], `${String(d.config.deviceId)}.img`);
+      for (const row of devices) {
+        const out = path.join(values['out-dir'], `${String(row.config.deviceId)}.img`);
         try {
+          const d = values.issued !== undefined ? withIssued(row, values.issued) : row;
           await copyFile(values.image, out);
           const r = await prepareCard(new ImageTarget(out, offset, tmp), { ...common, config: d.config, secrets: d.secrets });
           io.out(`${r.deviceId}: ${out}`);
@@ -113,7 +117,8 @@ export async function prepareCardCli(argv: string[], io: Io): Promise<number> {
       }
       target = new ImageTarget(image, await fatPartitionOffset(image), tmp);
     }
-    const inputs: CardInputs = { ...common, config: readJson(values.config, '--config'), secrets };
+    const row = { config: readJson(values.config, '--config'), secrets };
+    const inputs: CardInputs = { ...common, ...(values.issued !== undefined ? withIssued(row, values.issued) : row) };
     const r = await prepareCard(target, inputs);
     for (const w of r.warnings) io.err(`warning: ${w}`);
     io.out(`${r.deviceId}: prepared ${target.label}: ${r.files.join(' ')}`);

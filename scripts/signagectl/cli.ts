@@ -1,3 +1,4 @@
+import { brokerCommand } from './broker.js';
 import { cmdCommand, reportCommand, screenshotCommand } from './cmd.js';
 import { CliError, type Io } from './conn.js';
 import { assignCommand, overrideCommand } from './desired.js';
@@ -13,6 +14,7 @@ Usage:
   signagectl screenshot --device ID --out FILE                           the screen's current frame (PNG)
   signagectl watch    [--once --for 5s]                                  live fleet table
   signagectl report   [--date D] [--device ID | --all] [--csv]           a day's compliance
+  signagectl broker   init-ca|add-device|revoke-device|add-operator       broker credentials and ACL
   signagectl COMMAND --help
 
 Every command takes --config FILE (a JSON file with the agent-style "mqtt" object) or --url URL.
@@ -25,6 +27,7 @@ const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number>> = {
   screenshot: screenshotCommand,
   watch: watchCommand,
   report: reportCommand,
+  broker: brokerCommand,
 };
 
 /** Runs one signagectl invocation; never throws, returns the exit code. */
