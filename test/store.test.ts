@@ -2,6 +2,7 @@ import t from 'tap';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { SqliteStore } from '../agent/store/sqlite-store.js';
+import { migrations } from '../agent/store/migrations.js';
 import { silentLogger } from '../agent/core/log.js';
 import type { PlayStart } from '../agent/store/store.js';
 import { tempDir, type Teardown } from './helpers/tmp.js';
@@ -31,7 +32,7 @@ t.test('schema is migrated, WAL with synchronous=FULL', async (t) => {
   const s = await open(file);
   await s.stop();
   const out = execFileSync('sqlite3', [file, 'PRAGMA user_version; PRAGMA journal_mode;']).toString().trim().split('\n');
-  t.equal(out[0], '1');
+  t.equal(out[0], String(migrations.at(-1)!.version));
   t.equal(out[1], 'wal');
   // reopening an up-to-date store is a no-op
   const again = await open(file);
@@ -52,7 +53,9 @@ t.test('play lifecycle: seq rises, event queued in the same transaction, counts 
   const a = await s.recordPlayStart(start());
   const ev1 = await s.recordPlayEnd(a, { endedAt: 31_010, durationMs: 30_000, outcome: 'completed', target: 10 }, 'dev-1');
   t.equal(ev1.seq, 1);
-  t.equal(ev1.eventId, 'dev-1:1');
+  t.match(s.storeId(), /^[0-9a-f]{16}$/, 'a random storeId made with the store');
+  t.equal(ev1.storeId, s.storeId());
+  t.equal(ev1.eventId, `dev-1:${s.storeId()}:1`, 'eventId is deviceId:storeId:seq');
   t.equal(ev1.played, 1);
   t.equal(ev1.target, 10);
   t.equal(ev1.startedAt, new Date(1010).toISOString());

@@ -30,6 +30,7 @@ export class Db {
       try {
         const r = await fn(q);
         await q.run('COMMIT');
+        for (const f of q.committed) f();
         return r;
       } catch (e) {
         await q.run('ROLLBACK').catch(() => undefined);
@@ -51,7 +52,14 @@ export class Db {
 }
 
 export class Query {
+  /** Run after this transaction commits (in-memory state that must follow the file, not lead it). */
+  readonly committed: Array<() => void> = [];
+
   constructor(private readonly db: sqlite3.Database) {}
+
+  onCommit(fn: () => void): void {
+    this.committed.push(fn);
+  }
 
   run(sql: string, params: Param[] = []): Promise<{ lastID: number; changes: number }> {
     return new Promise((resolve, reject) => {
