@@ -147,3 +147,21 @@ t.test('concurrent callers never interleave transactions', async (t) => {
   t.same(evs.map((e) => e.seq).sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i + 1));
   t.equal(Math.max(...evs.map((e) => e.played)), 50);
 });
+
+t.test('an interrupted play is closed at its expected end, not at a restart hours later (PROTOCOL v1.1 §8)', async (t) => {
+  const file = tempFile(t);
+  const s1 = await open(file);
+  const startedAt = Date.parse('2024-08-15T01:00:00Z');
+  await s1.recordPlayStart(start({ startedAt, expectedMs: 30_000 }));
+  await s1.recordPlayStart(start({ startedAt: startedAt + 3 * 3600_000, expectedMs: 30_000 }));
+  // power cut: reopen the file without stop(); the restart is 5 h after the first start
+  const s2 = await open(file);
+  t.teardown(() => s2.stop());
+  const restart = startedAt + 3 * 3600_000 + 10_000;
+  const closed = await s2.closeOpenPlays(restart, 'd', () => 10);
+  t.equal(closed[0]?.endedAt, new Date(startedAt + 30_000).toISOString(), 'endedAt = startedAt + expected length');
+  t.equal(closed[0]?.durationMs, 30_000);
+  t.equal(closed[1]?.endedAt, new Date(restart).toISOString(), 'a restart before the expected end stays the end');
+  t.equal(closed[1]?.durationMs, 10_000);
+  await s1.stop().catch(() => undefined);
+});

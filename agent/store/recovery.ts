@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { readFile, rename } from 'node:fs/promises';
+import { link, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncDir, writeFileAtomic } from '../fsx/atomic.js';
 import { SCHEMA_NEWER } from './migrations.js';
@@ -34,12 +34,42 @@ export function utcStamp(at: number): string {
   return new Date(at).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 }
 
-/** agent.db → agent.db.broken-<UTC>, with its -wal and -shm beside it; returns the new name. */
+const SIDECARS = ['-wal', '-shm'];
+const KEPT = '.kept';
+
+/**
+ * Hard links to the -wal and -shm as they were before SQLite looked at them: a failed open
+ * deletes or resets them, and a post-mortem wants them as they were. Returns the cleanup for a
+ * good open.
+ */
+export async function keepSidecars(file: string): Promise<() => Promise<void>> {
+  const kept: string[] = [];
+  for (const suffix of SIDECARS) {
+    const f = file + suffix;
+    await unlink(f + KEPT).catch(() => undefined);
+    if (existsSync(f)) {
+      await link(f, f + KEPT);
+      kept.push(f + KEPT);
+    }
+  }
+  return async () => {
+    for (const k of kept) await unlink(k).catch(() => undefined);
+  };
+}
+
+/** agent.db → agent.db.broken-<UTC>, with its -wal and -shm (as kept before the failed open) beside it; returns the new name. */
 export async function moveAside(file: string, at: number): Promise<string> {
   let to = `${file}.broken-${utcStamp(at)}`;
   for (let i = 1; existsSync(to); i++) to = `${file}.broken-${utcStamp(at)}-${i}`;
-  for (const suffix of ['-wal', '-shm']) {
-    if (existsSync(file + suffix)) await rename(file + suffix, to + suffix);
+  for (const suffix of SIDECARS) {
+    const f = file + suffix;
+    if (existsSync(f + KEPT)) {
+      await rename(f + KEPT, to + suffix);
+      // What the failed open left under the live name belongs to the broken store, not the fresh one.
+      await unlink(f).catch(() => undefined);
+    } else if (existsSync(f)) {
+      await rename(f, to + suffix);
+    }
   }
   await rename(file, to);
   await fsyncDir(path.dirname(file));

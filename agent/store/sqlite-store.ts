@@ -7,7 +7,7 @@ import { diskFreeMB } from '../health/probes.js';
 import { Db, type Query } from './db.js';
 import { migrate } from './migrations.js';
 import { insertStart, interruptedEnd, playEvent, rowOf, startOf, type PlayDbRow } from './play-sql.js';
-import { moveAside, readMarker, unusableReason, writeMarker, type StoreReplacement } from './recovery.js';
+import { keepSidecars, moveAside, readMarker, unusableReason, writeMarker, type StoreReplacement } from './recovery.js';
 import type { DesiredDoc, DesiredKind, DesiredState, OutboxRow, PlayEnd, PlayRow, PlayStart, SourceKey, Store, StoreHealth } from './store.js';
 import { cannotWrite, WriteBuffer, type Pending, type PendingPlay } from './write-buffer.js';
 
@@ -61,8 +61,10 @@ export class SqliteStore implements Store {
     const existed = disk && existsSync(this.file);
     const marker = recover ? await readMarker(this.file) : undefined;
     let db: Db;
+    const release = recover && existed ? await keepSidecars(this.file) : async () => undefined;
     try {
       db = await this.open();
+      await release();
     } catch (e) {
       const reason = unusableReason(e);
       if (!recover || !reason) throw e;
