@@ -347,6 +347,7 @@ export class SqliteStore implements Store {
     if (this.buf.queue.length > 0) return;
     const spell = this.buf.recovered();
     if (spell) {
+      await this.checkFree();
       const detail = { since: new Date(spell.since).toISOString(), lastError: spell.error, droppedEvents: this.buf.droppedEvents };
       this.log.warn(detail, 'store can write again: every play kept in memory is written');
       this.buf.droppedEvents = 0;
