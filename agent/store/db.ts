@@ -12,9 +12,11 @@ export class Db {
 
   private constructor(private readonly db: sqlite3.Database) {}
 
-  static open(file: string): Promise<Db> {
+  /** `readOnly`: for tools that look at a store without changing it (doctor). */
+  static open(file: string, opts: { readOnly?: boolean } = {}): Promise<Db> {
     return new Promise((resolve, reject) => {
-      const d = new sqlite3.Database(file, (err) => (err ? reject(err) : resolve(new Db(d))));
+      const mode = opts.readOnly ? sqlite3.OPEN_READONLY : sqlite3.OPEN_READWRITE | sqlite3.OPEN_CREATE;
+      const d = new sqlite3.Database(file, mode, (err) => (err ? reject(err) : resolve(new Db(d))));
     });
   }
 
