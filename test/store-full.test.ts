@@ -2,7 +2,13 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { flushJobs, VirtualClock } from '../agent/core/clock.js';
 import { silentLogger } from '../agent/core/log.js';
+import type { Campaign } from '../agent/core/types.js';
+import { Engine } from '../agent/engine/engine.js';
+import { SimulatedPlayer } from '../agent/player/simulated.js';
+import { effectiveState } from '../agent/schedule/desired.js';
+import { Zone } from '../agent/schedule/zoned.js';
 import { SqliteStore } from '../agent/store/sqlite-store.js';
 import type { PlayStart } from '../agent/store/store.js';
 import { waitFor } from './helpers/link-rig.js';
@@ -111,4 +117,56 @@ t.test('free space under the floor: degraded and a disk-low event, before SQLite
   const events = (await s.outboxPeek(10)).map((r) => JSON.parse(r.payload) as { type: string; detail: { minFreeMB: number } });
   t.equal(events.filter((e) => e.type === 'disk-low').length, 1, 'one disk-low event');
   t.equal(events[0]?.detail.minFreeMB, 100);
+});
+
+t.test('engine on a full disk: no more spots than were due, none lost once space returns', async (t) => {
+  // Before: every record failed, the count never rose and the engine replayed the spot at once.
+  const dir = path.join(tempDir(t, 'store-full-engine-'), 'mnt');
+  mkdirSync(dir);
+  if (!mountTmpfs(dir, '4m')) {
+    t.plan(0, 'cannot mount a tmpfs here (not root?)');
+    return;
+  }
+  t.teardown(() => execFileSync('umount', ['-l', dir]));
+  const TZ = 'Asia/Ho_Chi_Minh';
+  const zone = new Zone(TZ);
+  const at = zone.localToEpoch('2024-08-15', 6 * 3600);
+  const clock = new VirtualClock(at);
+  const store = new SqliteStore({ file: path.join(dir, 'agent.db'), log: silentLogger(), clock, minFreeMB: 1 });
+  await store.start();
+  const c: Campaign = { id: 'c1', media: { url: 'file:///spot.mp4', sha256: 'ab'.repeat(32), durationMs: 30_000 }, timesPerDay: 5, windows: ['06:30-06:40'] };
+  const desired = effectiveState({ assignments: [{ source: 'device', version: 1, doc: { version: 1, campaigns: [c] }, appliedAt: at }], overrides: [] }, []);
+  const player = new SimulatedPlayer({ clock });
+  const engine = new Engine({
+    clock, store, player, log: silentLogger(), deviceId: 'dev', timezone: TZ,
+    desired: () => desired,
+    resolve: (m) => ({ path: m.url, sha256: m.sha256, durationMs: 30_000 }),
+  });
+  const settle = async (): Promise<void> => {
+    await flushJobs();
+    await engine.whenIdle();
+  };
+  await player.start();
+  await engine.start();
+  t.teardown(async () => {
+    await engine.stop();
+    await store.stop().catch(() => undefined);
+  });
+  await store.checkpoint();
+  const filler = path.join(dir, 'filler');
+  fill(filler);
+  await clock.advanceTo(zone.localToEpoch('2024-08-15', 6 * 3600 + 45 * 60), settle);
+  t.equal(player.history.length, 5, `5 spots on screen while the store could not write (${player.history.length})`);
+  t.equal(store.health().state, 'full');
+  t.equal((await store.countCompleted('2024-08-15')).get('c1'), 5, 'all five counted');
+  t.equal((await engine.compliance())[0]?.played, 5, 'compliance counts them');
+
+  rmSync(filler);
+  await clock.advanceTo(clock.now() + 10_000, settle);
+  await waitFor('written', () => store.health().pending === 0, 10_000);
+  const rows = await store.playsForDay('2024-08-15');
+  t.same(rows.map((r) => r.seq), [1, 2, 3, 4, 5], 'none lost, seq gapless');
+  t.ok(rows.every((r) => r.outcome === 'completed' && r.id > 0));
+  await clock.advanceTo(zone.localToEpoch('2024-08-15', 7 * 3600), settle);
+  t.equal(player.history.length, 5, 'and none replayed after');
 });
