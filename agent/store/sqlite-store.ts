@@ -47,6 +47,7 @@ export class SqliteStore implements Store {
   /** Highest seq and session written, so deferred writes can say what they will get. */
   private seqHigh = 0;
   private sessionHigh = 0;
+  private watchFree = false;
 
   constructor(private readonly ctx: SqliteStoreContext) {
     this.file = ctx.file;
@@ -87,7 +88,10 @@ export class SqliteStore implements Store {
       this.replaced = { reason: 'missing', ...(marker ? { previousStoreId: marker } : {}) };
     }
     if (recover && marker !== this.id) await writeMarker(this.file, this.id).catch((err: unknown) => this.log.warn({ err }, 'could not write the store-id marker'));
-    if (disk) {
+    // The floor is watched by the daemon (and where a floor is asked for): a tool's short-lived
+    // open must neither record disk-low nor hold the process open with a timer.
+    if (disk && (recover || this.ctx.minFreeMB !== undefined)) {
+      this.watchFree = true;
       await this.checkFree();
       this.armFreeCheck();
     }
@@ -306,7 +310,7 @@ export class SqliteStore implements Store {
   private failed(e: unknown): void {
     if (this.buf.failed(e, this.clock.now())) this.log.error({ err: e }, 'store cannot write: keeping plays and events in memory until it can');
     this.armRetry();
-    void this.checkFree();
+    if (this.watchFree) void this.checkFree();
   }
 
   private armRetry(): void {
@@ -347,7 +351,7 @@ export class SqliteStore implements Store {
     if (this.buf.queue.length > 0) return;
     const spell = this.buf.recovered();
     if (spell) {
-      await this.checkFree();
+      if (this.watchFree) await this.checkFree();
       const detail = { since: new Date(spell.since).toISOString(), lastError: spell.error, droppedEvents: this.buf.droppedEvents };
       this.log.warn(detail, 'store can write again: every play kept in memory is written');
       this.buf.droppedEvents = 0;
