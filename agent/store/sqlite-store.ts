@@ -1,9 +1,9 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { SystemClock, type Clock, type TimerHandle } from '../core/clock.js';
+import { SystemClock, type Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import type { AgentEvent, Assignment, EpochMs, LocalDate, Override, PlayEvent } from '../core/types.js';
-import { diskFreeMB } from '../health/probes.js';
+import { FreeSpaceFloor } from './free-space.js';
 import { Db, type Query } from './db.js';
 import { migrate } from './migrations.js';
 import { insertStart, interruptedEnd, playEvent, rowOf, startOf, type PlayDbRow } from './play-sql.js';
@@ -13,11 +13,8 @@ import { cannotWrite, WriteBuffer, type Pending, type PendingPlay } from './writ
 
 /** Commands older than this are forgotten; a command id replayed after that is refused by its expiresAt anyway. */
 const COMMAND_MEMORY_MS = 30 * 86_400_000;
-/** Writes waiting in memory are retried this often (and on every new write). */
-const RETRY_MS = 5_000;
 /** Free space in dataDir under which the store reports `degraded` and records `disk-low`. */
 export const DEFAULT_MIN_FREE_MB = 50;
-const FREE_CHECK_MS = 60_000;
 
 export interface SqliteStoreContext {
   file: string;
@@ -40,19 +37,30 @@ export class SqliteStore implements Store {
   private readonly clock: Clock;
   private id = '';
   private replaced: StoreReplacement | undefined;
-  private readonly buf = new WriteBuffer();
-  private flushing: Promise<void> | undefined;
-  private retryTimer: TimerHandle | undefined;
-  private freeTimer: TimerHandle | undefined;
+  private readonly buf: WriteBuffer;
+  private floor: FreeSpaceFloor | undefined;
   /** Highest seq and session written, so deferred writes can say what they will get. */
   private seqHigh = 0;
   private sessionHigh = 0;
-  private watchFree = false;
 
   constructor(private readonly ctx: SqliteStoreContext) {
     this.file = ctx.file;
     this.log = ctx.log;
     this.clock = ctx.clock ?? new SystemClock();
+    this.buf = new WriteBuffer({
+      clock: this.clock,
+      log: this.log,
+      lowMB: () => this.floor?.low(),
+      sink: {
+        open: () => this.db !== undefined,
+        failing: () => void this.floor?.check(),
+        write: (p, end) => this.d.tx((q) => this.writeOne(q, p, end)),
+        recovered: async (spell) => {
+          await this.floor?.check();
+          await this.recordEvent({ ts: new Date(this.clock.now()).toISOString(), type: 'store-recovered', detail: { ...spell, since: new Date(spell.since).toISOString() } });
+        },
+      },
+    });
   }
 
   async start(): Promise<void> {
@@ -91,9 +99,14 @@ export class SqliteStore implements Store {
     // The floor is watched by the daemon (and where a floor is asked for): a tool's short-lived
     // open must neither record disk-low nor hold the process open with a timer.
     if (disk && (recover || this.ctx.minFreeMB !== undefined)) {
-      this.watchFree = true;
-      await this.checkFree();
-      this.armFreeCheck();
+      this.floor = new FreeSpaceFloor({
+        dir: path.dirname(this.file),
+        minFreeMB: this.ctx.minFreeMB ?? DEFAULT_MIN_FREE_MB,
+        clock: this.clock,
+        log: this.log,
+        onLow: (freeMB, minFreeMB) => this.recordEvent({ ts: new Date(this.clock.now()).toISOString(), type: 'disk-low', detail: { freeMB, minFreeMB } }),
+      });
+      await this.floor.start();
     }
   }
 
@@ -120,9 +133,9 @@ export class SqliteStore implements Store {
   }
 
   async stop(): Promise<void> {
-    this.freeTimer?.cancel();
-    this.retryTimer?.cancel();
-    if (this.db && this.buf.queue.length > 0) await this.flush();
+    this.floor?.stop();
+    this.buf.stop();
+    if (this.db && this.buf.queue.length > 0) await this.buf.flush();
     if (this.buf.queue.length > 0) this.log.error({ pending: this.buf.queue.length }, 'store stopping with writes it could not make: they are lost');
     const db = this.db;
     this.db = undefined;
@@ -188,12 +201,11 @@ export class SqliteStore implements Store {
         return await this.d.tx((q) => insertStart(q, p));
       } catch (e) {
         if (!cannotWrite(e)) throw e;
-        this.failed(e);
+        this.buf.failed(e);
       }
     }
     const handle = this.buf.newHandle();
-    this.buf.push({ kind: 'play', handle, start: p });
-    void this.flush();
+    this.buf.enqueue({ kind: 'play', handle, start: p });
     return handle;
   }
 
@@ -211,14 +223,14 @@ export class SqliteStore implements Store {
         return await this.d.tx((q) => this.closePlay(q, rowId, end, deviceId));
       } catch (e) {
         if (!cannotWrite(e)) throw e;
-        this.failed(e);
+        this.buf.failed(e);
       }
     }
     const row = await this.d.read((q) => q.get<PlayDbRow>('SELECT * FROM plays WHERE id = ?', [rowId]));
     if (!row) throw new Error(`no play ${id}`);
     if (row.outcome !== null) throw new Error(`play ${id} already ended (${row.outcome})`);
     const p: PendingPlay = { kind: 'play', handle: rowId, rowId, start: startOf(row), end: { end, deviceId } };
-    this.buf.push(p);
+    this.buf.enqueue(p);
     return this.deferred(p);
   }
 
@@ -254,13 +266,13 @@ export class SqliteStore implements Store {
         });
       } catch (e) {
         if (!cannotWrite(e)) throw e;
-        this.failed(e);
+        this.buf.failed(e);
       }
     }
     const out: PlayEvent[] = [];
     for (const r of await this.d.read(openRows)) {
       const p: PendingPlay = { kind: 'play', handle: r.id, rowId: r.id, start: startOf(r), end: { end: endOf(r), deviceId } };
-      this.buf.push(p);
+      this.buf.enqueue(p);
       out.push(await this.deferred(p));
     }
     return out;
@@ -303,60 +315,8 @@ export class SqliteStore implements Store {
     const ahead = this.buf.plays().filter((x) => x.end);
     const seq = this.seqHigh + ahead.indexOf(p) + 1;
     const played = (await this.countCompleted(p.start.day)).get(p.start.campaignId) ?? 0;
-    void this.flush();
+    void this.buf.flush();
     return playEvent({ deviceId: end.deviceId, storeId: this.id }, seq, p.start, end.end, played);
-  }
-
-  private failed(e: unknown): void {
-    if (this.buf.failed(e, this.clock.now())) this.log.error({ err: e }, 'store cannot write: keeping plays and events in memory until it can');
-    this.armRetry();
-    if (this.watchFree) void this.checkFree();
-  }
-
-  private armRetry(): void {
-    if (this.retryTimer || !this.db) return;
-    this.retryTimer = this.clock.setTimer(RETRY_MS, () => {
-      this.retryTimer = undefined;
-      void this.flush();
-    });
-  }
-
-  /** Writes what waits in memory, oldest first, one transaction each; stops at the first that cannot be written. */
-  private flush(): Promise<void> {
-    this.flushing ??= this.drain().finally(() => {
-      this.flushing = undefined;
-    });
-    return this.flushing;
-  }
-
-  private async drain(): Promise<void> {
-    while (this.db && this.buf.queue.length > 0) {
-      const p = this.buf.queue[0]!;
-      // An end attached while its start is being written is written on the next pass.
-      const end = p.kind === 'play' ? p.end : undefined;
-      try {
-        await this.d.tx((q) => this.writeOne(q, p, end));
-      } catch (e) {
-        if (cannotWrite(e)) {
-          this.failed(e);
-          return;
-        }
-        this.log.error({ err: e, kind: p.kind }, 'a deferred write failed for good; dropped');
-        this.buf.queue.shift();
-        continue;
-      }
-      if (p.kind === 'play' && p.end && !end) continue;
-      this.buf.queue.shift();
-    }
-    if (this.buf.queue.length > 0) return;
-    const spell = this.buf.recovered();
-    if (spell) {
-      if (this.watchFree) await this.checkFree();
-      const detail = { since: new Date(spell.since).toISOString(), lastError: spell.error, droppedEvents: this.buf.droppedEvents };
-      this.log.warn(detail, 'store can write again: every play kept in memory is written');
-      this.buf.droppedEvents = 0;
-      await this.recordEvent({ ts: new Date(this.clock.now()).toISOString(), type: 'store-recovered', detail }).catch(() => undefined);
-    }
   }
 
   private async writeOne(q: Query, p: Pending, end: PendingPlay['end']): Promise<void> {
@@ -381,31 +341,6 @@ export class SqliteStore implements Store {
     }
   }
 
-  private async checkFree(): Promise<void> {
-    const min = this.ctx.minFreeMB ?? DEFAULT_MIN_FREE_MB;
-    let free: number;
-    try {
-      free = await diskFreeMB(path.dirname(this.file));
-    } catch {
-      return;
-    }
-    const wasLow = this.buf.health().freeMB !== undefined;
-    // 10% hysteresis, so a card hovering at the floor does not flood the event topic.
-    if (free < min || (wasLow && free < min * 1.1)) {
-      this.buf.setLow({ freeMB: free });
-      if (!wasLow) {
-        this.log.warn({ freeMB: free, minFreeMB: min }, 'dataDir is almost full');
-        await this.recordEvent({ ts: new Date(this.clock.now()).toISOString(), type: 'disk-low', detail: { freeMB: free, minFreeMB: min } }).catch(() => undefined);
-      }
-    } else {
-      this.buf.setLow(undefined);
-    }
-  }
-
-  private armFreeCheck(): void {
-    this.freeTimer = this.clock.setTimer(FREE_CHECK_MS, () => void this.checkFree().finally(() => this.db && this.armFreeCheck()));
-  }
-
   // --- events and outbox
 
   async recordEvent(e: AgentEvent): Promise<void> {
@@ -415,11 +350,10 @@ export class SqliteStore implements Store {
         return;
       } catch (err) {
         if (!cannotWrite(err)) throw err;
-        this.failed(err);
+        this.buf.failed(err);
       }
     }
-    this.buf.push({ kind: 'event', event: e });
-    void this.flush();
+    this.buf.enqueue({ kind: 'event', event: e });
   }
 
   private async insertEvent(q: Query, e: AgentEvent): Promise<void> {
@@ -485,13 +419,12 @@ export class SqliteStore implements Store {
         return v;
       } catch (e) {
         if (!cannotWrite(e)) throw e;
-        this.failed(e);
+        this.buf.failed(e);
       }
     }
     // The link must still connect (heartbeats tell the NOC the store is full): the session rises in memory.
     this.sessionHigh++;
-    this.buf.push({ kind: 'session', value: this.sessionHigh });
-    void this.flush();
+    this.buf.enqueue({ kind: 'session', value: this.sessionHigh });
     return this.sessionHigh;
   }
 

@@ -1,3 +1,5 @@
+import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Logger } from '../core/log.js';
 import type { AgentEvent } from '../core/types.js';
 import type { PlayEnd, PlayStart, StoreHealth } from './store.js';
 
@@ -14,6 +16,9 @@ export function cannotWrite(e: unknown): boolean {
   return typeof code === 'string' && CANNOT_WRITE.has(code);
 }
 
+/** Writes waiting in memory are retried this often (and on every new write). */
+const RETRY_MS = 5_000;
+
 /** Events beyond this many waiting in memory drop the oldest event (plays are never dropped). */
 export const MAX_PENDING_EVENTS = 1000;
 
@@ -29,21 +34,38 @@ export interface PendingPlay {
 
 export type Pending = PendingPlay | { kind: 'event'; event: AgentEvent } | { kind: 'session'; value: number };
 
-/** The FIFO of unwritten writes and the store's health; the SqliteStore writes them out in order. */
+export interface WriteSink {
+  /** Writes one item in one transaction; `end` is the play end as it was when the write began. */
+  write(p: Pending, end: PendingPlay['end']): Promise<void>;
+  /** The store can write again and nothing waits (the spell that ended). */
+  recovered(spell: { error: string; since: number; droppedEvents: number }): Promise<void>;
+  /** False once the store is closed. */
+  open(): boolean;
+  /** A write just failed (the store re-reads free space). */
+  failing(): void;
+}
+
+/**
+ * The FIFO of unwritten writes and the store's health. Written out in order, one transaction
+ * each, on a retry timer and before every new write; stops at the first that cannot be written.
+ */
 export class WriteBuffer {
   readonly queue: Pending[] = [];
+  private flushing: Promise<void> | undefined;
+  private retryTimer: TimerHandle | undefined;
+
+  constructor(private readonly ctx: { clock: Clock; log: Logger; sink: WriteSink; lowMB: () => number | undefined }) {}
   /** Negative handle → row id, once a deferred start is written (the engine still holds the handle). */
   readonly aliases = new Map<number, number>();
   private nextHandle = -1;
   private failing: { error: string; since: number } | undefined;
-  private low: { freeMB: number } | undefined;
-  droppedEvents = 0;
+  private droppedEvents = 0;
 
   newHandle(): number {
     return this.nextHandle--;
   }
 
-  push(p: Pending): void {
+  private push(p: Pending): void {
     this.queue.push(p);
     if (p.kind !== 'event') return;
     let events = this.queue.filter((x) => x.kind === 'event').length;
@@ -61,36 +83,75 @@ export class WriteBuffer {
     return this.queue.filter((p): p is PendingPlay => p.kind === 'play');
   }
 
-  /** A write failed because the store cannot write; true when this starts a failing spell. */
-  failed(e: unknown, at: number): boolean {
-    const first = !this.failing;
-    this.failing = { error: `${(e as { code?: string }).code ?? 'error'}: ${(e as Error).message}`, since: this.failing?.since ?? at };
-    return first;
+  /** A write failed because the store cannot write: note it and retry later. */
+  failed(e: unknown): void {
+    if (!this.failing) this.ctx.log.error({ err: e }, 'store cannot write: keeping plays and events in memory until it can');
+    this.failing = { error: `${(e as { code?: string }).code ?? 'error'}: ${(e as Error).message}`, since: this.failing?.since ?? this.ctx.clock.now() };
+    this.armRetry();
+    this.ctx.sink.failing();
   }
 
-  /** Everything waiting was written; returns the spell that ended, if one did. */
-  recovered(): { error: string; since: number } | undefined {
-    const f = this.failing;
-    this.failing = undefined;
-    return f;
+  /** Adds `p` and tries to write everything waiting. */
+  enqueue(p: Pending): void {
+    this.push(p);
+    void this.flush();
   }
 
-  isFailing(): boolean {
-    return this.failing !== undefined;
+  flush(): Promise<void> {
+    this.flushing ??= this.drain().finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
   }
 
-  /** Free space under the floor (undefined = above it). */
-  setLow(low: { freeMB: number } | undefined): void {
-    this.low = low;
+  stop(): void {
+    this.retryTimer?.cancel();
+    this.retryTimer = undefined;
   }
 
   health(): StoreHealth {
-    const state = this.failing || this.queue.length > 0 ? 'full' : this.low ? 'degraded' : 'ok';
+    const low = this.ctx.lowMB();
+    const state = this.failing || this.queue.length > 0 ? 'full' : low !== undefined ? 'degraded' : 'ok';
     return {
       state,
       pending: this.queue.length,
       ...(this.failing ? { lastError: this.failing.error, since: new Date(this.failing.since).toISOString() } : {}),
-      ...(this.low ? { freeMB: this.low.freeMB } : {}),
+      ...(low !== undefined ? { freeMB: low } : {}),
     };
+  }
+
+  private armRetry(): void {
+    if (this.retryTimer || !this.ctx.sink.open()) return;
+    this.retryTimer = this.ctx.clock.setTimer(RETRY_MS, () => {
+      this.retryTimer = undefined;
+      void this.flush();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.ctx.sink.open() && this.queue.length > 0) {
+      const p = this.queue[0]!;
+      // An end attached while its start is being written is written on the next pass.
+      const end = p.kind === 'play' ? p.end : undefined;
+      try {
+        await this.ctx.sink.write(p, end);
+      } catch (e) {
+        if (cannotWrite(e)) {
+          this.failed(e);
+          return;
+        }
+        this.ctx.log.error({ err: e, kind: p.kind }, 'a deferred write failed for good; dropped');
+        this.queue.shift();
+        continue;
+      }
+      if (p.kind === 'play' && p.end && !end) continue;
+      this.queue.shift();
+    }
+    if (this.queue.length > 0 || !this.failing) return;
+    const spell = { ...this.failing, droppedEvents: this.droppedEvents };
+    this.failing = undefined;
+    this.droppedEvents = 0;
+    this.ctx.log.warn(spell, 'store can write again: every play kept in memory is written');
+    await this.ctx.sink.recovered(spell).catch(() => undefined);
   }
 }
