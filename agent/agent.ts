@@ -76,6 +76,7 @@ export class Agent implements LinkHost {
   async start(): Promise<void> {
     const { store, media, health, player, link, notifier } = this.ctx;
     await this.step('store', () => store.start(), () => store.stop());
+    await this.reportReplacedStore();
     this.desired = effectiveState(await store.loadDesired(), this.ctx.config.groups);
     const hk = this.ctx.housekeeping;
     if (hk) await this.step('housekeeping', () => hk.start(), () => hk.stop());
@@ -120,6 +121,23 @@ export class Agent implements LinkHost {
     this.started.push({ name, stop });
   }
 
+  /**
+   * A store found unusable (moved aside) or missing was replaced by a fresh one: say so. The
+   * fresh store knows no plays, so today's counts start at zero and the day's plays are played
+   * again; the new storeId keeps every eventId unique.
+   */
+  private async reportReplacedStore(): Promise<void> {
+    const r = this.ctx.store.replacement();
+    if (!r) return;
+    this.log.warn({ ...r, storeId: this.ctx.store.storeId() }, 'store replaced by a fresh one');
+    await this.recordEvent('store-replaced', {
+      ...r,
+      storeId: this.ctx.store.storeId(),
+      countsReset: true,
+      note: "a fresh store cannot know the plays of the old one: today's counts start at zero",
+    });
+  }
+
   /** Records an agent event (PROTOCOL §3 `event`) through the outbox. */
   async recordEvent(type: string, detail: unknown): Promise<void> {
     const e: AgentEvent = { ts: new Date(this.ctx.clock.now()).toISOString(), type, detail };
@@ -154,7 +172,11 @@ export class Agent implements LinkHost {
   async heartbeatFields(): Promise<Record<string, unknown>> {
     const [h, compliance] = await Promise.all([this.ctx.health.sample(), this.engine.compliance()]);
     const ps = this.ctx.player.state();
+    const sh = this.ctx.store.health();
     return {
+      storeId: this.ctx.store.storeId(),
+      // Not queued: the NOC sees a store that cannot write while the outbox cannot tell it.
+      store: { state: sh.state, pending: sh.pending, ...(sh.lastError ? { lastError: sh.lastError } : {}) },
       cpuTempC: h.cpuTempC,
       load1: h.load1,
       memUsedPct: h.memUsedPct,
@@ -187,6 +209,8 @@ export class Agent implements LinkHost {
     const now = this.ctx.clock.now();
     return {
       deviceId: this.ctx.config.deviceId,
+      storeId: this.ctx.store.storeId(),
+      store: this.ctx.store.health(),
       agentVersion: this.ctx.agentVersion,
       bootedAt: new Date(this.ctx.bootedAt).toISOString(),
       uptimeSec: Math.round((now - this.ctx.bootedAt) / 1000),

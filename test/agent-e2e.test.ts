@@ -13,13 +13,15 @@ t.test('assignment over MQTT → loop plays, spots inserted at their slots, proo
 
   const mine = (suffix: string): PlayMsg[] => s.messages<PlayMsg>('e2e-1', suffix);
   await waitFor('birth', () => mine('status').some((s) => (s as unknown as { online: boolean }).online === true), 20_000);
-  const birth = mine('status')[0] as unknown as { session: number; applied: { groups: Record<string, number> }; agentVersion: string };
+  const birth = mine('status')[0] as unknown as { session: number; storeId: string; applied: { groups: Record<string, number> }; agentVersion: string };
   t.equal(birth.session, 1);
+  t.match(birth.storeId, /^[0-9a-f]{16}$/, 'status carries the storeId');
   await waitFor('three completed plays', () => mine('play').filter((p) => p.outcome === 'completed').length >= 3, 40_000);
   const plays = mine('play');
   t.same(plays.map((p) => p.seq), plays.map((_, i) => i + 1), 'seq gapless from 1');
   for (const p of plays.slice(0, 3)) {
-    t.equal(p.eventId, `e2e-1:${p.seq}`);
+    t.equal(p.storeId, birth.storeId, 'play event carries the storeId');
+    t.equal(p.eventId, `e2e-1:${birth.storeId}:${p.seq}`);
     t.equal(p.campaignId, 'spot');
     t.equal(p.mediaSha256, clips.spot.sha256);
     t.equal(p.outcome, 'completed');
@@ -45,6 +47,8 @@ t.test('assignment over MQTT → loop plays, spots inserted at their slots, proo
   t.equal(comp?.campaignId, 'spot');
   t.equal(comp?.target, 120);
   t.match((hb.player as { state: string }).state, /^(playing|idle)$/);
+  t.equal(hb.storeId, birth.storeId, 'heartbeat carries the storeId');
+  t.same(hb.store, { state: 'ok', pending: 0 }, 'heartbeat carries the store state');
 
   await obs.publish('signage/device/e2e-1/cmd', JSON.stringify({ id: 'c-1', name: 'ping' }));
   await obs.publish('signage/device/e2e-1/cmd', JSON.stringify({ id: 'c-2', name: 'report', args: { date: plays[0]!.day } }));

@@ -55,12 +55,12 @@ t.test('a healthy box passes every check', async (t) => {
   copyFileSync(clip, path.join(dir, 'data', 'media', `${sha256File(clip)}.mp4`));
   const { code, lines } = await doctor(t, { dataDir: path.join(dir, 'data') });
   t.equal(code, 0, lines.join('\n'));
-  for (const n of ['mpv', 'mpv output', 'hdmi', 'power', 'dataDir', 'clock', 'timezone', 'broker', 'media cache', 'unit']) {
+  for (const n of ['mpv', 'mpv output', 'hdmi', 'power', 'dataDir', 'store', 'clock', 'timezone', 'broker', 'media cache', 'unit']) {
     t.match(line(lines, n), /^✓ /, n);
   }
   t.match(line(lines, 'mpv output'), /opened vo=null .*; decoder on a cached clip: \S+$/);
   t.match(line(lines, 'media cache'), /every file matches its sha256/);
-  t.match(lines.at(-1), /10 ok, 0 warning\(s\), 0 failed/);
+  t.match(lines.at(-1), /11 ok, 0 warning\(s\), 0 failed/);
 });
 
 t.test('missing mpv fails clearly', async (t) => {
@@ -117,4 +117,24 @@ t.test('a display held by the running agent is a warning, not a failure', async 
   const { code, lines } = await doctor(t, { exec: busy });
   t.match(line(lines, 'mpv output'), /^! mpv output: the display is held by another program .* — fix: .*systemctl stop signage-agent/);
   t.equal(code, 0);
+});
+
+t.test('store: a healthy store shows its storeId; a broken one fails; moved-aside stores are named', async (t) => {
+  const { SqliteStore } = await import('../agent/store/sqlite-store.js');
+  const dir = tempDir(t, 'doctor-store-');
+  const data = path.join(dir, 'data');
+  const store = new SqliteStore({ file: path.join(data, 'agent.db'), log: silentLogger(), recover: true });
+  await store.start();
+  const id = store.storeId();
+  await store.stop();
+  const healthy = await doctor(t, { dataDir: data });
+  t.match(line(healthy.lines, 'store'), new RegExp(`^✓ store: .*storeId ${id}, quick_check ok`));
+  t.equal(line(healthy.lines, 'store moved aside'), '(no store moved aside line)');
+
+  writeFileSync(path.join(data, 'agent.db'), 'not a database at all, just garbage bytes'.repeat(200));
+  writeFileSync(path.join(data, 'agent.db.broken-20261202T101500Z'), 'old');
+  const broken = await doctor(t, { dataDir: data });
+  t.equal(broken.code, 1, 'a store that cannot be opened fails doctor');
+  t.match(line(broken.lines, 'store'), /^✗ store: .*cannot be opened \(SQLITE_NOTADB/);
+  t.match(line(broken.lines, 'store moved aside'), /^! store moved aside: 1 store\(s\).*agent\.db\.broken-20261202T101500Z/);
 });

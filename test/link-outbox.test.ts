@@ -52,7 +52,7 @@ t.test('broker killed while plays are recorded: after restart every play arrives
 
   const { seqs, dups } = dedupe(plays());
   t.same(seqs, Array.from({ length: total }, (_, i) => i + 1), `all ${total} plays, first arrivals in seq order, gapless`);
-  t.ok(plays().every((p) => p.eventId === `${DEVICE}:${p.seq}`), 'eventId is deviceId:seq');
+  t.ok(plays().every((p) => p.eventId === `${DEVICE}:${r.store.storeId()}:${p.seq}` && p.storeId === r.store.storeId()), 'eventId is deviceId:storeId:seq');
   t.comment(`duplicates a deduping consumer dropped: ${dups}`);
   t.ok(r.link.currentSession() >= 2, 'reconnected');
 });

@@ -1,8 +1,8 @@
 import t from 'tap';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { migrations } from '../agent/store/migrations.js';
 import { SqliteStore } from '../agent/store/sqlite-store.js';
+import { migrations } from '../agent/store/migrations.js';
 import { silentLogger } from '../agent/core/log.js';
 import type { PlayStart } from '../agent/store/store.js';
 import { tempDir, type Teardown } from './helpers/tmp.js';
@@ -53,7 +53,9 @@ t.test('play lifecycle: seq rises, event queued in the same transaction, counts 
   const a = await s.recordPlayStart(start());
   const ev1 = await s.recordPlayEnd(a, { endedAt: 31_010, durationMs: 30_000, outcome: 'completed', target: 10 }, 'dev-1');
   t.equal(ev1.seq, 1);
-  t.equal(ev1.eventId, 'dev-1:1');
+  t.match(s.storeId(), /^[0-9a-f]{16}$/, 'a random storeId made with the store');
+  t.equal(ev1.storeId, s.storeId());
+  t.equal(ev1.eventId, `dev-1:${s.storeId()}:1`, 'eventId is deviceId:storeId:seq');
   t.equal(ev1.played, 1);
   t.equal(ev1.target, 10);
   t.equal(ev1.startedAt, new Date(1010).toISOString());
@@ -144,4 +146,22 @@ t.test('concurrent callers never interleave transactions', async (t) => {
   const evs = await Promise.all(ids.map((id) => s.recordPlayEnd(id, { endedAt: 99, durationMs: 1, outcome: 'completed', target: 50 }, 'd')));
   t.same(evs.map((e) => e.seq).sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i + 1));
   t.equal(Math.max(...evs.map((e) => e.played)), 50);
+});
+
+t.test('an interrupted play is closed at its expected end, not at a restart hours later (PROTOCOL v1.1 §8)', async (t) => {
+  const file = tempFile(t);
+  const s1 = await open(file);
+  const startedAt = Date.parse('2024-08-15T01:00:00Z');
+  await s1.recordPlayStart(start({ startedAt, expectedMs: 30_000 }));
+  await s1.recordPlayStart(start({ startedAt: startedAt + 3 * 3600_000, expectedMs: 30_000 }));
+  // power cut: reopen the file without stop(); the restart is 5 h after the first start
+  const s2 = await open(file);
+  t.teardown(() => s2.stop());
+  const restart = startedAt + 3 * 3600_000 + 10_000;
+  const closed = await s2.closeOpenPlays(restart, 'd', () => 10);
+  t.equal(closed[0]?.endedAt, new Date(startedAt + 30_000).toISOString(), 'endedAt = startedAt + expected length');
+  t.equal(closed[0]?.durationMs, 30_000);
+  t.equal(closed[1]?.endedAt, new Date(restart).toISOString(), 'a restart before the expected end stays the end');
+  t.equal(closed[1]?.durationMs, 10_000);
+  await s1.stop().catch(() => undefined);
 });

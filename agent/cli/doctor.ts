@@ -9,6 +9,8 @@ import { MediaCache } from '../media/cache.js';
 import { FINAL_RE } from '../media/index-file.js';
 import { listHdmiConnectors } from '../player/display.js';
 import { buildMpvArgs } from '../player/mpv-args.js';
+import { inspectStore } from '../store/inspect.js';
+import { storeFileOf } from './plan-cmd.js';
 import { brokerFix, connectOnce, toolClientOptions } from './broker.js';
 
 // `signage-agent doctor` (PROTOCOL §1, issue 5): what an installer runs at the box. One line per
@@ -81,6 +83,7 @@ export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
     ...(await guard('hdmi', () => checkHdmi(ctx))),
     ...(await guard('power', () => checkThrottling(ctx))),
     ...(await guard('dataDir', () => checkDataDir(ctx))),
+    ...(await guard('store', () => checkStore(ctx))),
     ...(await guard('clock', () => checkClock(exec))),
     ...(await guard('timezone', async () => checkTimezone(ctx.config.timezone))),
   ];
@@ -186,6 +189,33 @@ async function checkDataDir(ctx: DoctorContext): Promise<CheckResult> {
   const min = ctx.minFreeMB ?? 500;
   if (free < min) return { name: 'dataDir', level: 'warn', detail: `${dir} writable, only ${free} MB free`, fix: `free space or lower media.cacheMaxMB (${ctx.config.media.cacheMaxMB} MB); ${min} MB is the minimum advised` };
   return { name: 'dataDir', level: 'ok', detail: `${dir} writable, ${free} MB free` };
+}
+
+/** The proof-of-play store: opens read-only, and names stores the agent moved aside (issue 14 item 3). */
+async function checkStore(ctx: DoctorContext): Promise<CheckResult[]> {
+  const file = storeFileOf(ctx.config);
+  const s = await inspectStore(file);
+  const out: CheckResult[] = [];
+  if (s.error) {
+    out.push({ name: 'store', level: 'fail', detail: `${file} cannot be opened (${s.error})`, fix: "the agent moves it aside and starts a fresh store at its next start (a store-replaced event says so; today's counts restart at zero); keep the file for a post-mortem" });
+  } else if (!s.exists) {
+    out.push(
+      s.missing
+        ? { name: 'store', level: 'warn', detail: `${file} is missing although this dataDir had a store`, fix: 'the agent makes a fresh one (new storeId) and says so in a store-replaced event; check what deleted it' }
+        : { name: 'store', level: 'ok', detail: `${file} not made yet (the first start makes it)` },
+    );
+  } else {
+    out.push({ name: 'store', level: 'ok', detail: `${file}: schema ${s.schema}, storeId ${s.storeId ?? '(made at the next start)'}, quick_check ok` });
+  }
+  if (s.movedAside.length > 0) {
+    out.push({
+      name: 'store moved aside',
+      level: 'warn',
+      detail: `${s.movedAside.length} store(s) the agent could not open were moved aside: ${s.movedAside.join(', ')}`,
+      fix: `the plays they held were lost to the NOC's day counts; keep them for a post-mortem, then delete them from ${ctx.config.dataDir}`,
+    });
+  }
+  return out;
 }
 
 async function checkClock(exec: Exec): Promise<CheckResult> {

@@ -8,6 +8,7 @@ import { HealthSampler } from '../health/sampler.js';
 import { Housekeeping } from '../housekeeping/housekeeping.js';
 import { MqttLink } from '../link/link.js';
 import { MediaCache } from '../media/cache.js';
+import { INDEX_FILE } from '../media/index-file.js';
 import { readDisplayState } from '../player/display.js';
 import { MpvPlayer } from '../player/mpv-player.js';
 import { SqliteStore } from '../store/sqlite-store.js';
@@ -25,7 +26,15 @@ export interface RunEnv {
 export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
   const clock = new SystemClock();
   const bootedAt = clock.now();
-  const store = new SqliteStore({ file: storeFileOf(config), log: log.child({ component: 'store' }) });
+  // recover: a store that cannot be opened is moved aside and replaced, never a crash loop with
+  // a black screen; the media index shows that a missing store existed before.
+  const store = new SqliteStore({
+    file: storeFileOf(config),
+    log: log.child({ component: 'store' }),
+    clock,
+    recover: true,
+    evidence: [path.join(config.dataDir, 'media', INDEX_FILE)],
+  });
   // Late-bound: the cache and the player report to the agent, which needs them to exist first.
   let agent: Agent | undefined;
   const media = new MediaCache({

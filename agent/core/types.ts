@@ -53,6 +53,8 @@ export type DisplayState = 'connected' | 'disconnected' | 'unknown';
 export interface PlayEvent {
   eventId: string;
   seq: number;
+  /** PROTOCOL v1.1 §8: the store that numbered `seq`; eventId is `{deviceId}:{storeId}:{seq}`. */
+  storeId: string;
   deviceId: string;
   campaignId: string;
   mediaSha256: string;

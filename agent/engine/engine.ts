@@ -354,6 +354,7 @@ export class Engine {
       inWindow: w.inWindow,
       display: this.ctx.display?.() ?? 'unknown',
       clockSynced: this.ctx.clockSynced?.() ?? false,
+      expectedMs: cur.expectedMs,
     });
   }
 

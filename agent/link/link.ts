@@ -198,7 +198,7 @@ export class MqttLink implements Link {
   publishStatus(): Promise<void> {
     const next = this.statusChain.then(async () => {
       if (!this.up) return;
-      const body = { online: true, session: this.session, agentVersion: this.ctx.agentVersion, bootedAt: new Date(this.ctx.bootedAt).toISOString(), applied: await this.applied() };
+      const body = { online: true, session: this.session, storeId: this.ctx.store.storeId(), agentVersion: this.ctx.agentVersion, bootedAt: new Date(this.ctx.bootedAt).toISOString(), applied: await this.applied() };
       await this.publishRaw(this.topics.status, JSON.stringify(body), { qos: 1, retain: true });
     });
     this.statusChain = next.catch((e: unknown) => this.ctx.log.debug({ err: e }, 'status not published'));

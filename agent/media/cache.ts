@@ -48,6 +48,7 @@ interface Job {
 }
 
 const INDEX_FLUSH_MS = 10_000;
+const LAST_USED_PERSIST_MS = 3_600_000;
 
 /**
  * Content-addressed media cache (PROTOCOL §4): files are named by their sha256, only a file
@@ -148,8 +149,11 @@ export class MediaCache {
       }
       return undefined;
     }
+    const prev = f.lastUsed;
     f.lastUsed = this.ctx.clock.now();
-    this.markDirty();
+    // lastUsed on disk only orders eviction after a restart: an hour's precision is plenty, and
+    // rewriting index.json for every loop item was most of an idle screen's SD writes (issue 8).
+    if (Math.floor(prev / LAST_USED_PERSIST_MS) !== Math.floor(f.lastUsed / LAST_USED_PERSIST_MS)) this.markDirty();
     const clip: Clip = { path: file, sha256: f.sha256 };
     const d = f.durationMs ?? ref.durationMs;
     if (d !== undefined) clip.durationMs = d;

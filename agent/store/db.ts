@@ -12,9 +12,11 @@ export class Db {
 
   private constructor(private readonly db: sqlite3.Database) {}
 
-  static open(file: string): Promise<Db> {
+  /** `readOnly`: for tools that look at a store without changing it (doctor). */
+  static open(file: string, opts: { readOnly?: boolean } = {}): Promise<Db> {
     return new Promise((resolve, reject) => {
-      const d = new sqlite3.Database(file, (err) => (err ? reject(err) : resolve(new Db(d))));
+      const mode = opts.readOnly ? sqlite3.OPEN_READONLY : sqlite3.OPEN_READWRITE | sqlite3.OPEN_CREATE;
+      const d = new sqlite3.Database(file, mode, (err) => (err ? reject(err) : resolve(new Db(d))));
     });
   }
 
@@ -30,6 +32,7 @@ export class Db {
       try {
         const r = await fn(q);
         await q.run('COMMIT');
+        for (const f of q.committed) f();
         return r;
       } catch (e) {
         await q.run('ROLLBACK').catch(() => undefined);
@@ -51,7 +54,14 @@ export class Db {
 }
 
 export class Query {
+  /** Run after this transaction commits (in-memory state that must follow the file, not lead it). */
+  readonly committed: Array<() => void> = [];
+
   constructor(private readonly db: sqlite3.Database) {}
+
+  onCommit(fn: () => void): void {
+    this.committed.push(fn);
+  }
 
   run(sql: string, params: Param[] = []): Promise<{ lastID: number; changes: number }> {
     return new Promise((resolve, reject) => {

@@ -46,6 +46,15 @@ export const migrations: ReadonlyArray<{ version: number; sql: string }> = [
     `,
   },
   {
+    // storeId (PROTOCOL v1.1 §8): made with the store, so a replaced store never repeats an
+    // eventId. expected_ms caps an interrupted play's endedAt at its expected end.
+    version: 2,
+    sql: `
+      INSERT OR IGNORE INTO meta(key, value) VALUES ('store_id', lower(hex(randomblob(8))));
+      ALTER TABLE plays ADD COLUMN expected_ms INTEGER;
+    `,
+  },
+  {
     // Two outbox lanes (plays, events) each read their own rows oldest first: without this a
     // lane with few rows scans the other lane's whole backlog on every page.
     version: 4,
@@ -53,11 +62,16 @@ export const migrations: ReadonlyArray<{ version: number; sql: string }> = [
   },
 ];
 
+/** The error code of a store whose schema is newer than this agent's migrations. */
+export const SCHEMA_NEWER = 'SCHEMA_NEWER';
+
 export async function migrate(q: Query): Promise<number> {
   const row = await q.get<{ user_version: number }>('PRAGMA user_version');
   let current = row?.user_version ?? 0;
   const latest = migrations[migrations.length - 1]?.version ?? 0;
-  if (current > latest) throw new Error(`store schema ${current} is newer than this agent understands (${latest}); refusing to touch it`);
+  if (current > latest) {
+    throw Object.assign(new Error(`store schema ${current} is newer than this agent understands (${latest}); refusing to touch it`), { code: SCHEMA_NEWER });
+  }
   for (const m of migrations) {
     if (m.version <= current) continue;
     await q.exec('BEGIN IMMEDIATE');

@@ -1,3 +1,4 @@
+import type { StoreReplacement } from './recovery.js';
 import type { AgentEvent, Assignment, DisplayState, EpochMs, LocalDate, Outcome, Override, PlayEvent } from '../core/types.js';
 
 /** Where a desired-state document came from: `device` or `group/{g}`. */
@@ -26,6 +27,8 @@ export interface PlayStart {
   inWindow: boolean;
   display: DisplayState;
   clockSynced: boolean;
+  /** The clip's expected length: an interrupted play's endedAt is capped at startedAt + this. */
+  expectedMs?: number;
 }
 
 export interface PlayEnd {
@@ -53,6 +56,20 @@ export interface OutboxRow {
 }
 
 /**
+ * Whether the store can write (heartbeat `store`). `full`: writes fail (SQLITE_FULL, IOERR, a
+ * read-only card) and `pending` writes wait in memory; `degraded`: writes work but dataDir's free
+ * space is under the floor.
+ */
+export interface StoreHealth {
+  state: 'ok' | 'full' | 'degraded';
+  pending: number;
+  lastError?: string;
+  /** When the current failing spell began (ISO). */
+  since?: string;
+  freeMB?: number;
+}
+
+/**
  * The agent's only durable state: one SQLite file in dataDir (WAL, synchronous=FULL).
  * Every method is one transaction; a crash at any instant leaves a consistent file.
  * Play events and agent events enter the outbox in the same transaction that records them,
@@ -61,6 +78,11 @@ export interface OutboxRow {
 export interface Store {
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** The random id made with this store (PROTOCOL v1.1 §8); valid after start(). */
+  storeId(): string;
+  /** Set when start() found the store unusable or missing and made a fresh one. */
+  replacement(): StoreReplacement | undefined;
+  health(): StoreHealth;
 
   // --- desired state (PROTOCOL §3: versions monotonic per topic, surviving restarts)
   loadDesired(): Promise<DesiredState>;
@@ -74,10 +96,12 @@ export interface Store {
   recordPlayStart(p: PlayStart): Promise<number>;
   /**
    * Closes a play, gives it the next play `seq`, and queues its play event in the outbox,
-   * all in one transaction. Returns the event as queued.
+   * all in one transaction. Returns the event as queued. When the store cannot write, the play
+   * is kept in memory (counted at once) and written in order later; the event returned then
+   * carries the seq it will get.
    */
   recordPlayEnd(id: number, end: PlayEnd, deviceId: string): Promise<PlayEvent>;
-  /** Closes every play left open by a crash or power cut as `interrupted` (endedAt = `at`). */
+  /** Closes every play left open by a crash or power cut as `interrupted` (endedAt = `at`, capped at the expected end). */
   closeOpenPlays(at: EpochMs, deviceId: string, targetOf: (campaignId: string, day: LocalDate) => number): Promise<PlayEvent[]>;
   /** Completed, in-window plays per campaign for a local day. */
   countCompleted(day: LocalDate): Promise<Map<string, number>>;

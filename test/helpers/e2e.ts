@@ -17,6 +17,7 @@ export async function e2eClips(): Promise<{ spot: { url: string; sha256: string 
 export interface PlayMsg {
   eventId: string;
   seq: number;
+  storeId: string;
   deviceId: string;
   campaignId: string;
   mediaSha256: string;
