@@ -107,8 +107,7 @@ export class MediaCache {
     if (scan.removed.length > 0) this.markDirty();
     this.pump();
     this.evictSoon();
-    // After want() had a chance to pin the plan's media (the caller's next statement), so those go first.
-    queueMicrotask(() => this.recheck.start());
+    this.recheck.start();
   }
 
   /** Aborts downloads (their partial files stay for a resume) and writes the index. */

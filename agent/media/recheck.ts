@@ -50,10 +50,13 @@ export class Rechecker {
     this.everyMs = o.everyMs ?? RECHECK_EVERY_MS;
   }
 
-  /** Every file now in the cache needs a re-hash before it may be played. */
+  /**
+   * Every file now in the cache needs a re-hash before it may be played. The sweep begins on
+   * the next turn of the event loop, once the caller has said what the plan wants (want()).
+   */
   start(): void {
     for (const sha of this.host.files().keys()) this.unchecked.add(sha);
-    this.sweep();
+    this.sweep(true);
   }
 
   async stop(): Promise<void> {
@@ -89,10 +92,11 @@ export class Rechecker {
     while (this.sweeping) await this.running;
   }
 
-  private sweep(): void {
+  private sweep(defer = false): void {
     if (this.sweeping || this.stopped) return;
     this.sweeping = true;
     this.running = (async () => {
+      if (defer) await new Promise<void>((r) => setImmediate(r));
       for (;;) {
         const f = this.nextUnchecked();
         if (!f || this.stopped) break;
