@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
@@ -82,6 +83,18 @@ t.test('the probe is bounded: a hung mpv is killed and the file is verified with
   await rig.until(sha);
   t.equal(rig.cache.duration(sha), undefined);
   t.ok(rig.cache.resolve({ url: srv.url('/x.mp4'), sha256: sha }), 'playable all the same');
+});
+
+t.test('probeDuration: an audio-only file (probed again with its audio track) and a video with audio', async (t) => {
+  const dir = tempDir(t, 'media-');
+  const mp3 = path.join(dir, 'jingle.mp3');
+  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'sine=d=2.5', mp3]);
+  const ms = await probeDuration(mp3, { mpvPath: 'mpv' });
+  t.ok(ms !== undefined && Math.abs(ms - 2_500) <= 100, `audio ${ms} ms`);
+  const av = path.join(dir, 'av.mp4');
+  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=25', '-f', 'lavfi', '-i', 'sine', '-t', '2', '-pix_fmt', 'yuv420p', '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', av]);
+  const avMs = await probeDuration(av, { mpvPath: 'mpv' });
+  t.ok(avMs !== undefined && Math.abs(avMs - 2_000) <= 100, `video with audio ${avMs} ms`);
 });
 
 t.test('probeDuration: an unrecognised file and a missing mpv give no length', async (t) => {
