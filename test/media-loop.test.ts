@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import t from 'tap';
@@ -39,12 +39,21 @@ t.test('a new loop replaces the old one on screen only once verified; a 404 neve
   const store = new SqliteStore({ file: path.join(dir, 'agent.db'), log });
   let agent: Agent | undefined;
   const failed: string[] = [];
+  let aOnDiskWhenBVerified: boolean | undefined;
+  const fileOf = (ref: { sha256: string }): string => path.join(dir, 'media', `${ref.sha256}.mp4`);
   const media = new MediaCache({
     dir: path.join(dir, 'media'),
-    maxBytes: 64 << 20,
+    // A and B do not fit together: B's download must make room, and A may only go once B took over.
+    maxBytes: a.length + b.length - 1,
     clock,
     log,
-    events: { onVerified: () => agent?.onMediaVerified(), onFailed: (ref) => void failed.push(ref.sha256) },
+    events: {
+      onVerified: (sha) => {
+        if (sha === B.sha256) aOnDiskWhenBVerified = existsSync(fileOf(A));
+        agent?.onMediaVerified();
+      },
+      onFailed: (ref) => void failed.push(ref.sha256),
+    },
   });
   const h = harness(t);
   agent = new Agent({
@@ -62,7 +71,6 @@ t.test('a new loop replaces the old one on screen only once verified; a 404 neve
   t.teardown(() => op.endAsync());
   const assign = (version: number, loop: object[]): Promise<unknown> =>
     op.publishAsync('signage/device/loop-1/assignment', JSON.stringify({ version, campaigns: [], loop }), { qos: 1, retain: true });
-  const fileOf = (ref: { sha256: string }): string => path.join(dir, 'media', `${ref.sha256}.mp4`);
   const loopStarts = (file: string, from = 0): number => h.traces.slice(from).filter((e) => e.event === 'start' && e.kind === 'loop' && e.path === file).length;
 
   await assign(1, [A]);
@@ -73,10 +81,11 @@ t.test('a new loop replaces the old one on screen only once verified; a 404 neve
   const mark = h.traces.length;
   await until(() => loopStarts(fileOf(A), mark) >= 2, 20_000, 'loop A still playing while B downloads');
   t.equal(loopStarts(fileOf(B)), 0, 'B not shown before it is verified');
-  t.ok(media.resolve(A), 'A kept in the cache while on screen');
 
   srv.release();
   await until(() => loopStarts(fileOf(B)) >= 1, 20_000, 'loop B on screen once verified');
+  t.equal(aOnDiskWhenBVerified, true, 'A stayed pinned in the cache while it was on screen');
+  await until(() => !existsSync(fileOf(A)), 20_000, 'A released (evicted) once B took over');
 
   await assign(3, [C]);
   await until(() => failed.includes(C.sha256), 20_000, 'C failed (404)');
