@@ -10,6 +10,7 @@ const SECTIONS: Record<string, () => Promise<{ bench: () => Promise<void> }>> = 
   replan: () => import('./bench/replan.js'),
   health: () => import('./bench/health.js'),
   notify: () => import('./bench/notify.js'),
+  media: () => import('./bench/media.js'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
