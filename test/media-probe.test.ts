@@ -33,6 +33,18 @@ t.test('an assignment without durationMs: the length is known from verification 
   t.equal(srv.requests.length, 1, 'not fetched again');
 });
 
+t.test('a file cached before lengths were probed is probed after its start-up re-hash, before it is announced', async (t) => {
+  const body = readFileSync(await makeClip({ kind: 'pattern', seconds: 2 }));
+  const sha = sha256(body);
+  const dir = tempDir(t, 'media-');
+  writeFileSync(path.join(dir, `${sha}.mp4`), body);
+  writeFileSync(path.join(dir, 'index.json'), JSON.stringify({ version: 1, files: { [sha]: { name: `${sha}.mp4`, size: body.length, lastUsed: 1 } } }));
+  const rig = await startCache(t, dir);
+  await rig.until(sha);
+  const d = rig.cache.duration(sha);
+  t.ok(d !== undefined && Math.abs(d - 2_000) <= 100, `probed ${d} ms`);
+});
+
 t.test('a measured length far from the probed one is not learned; a close one is kept but the probe stays authoritative', async (t) => {
   const body = readFileSync(await makeClip({ kind: 'black', seconds: 2 }));
   const sha = sha256(body);
