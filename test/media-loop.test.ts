@@ -56,6 +56,13 @@ t.test('a new loop replaces the old one on screen only once verified; a 404 neve
     },
   });
   const h = harness(t);
+  // Every loop the agent hands the player (re-setting an unchanged loop restarts it at its first clip).
+  const setLoops: string[][] = [];
+  const setLoop = h.player.setLoop.bind(h.player);
+  h.player.setLoop = (clips) => {
+    setLoops.push(clips.map((c) => c.path));
+    setLoop(clips);
+  };
   agent = new Agent({
     clock, store, log, config, media,
     link: new MqttLink({ config, store, clock, log, agentVersion: 'test', bootedAt: clock.now() }),
@@ -91,6 +98,8 @@ t.test('a new loop replaces the old one on screen only once verified; a 404 neve
   await until(() => failed.includes(C.sha256), 20_000, 'C failed (404)');
   const mark2 = h.traces.length;
   await until(() => loopStarts(fileOf(B), mark2) >= 2, 20_000, 'loop B keeps playing after the 404');
+  t.same(setLoops.filter((l, i) => i > 0 && l.join() === setLoops[i - 1]!.join()), [], 'an unchanged loop is never set again');
+  t.same(setLoops.at(-1), [fileOf(B)]);
   t.equal(h.traces.slice(mark2).filter((e) => e.event === 'start' && e.kind === 'loop' && e.path !== fileOf(B)).length, 0, 'nothing else looped');
 });
 
