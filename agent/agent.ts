@@ -8,6 +8,7 @@ import type { HealthSampler } from './health/sampler.js';
 import type { Housekeeping } from './housekeeping/housekeeping.js';
 import type { Link, LinkHost } from './link/link.js';
 import type { MediaCache } from './media/cache.js';
+import { LoopSelection } from './media/loop.js';
 import type { Clip, Player } from './player/player.js';
 import { effectiveState, type EffectiveState } from './schedule/desired.js';
 import type { Plan } from './schedule/planner.js';
@@ -51,10 +52,13 @@ export class Agent implements LinkHost {
   private started: Component[] = [];
   private watchdogTimer: TimerHandle | undefined;
   private readonly log: Logger;
+  private readonly loop: LoopSelection;
+  private loopSet: Clip[] | undefined;
 
   constructor(private readonly ctx: AgentContext) {
     this.log = ctx.log.child({ component: 'agent' });
     this.desired = effectiveState({ assignments: [], overrides: [] }, ctx.config.groups);
+    this.loop = new LoopSelection((m) => this.resolve(m));
     this.engine = new Engine({
       clock: ctx.clock,
       store: ctx.store,
@@ -85,7 +89,7 @@ export class Agent implements LinkHost {
     await this.step('health', () => health.start(), () => health.stop());
     void this.ctx.clockSync.synced().catch(() => undefined);
     await this.step('player', () => player.start(), () => player.stop());
-    player.setLoop(this.loopClips());
+    this.updateLoop();
     await this.step(
       'engine',
       () => this.engine.start(),
@@ -151,7 +155,7 @@ export class Agent implements LinkHost {
 
   /** A media file became playable: the loop and the plan may use it now. */
   onMediaVerified(): void {
-    this.ctx.player.setLoop(this.loopClips());
+    this.updateLoop();
     this.engine.replan('media verified');
   }
 
@@ -163,7 +167,7 @@ export class Agent implements LinkHost {
       .then((d) => {
         this.desired = effectiveState(d, this.ctx.config.groups);
         this.ctx.media.want(this.neededMedia());
-        this.ctx.player.setLoop(this.loopClips());
+        this.updateLoop();
         this.engine.replan('desired state changed');
       })
       .catch((err: unknown) => this.log.error({ err }, 'could not load the desired state'));
@@ -230,12 +234,21 @@ export class Agent implements LinkHost {
     return this.ctx.media.resolve(m);
   }
 
+  /** The plan's media, the new loop's, and the old loop's while it is still on screen. */
   private neededMedia(): MediaRef[] {
-    return [...this.desired.campaigns.map((c) => c.media), ...this.desired.loop];
+    return [...this.desired.campaigns.map((c) => c.media), ...this.desired.loop, ...this.loop.onScreen()];
   }
 
-  private loopClips(): Clip[] {
-    return this.desired.loop.map((m) => this.resolve(m)).filter((c): c is Clip => c !== undefined);
+  /** Hands the player the loop to show (the old one until the new one is verified, see LoopSelection). */
+  private updateLoop(): void {
+    const before = this.loop.onScreen();
+    const clips = this.loop.clips(this.desired.loop);
+    // The new loop took over: the old one's files may be evicted now.
+    if (this.loop.onScreen() !== before) this.ctx.media.want(this.neededMedia());
+    // An unchanged loop is not set again: that would restart it from its first clip at every verified file.
+    if (this.loopSet && sameClips(this.loopSet, clips)) return;
+    this.loopSet = clips;
+    this.ctx.player.setLoop(clips);
   }
 
   /** WATCHDOG=1 only while the store answers: a wedged sqlite or event loop gets us restarted. */
@@ -254,4 +267,8 @@ export class Agent implements LinkHost {
     };
     beat();
   }
+}
+
+function sameClips(a: readonly Clip[], b: readonly Clip[]): boolean {
+  return a.length === b.length && a.every((c, i) => c.path === b[i]!.path && c.sha256 === b[i]!.sha256);
 }

@@ -11,6 +11,7 @@ const SECTIONS: Record<string, () => Promise<{ bench: () => Promise<void> }>> = 
   health: () => import('./bench/health.js'),
   notify: () => import('./bench/notify.js'),
   sd: () => import('./bench/sd.js'),
+  media: () => import('./bench/media.js'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -73,6 +73,7 @@ t.test('restart keeps verified files, their LRU order and durations; nothing dow
   const second = await startCache(t, dir);
   t.same(second.cache.status(), { files: 1, bytes: body.length, downloading: 0, failed: 0 });
   second.cache.want([ref]);
+  await second.cache.rechecked(); // files found at start are re-hashed before they are handed out
   t.same(second.cache.resolve(ref), { path: path.join(dir, `${sha}.mp4`), sha256: sha, durationMs: 12_345 });
   t.equal(second.cache.duration(sha), 12_345);
   t.equal(srv.requests.length, 1, 'not fetched again');
@@ -98,6 +99,7 @@ t.test('start cleans temp leftovers, abandoned and useless parts, and files whos
 
   const rig = await startCache(t, dir); // its clock is 2026-01-10: the stale part is 9 days old
   t.same(readdirSync(dir).sort(), [goodSha, 'README.txt', 'index.json'].sort());
+  await rig.cache.rechecked();
   t.ok(rig.cache.resolve({ url: 'file:///x', sha256: goodSha }));
   t.equal(rig.cache.resolve({ url: 'file:///x', sha256: brokenSha }), undefined);
 

@@ -42,6 +42,7 @@ export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
     maxBytes: config.media.cacheMaxMB * 1024 * 1024,
     clock,
     log: log.child({ component: 'media' }),
+    mpvPath: config.player.mpvPath,
     events: {
       onVerified: () => agent?.onMediaVerified(),
       onFailed: (ref, reason) => void agent?.recordEvent('media-failed', { url: ref.url, sha256: ref.sha256, reason }),

@@ -6,7 +6,9 @@ import type { Logger } from '../core/log.js';
 import type { MediaRef } from '../core/types.js';
 import type { Clip } from '../player/player.js';
 import { type CachedFile, checkFiles, extensionOf, scanCacheDir, writeIndex } from './index-file.js';
-import { backoffDelay, evictionOrder, RARE_BACKOFF, TRANSIENT_BACKOFF } from './policy.js';
+import { backoffDelay, evictionOrder, learnedLengthFits, RARE_BACKOFF, TRANSIENT_BACKOFF } from './policy.js';
+import { probeDuration } from './probe.js';
+import { Rechecker, type RecheckResult } from './recheck.js';
 import { transfer, TransferError } from './transfer.js';
 
 export interface MediaCacheEvents {
@@ -25,6 +27,11 @@ export interface MediaCacheCtx {
   fetchImpl?: typeof fetch;
   /** Parallel downloads (default 2: a Pi's SD card and uplink gain nothing from more). */
   concurrency?: number;
+  /** mpv used to probe each verified file's length (default `mpv`). */
+  mpvPath?: string;
+  probeTimeoutMs?: number;
+  /** One cached file re-hashed per period after the start-up sweep (default 5 min). */
+  recheckEveryMs?: number;
 }
 
 export interface MediaFailure {
@@ -58,7 +65,8 @@ const LAST_USED_PERSIST_MS = 3_600_000;
 export class MediaCache {
   private files = new Map<string, CachedFile>();
   private parts = new Map<string, number>();
-  private pinned = new Set<string>();
+  /** What the plan in force wants, by sha256: pinned against eviction, and the URLs to fetch again. */
+  private pinned = new Map<string, MediaRef>();
   private readonly jobs = new Map<string, Job>();
   private readonly running = new Set<Promise<void>>();
   /** sha256s with a transfer still running (possibly aborted, not yet unwound): one writer per .part file. */
@@ -72,10 +80,21 @@ export class MediaCache {
   private warnedTooSmall = false;
   private readonly fetchImpl: typeof fetch;
   private readonly concurrency: number;
+  private readonly recheck: Rechecker;
+  private readonly lifetime = new AbortController();
 
   constructor(private readonly ctx: MediaCacheCtx) {
     this.fetchImpl = ctx.fetchImpl ?? globalThis.fetch;
     this.concurrency = ctx.concurrency ?? 2;
+    this.recheck = new Rechecker(
+      {
+        files: () => this.files,
+        pinned: (sha) => this.pinned.has(sha),
+        pathOf: (f) => path.join(this.ctx.dir, f.name),
+        onResult: (f, r, first) => this.onRechecked(f, r, first),
+      },
+      { clock: ctx.clock, log: ctx.log, ...(ctx.recheckEveryMs !== undefined ? { everyMs: ctx.recheckEveryMs } : {}) },
+    );
   }
 
   /** Scans the directory (deleting temp leftovers), then starts any downloads already wanted. */
@@ -89,11 +108,14 @@ export class MediaCache {
     if (scan.removed.length > 0) this.markDirty();
     this.pump();
     this.evictSoon();
+    this.recheck.start();
   }
 
   /** Aborts downloads (their partial files stay for a resume) and writes the index. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.lifetime.abort();
+    await this.recheck.stop();
     for (const job of this.jobs.values()) {
       job.retry?.cancel();
       job.abort?.abort();
@@ -108,7 +130,7 @@ export class MediaCache {
   /** The media the plan in force needs. Starts downloads of missing ones; pins these against eviction. */
   want(refs: MediaRef[]): void {
     const wanted = new Map(refs.map((r) => [r.sha256.toLowerCase(), r] as const));
-    this.pinned = new Set(wanted.keys());
+    this.pinned = wanted;
     for (const [sha, job] of this.jobs) {
       if (wanted.has(sha)) continue;
       job.retry?.cancel();
@@ -131,11 +153,18 @@ export class MediaCache {
     this.evictSoon();
   }
 
-  /** A verified local clip, or undefined while it is missing/downloading/failed. Touches the LRU. */
+  /**
+   * A verified local clip, or undefined while it is missing/downloading/failed, or not yet
+   * re-hashed since this process started (then it is hashed next). Touches the LRU.
+   */
   resolve(ref: MediaRef): Clip | undefined {
     const sha = ref.sha256.toLowerCase();
     const f = this.files.get(sha);
     if (!f) return undefined;
+    if (!this.recheck.isChecked(sha)) {
+      this.recheck.urge(sha);
+      return undefined;
+    }
     const file = path.join(this.ctx.dir, f.name);
     // One stat per call: an operator (following doctor's advice) or a failing disk may have
     // removed the file; hand mpv nothing rather than a missing path, and fetch it again.
@@ -155,21 +184,37 @@ export class MediaCache {
     // rewriting index.json for every loop item was most of an idle screen's SD writes (issue 8).
     if (Math.floor(prev / LAST_USED_PERSIST_MS) !== Math.floor(f.lastUsed / LAST_USED_PERSIST_MS)) this.markDirty();
     const clip: Clip = { path: file, sha256: f.sha256 };
-    const d = f.durationMs ?? ref.durationMs;
+    const d = lengthOf(f) ?? ref.durationMs;
     if (d !== undefined) clip.durationMs = d;
     return clip;
   }
 
-  /** The real length as the player measured it; kept across restarts. */
+  /**
+   * The length a completed play measured; kept across restarts. The probed length stays
+   * authoritative: a measure far from it (a wall-clock step mid-spot turned a 30 s spot into
+   * 3,601,923 ms) is ignored and logged. Without a probed length (a still, an unprobeable
+   * file) the measure is the only one there is and is kept.
+   */
   setDuration(sha256: string, ms: number): void {
     const f = this.files.get(sha256.toLowerCase());
     if (!f || !Number.isFinite(ms) || ms <= 0 || f.durationMs === Math.round(ms)) return;
+    if (typeof f.probedMs === 'number' && !learnedLengthFits(f.probedMs, ms)) {
+      this.ctx.log.warn({ sha256: f.sha256, probedMs: f.probedMs, measuredMs: Math.round(ms) }, 'measured length far from the probed one; not learned');
+      return;
+    }
     f.durationMs = Math.round(ms);
     this.markDirty();
   }
 
+  /** The clip's length for planning: mpv's probe of the file, else what plays measured. */
   duration(sha256: string): number | undefined {
-    return this.files.get(sha256.toLowerCase())?.durationMs;
+    const f = this.files.get(sha256.toLowerCase());
+    return f ? lengthOf(f) : undefined;
+  }
+
+  /** Resolves once every file found at start has been re-hashed (or the cache stopped). */
+  rechecked(): Promise<void> {
+    return this.recheck.idle();
   }
 
   status(): { files: number; bytes: number; downloading: number; failed: number } {
@@ -195,6 +240,45 @@ export class MediaCache {
     const { problems, names } = await checkFiles(this.ctx.dir);
     for (const f of this.files.values()) if (!names.includes(f.name)) problems.push(`${f.name}: in the index but missing on disk`);
     return problems;
+  }
+
+  /** mpv's length of a cached file; null when mpv found none; undefined when cut short by an abort. */
+  private async probe(name: string, signal: AbortSignal): Promise<number | null | undefined> {
+    const both = AbortSignal.any([signal, this.lifetime.signal]);
+    const ms = await probeDuration(path.join(this.ctx.dir, name), {
+      mpvPath: this.ctx.mpvPath ?? 'mpv',
+      signal: both,
+      ...(this.ctx.probeTimeoutMs !== undefined ? { timeoutMs: this.ctx.probeTimeoutMs } : {}),
+    });
+    if (both.aborted) return undefined;
+    return ms ?? null;
+  }
+
+  private async onRechecked(f: CachedFile, r: RecheckResult, first: boolean): Promise<void> {
+    const sha = f.sha256;
+    if (r.ok) {
+      // A file from an older index was never probed: do it now, before it is announced.
+      if (f.probedMs === undefined) {
+        const probed = await this.probe(f.name, this.lifetime.signal);
+        if (probed !== undefined) {
+          f.probedMs = probed;
+          this.markDirty();
+        }
+      }
+      if (first && !this.stopped) this.ctx.events?.onVerified?.(sha);
+      return;
+    }
+    // Never played again, nor reported under a hash it no longer has: gone, and fetched again.
+    this.files.delete(sha);
+    this.markDirty();
+    if (!r.gone) await unlink(path.join(this.ctx.dir, f.name)).catch(() => undefined);
+    const wanted = this.pinned.get(sha);
+    const ref: MediaRef = wanted ?? { url: f.url ?? '', sha256: sha };
+    if (!r.gone) this.ctx.events?.onFailed?.(ref, r.reason);
+    if (wanted && !this.jobs.has(sha)) {
+      this.jobs.set(sha, { ref: { ...wanted, sha256: sha }, state: 'queued', transientFailures: 0, rareFailures: 0, nextRetryAt: 0, reason: r.reason, reported: r.reason });
+      this.pump();
+    }
   }
 
   private pump(): void {
@@ -226,9 +310,11 @@ export class MediaCache {
       onSize: (bytes) => this.evict(bytes - (this.parts.get(sha) ?? 0)),
     })
       .then(
-        (size) => {
+        async (size) => {
+          // Before the file is announced, so the first plan that can use it already has its length.
+          const probed = await this.probe(name, abort.signal);
           this.active--;
-          this.verified(job, name, size);
+          this.verified(job, name, size, probed);
         },
         (e: unknown) => {
           this.active--;
@@ -244,12 +330,15 @@ export class MediaCache {
     this.running.add(p);
   }
 
-  private verified(job: Job, name: string, size: number): void {
+  private verified(job: Job, name: string, size: number, probed: number | null | undefined): void {
     const sha = job.ref.sha256;
-    this.files.set(sha, { sha256: sha, name, size, lastUsed: this.ctx.clock.now() });
+    const f: CachedFile = { sha256: sha, name, size, lastUsed: this.ctx.clock.now(), url: job.ref.url };
+    if (probed !== undefined) f.probedMs = probed;
+    this.files.set(sha, f);
+    this.recheck.markChecked(sha);
     this.parts.delete(sha);
     if (this.jobs.get(sha) === job) this.jobs.delete(sha);
-    this.ctx.log.info({ sha256: sha, url: job.ref.url, bytes: size, after: job.reason }, 'media verified');
+    this.ctx.log.info({ sha256: sha, url: job.ref.url, bytes: size, probedMs: probed, after: job.reason }, 'media verified');
     this.markDirty();
     this.evictSoon();
     this.ctx.events?.onVerified?.(sha);
@@ -309,7 +398,10 @@ export class MediaCache {
         if (total <= this.ctx.maxBytes) break;
         if (keep(v.sha256)) continue; // pinned by a want() while we were deleting
         if (v.kind === 'part') this.parts.delete(v.sha256);
-        else this.files.delete(v.sha256);
+        else {
+          this.files.delete(v.sha256);
+          this.recheck.forget(v.sha256);
+        }
         total -= v.size;
         await unlink(path.join(this.ctx.dir, v.name)).catch(() => undefined);
         this.ctx.log.info({ file: v.name, bytes: v.size }, 'media evicted');
@@ -336,4 +428,8 @@ export class MediaCache {
     this.flushing = this.flushing.catch(() => undefined).then(() => writeIndex(this.ctx.dir, this.files.values()));
     return this.flushing;
   }
+}
+
+function lengthOf(f: CachedFile): number | undefined {
+  return typeof f.probedMs === 'number' ? f.probedMs : f.durationMs;
 }

@@ -9,7 +9,9 @@ import { ATOMIC_TEMP_SUFFIX, writeFileAtomic } from '../fsx/atomic.js';
 // On disk, the cache directory holds:
 //   <sha256>[.ext]   verified files (the name is the content's hash; .ext from the URL helps mpv probe)
 //   <sha256>.part    a download in progress, kept between attempts and restarts for HTTP Range resume
-//   index.json       last use and learned duration per file (a hint: the files themselves are the truth)
+//   index.json       per file: last use, the length mpv probed at verification (null: mpv found
+//                    none, e.g. a still), the length learned from plays, the source URL (to fetch
+//                    it again after a failed re-hash). A hint: the files themselves are the truth.
 
 export const INDEX_FILE = 'index.json';
 export const FINAL_RE = /^([0-9a-f]{64})(\.[a-z0-9]{1,5})?$/;
@@ -22,12 +24,16 @@ export interface CachedFile {
   name: string;
   size: number;
   lastUsed: EpochMs;
+  /** Learned from completed plays (kept only near the probed length, see MediaCache.setDuration). */
   durationMs?: number;
+  /** Probed by mpv when verified; null: probed, mpv reported no length; absent: not probed yet. */
+  probedMs?: number | null;
+  url?: string;
 }
 
 interface IndexDoc {
   version: 1;
-  files: Record<string, { name: string; size: number; lastUsed: number; durationMs?: number }>;
+  files: Record<string, { name: string; size: number; lastUsed: number; durationMs?: number; probedMs?: number | null; url?: string }>;
 }
 
 export interface ScanResult {
@@ -41,8 +47,8 @@ export interface ScanResult {
 /**
  * Rebuilds the cache state from the directory: every `<sha256>[.ext]` file is taken, with
  * its last use from the index (or its mtime when the index lost it). A file whose size
- * differs from the index's record is deleted rather than trusted; a full re-hash of every
- * file at start would cost minutes on an SD card (verifyAll does it on demand).
+ * differs from the index's record is deleted rather than trusted. Content is not checked
+ * here: MediaCache re-hashes each file in the background before handing it out.
  */
 export async function scanCacheDir(dir: string, now: EpochMs, log: Logger): Promise<ScanResult> {
   await mkdir(dir, { recursive: true });
@@ -80,6 +86,8 @@ export async function scanCacheDir(dir: string, now: EpochMs, log: Logger): Prom
     } else {
       const f: CachedFile = { sha256: sha, name, size: st.size, lastUsed: known?.lastUsed ?? st.mtimeMs };
       if (known?.durationMs !== undefined) f.durationMs = known.durationMs;
+      if (known?.probedMs !== undefined && known.name === name) f.probedMs = known.probedMs;
+      if (typeof known?.url === 'string') f.url = known.url;
       files.set(sha, f);
     }
   }
@@ -95,7 +103,16 @@ export async function scanCacheDir(dir: string, now: EpochMs, log: Logger): Prom
 
 export async function writeIndex(dir: string, files: Iterable<CachedFile>): Promise<void> {
   const doc: IndexDoc = { version: 1, files: {} };
-  for (const f of files) doc.files[f.sha256] = { name: f.name, size: f.size, lastUsed: f.lastUsed, ...(f.durationMs !== undefined ? { durationMs: f.durationMs } : {}) };
+  for (const f of files) {
+    doc.files[f.sha256] = {
+      name: f.name,
+      size: f.size,
+      lastUsed: f.lastUsed,
+      ...(f.durationMs !== undefined ? { durationMs: f.durationMs } : {}),
+      ...(f.probedMs !== undefined ? { probedMs: f.probedMs } : {}),
+      ...(f.url !== undefined ? { url: f.url } : {}),
+    };
+  }
   await writeFileAtomic(path.join(dir, INDEX_FILE), JSON.stringify(doc));
 }
 
@@ -139,13 +156,18 @@ export async function checkFiles(dir: string): Promise<{ problems: string[]; nam
     const sha = FINAL_RE.exec(name)?.[1];
     if (!sha) continue;
     try {
-      const h = createHash('sha256');
-      for await (const c of createReadStream(path.join(dir, name)) as AsyncIterable<Buffer>) h.update(c);
-      const got = h.digest('hex');
+      const got = await sha256Of(path.join(dir, name));
       if (got !== sha) problems.push(`${name}: content hashes to ${got}`);
     } catch (e) {
       problems.push(`${name}: unreadable: ${(e as Error).message}`);
     }
   }
   return { problems, names };
+}
+
+/** sha256 (hex) of a file, streamed in 256 KB reads: the event loop stays free between chunks. */
+export async function sha256Of(file: string, signal?: AbortSignal): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(file, { highWaterMark: 256 * 1024, ...(signal ? { signal } : {}) }) as AsyncIterable<Buffer>) h.update(c);
+  return h.digest('hex');
 }

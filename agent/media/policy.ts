@@ -1,7 +1,7 @@
 import type { CachedFile } from './index-file.js';
 
-// The cache's two decisions, as pure functions: when to try a failed download again, and
-// what to delete when the cache is over its size.
+// The cache's decisions, as pure functions: when to try a failed download again, what to
+// delete when the cache is over its size, and which measured lengths to believe.
 
 export interface Backoff {
   firstMs: number;
@@ -39,4 +39,12 @@ export function evictionOrder(files: Iterable<CachedFile>, parts: ReadonlyMap<st
   const lru = [...files].filter((f) => !keep(f.sha256)).sort((a, b) => a.lastUsed - b.lastUsed || a.sha256.localeCompare(b.sha256));
   for (const f of lru) out.push({ sha256: f.sha256, name: f.name, size: f.size, kind: 'file' });
   return out;
+}
+
+/**
+ * A play's measured length is believed only near the file's probed one: within 1 s (a spot
+ * starts and ends a few frames late) plus 10 % (a player that runs slightly slow or fast).
+ */
+export function learnedLengthFits(probedMs: number, measuredMs: number): boolean {
+  return Math.abs(measuredMs - probedMs) <= 1_000 + 0.1 * probedMs;
 }

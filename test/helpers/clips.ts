@@ -38,6 +38,17 @@ export async function makeClip(spec: ClipSpec): Promise<string> {
   return file;
 }
 
+/** A PNG still made by ffmpeg (mpv shows it, but it has no length of its own). */
+export async function makeStill(size = '160x120'): Promise<string> {
+  const file = path.join(cacheDir, `still-${size}.png`);
+  if (existsSync(file)) return file;
+  mkdirSync(cacheDir, { recursive: true });
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.png`;
+  await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', `testsrc2=size=${size}`, '-frames:v', '1', '-f', 'image2', tmp]);
+  renameSync(tmp, file);
+  return file;
+}
+
 /** A file with an .mp4 name and random bytes inside: mpv cannot recognise it. */
 export function corruptClip(dir: string): string {
   const file = path.join(dir, 'corrupt.mp4');

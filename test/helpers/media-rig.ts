@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { VirtualClock } from '../../agent/core/clock.js';
 import { silentLogger } from '../../agent/core/log.js';
 import type { MediaRef } from '../../agent/core/types.js';
-import { MediaCache } from '../../agent/media/cache.js';
+import { MediaCache, type MediaCacheCtx } from '../../agent/media/cache.js';
 import type { Teardown } from './tmp.js';
 
 export interface Rig {
@@ -20,7 +20,7 @@ export function blob(bytes: number): Buffer {
   return randomBytes(bytes);
 }
 
-export async function startCache(t: Teardown, dir: string, opts: { maxBytes?: number; clock?: VirtualClock; start?: boolean } = {}): Promise<Rig> {
+export async function startCache(t: Teardown, dir: string, opts: { maxBytes?: number; clock?: VirtualClock; start?: boolean; ctx?: Pick<MediaCacheCtx, 'mpvPath' | 'probeTimeoutMs' | 'recheckEveryMs'> } = {}): Promise<Rig> {
   const clock = opts.clock ?? new VirtualClock(Date.parse('2026-01-10T08:00:00Z'));
   const waiters: Array<(k: 'verified' | 'failed') => void> = [];
   const shaWaiters = new Map<string, Array<() => void>>();
@@ -35,6 +35,7 @@ export async function startCache(t: Teardown, dir: string, opts: { maxBytes?: nu
       maxBytes: opts.maxBytes ?? 64 * 1024 * 1024,
       clock,
       log: silentLogger(),
+      ...opts.ctx,
       events: {
         onVerified: (sha) => {
           rig.verified.push(sha);
