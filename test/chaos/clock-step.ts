@@ -92,6 +92,7 @@ async function oneStep(t: Teardown, step: '+1h' | '-1h', o: ClockStepOpts): Prom
   await waitUntil('window end', () => !agent.alive(), S + L + 3000 - Date.now());
   await sleep(2000);
   const alive = agent.alive();
+  await agent.stop();
   const plays = noc.plays(id);
   const rows = await sql<{ outcome: string; duration_ms: number; in_window: number }>(path.join(dataDir, 'agent.db'), 'SELECT outcome, duration_ms, in_window FROM plays ORDER BY id');
   const index = (() => {

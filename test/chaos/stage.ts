@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -126,45 +126,64 @@ export class Noc {
 }
 
 /**
- * Follows a file as it grows (mpv's --log-file), stamping every line with the time it was read
- * (polled every 100 ms, so a line's stamp is at most ~100 ms late).
+ * What is on screen: mpv's open files, polled every 50 ms under /proc (mpv's own log file is
+ * buffered and lags by seconds). A spot is loaded with `loadfile … replace`, never prefetched, so
+ * each interval its file is open is one showing of it; mpv restarts are followed via the agent's children.
  */
-export class LogTail {
-  readonly lines: Array<{ at: number; line: string }> = [];
-  private offset = 0;
-  private partial = '';
-  private timer: NodeJS.Timeout;
-  constructor(readonly file: string) {
-    this.timer = setInterval(() => this.poll(), 100);
+export class ScreenWatch {
+  /** One entry per showing: the file, when mpv opened it and (once closed) when it let it go. */
+  readonly shows: Array<{ file: string; at: number; until?: number }> = [];
+  private readonly open = new Map<string, { file: string; at: number; until?: number }>();
+  private readonly timer: NodeJS.Timeout;
+  constructor(private readonly agentPid: () => number | undefined, private readonly watched: (file: string) => boolean) {
+    this.timer = setInterval(() => this.poll(), 50);
+  }
+  private mpvPids(): string[] {
+    const pid = this.agentPid();
+    if (pid === undefined) return [];
+    try {
+      return readdirSync(`/proc/${pid}/task`).flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean));
+    } catch {
+      return [];
+    }
   }
   poll(): void {
-    if (!existsSync(this.file)) return;
-    let buf: Buffer;
-    try {
-      buf = readFileSync(this.file);
-    } catch {
-      return;
+    const now = Date.now();
+    const seen = new Set<string>();
+    for (const child of this.mpvPids()) {
+      let fds: string[];
+      try {
+        fds = readdirSync(`/proc/${child}/fd`);
+      } catch {
+        continue;
+      }
+      for (const fd of fds) {
+        let target: string;
+        try {
+          target = readlinkSync(`/proc/${child}/fd/${fd}`);
+        } catch {
+          continue;
+        }
+        if (this.watched(target)) seen.add(target);
+      }
     }
-    if (buf.length < this.offset) this.offset = 0; // mpv restarted and truncated its log
-    const text = this.partial + buf.subarray(this.offset).toString();
-    this.offset = buf.length;
-    const parts = text.split('\n');
-    this.partial = parts.pop() ?? '';
-    const at = Date.now();
-    for (const line of parts) this.lines.push({ at, line });
+    for (const f of seen) {
+      if (this.open.has(f)) continue;
+      const show = { file: f, at: now };
+      this.open.set(f, show);
+      this.shows.push(show);
+    }
+    for (const [f, show] of this.open) {
+      if (seen.has(f)) continue;
+      show.until = now;
+      this.open.delete(f);
+    }
   }
   stop(): void {
-    this.poll();
     clearInterval(this.timer);
   }
-  /** Files mpv started playing ("Playing: PATH"), with when. */
-  playing(file?: string): Array<{ at: number; file: string }> {
-    const out: Array<{ at: number; file: string }> = [];
-    for (const l of this.lines) {
-      const m = /\[cplayer\] Playing: (.*)$/.exec(l.line);
-      if (m && (file === undefined || m[1] === file)) out.push({ at: l.at, file: m[1]! });
-    }
-    return out;
+  playing(file?: string): Array<{ file: string; at: number; until?: number }> {
+    return this.shows.filter((s) => file === undefined || s.file === file);
   }
 }
 
@@ -252,7 +271,8 @@ export function chaosAgent(t: Teardown, dir: string, deviceId: string, broker: B
 }
 
 export class ChaosAgent {
-  tail: LogTail | undefined;
+  /** What mpv had open, i.e. on screen (media files of the cache only). */
+  tail: ScreenWatch | undefined;
   constructor(readonly proc: AgentProcess, private readonly env: Record<string, string>, readonly mpvLog: string, private readonly t: Teardown) {}
 
   /**
@@ -270,7 +290,7 @@ export class ChaosAgent {
         else process.env[k] = v;
       }
     }
-    const tail = new LogTail(this.mpvLog);
+    const tail = new ScreenWatch(() => this.proc.pid, (f) => f.includes('/media/') && f.endsWith('.mp4'));
     this.tail = tail;
     this.t.teardown(() => tail.stop());
   }
@@ -301,6 +321,15 @@ export class ChaosAgent {
     } catch {
       return undefined;
     }
+  }
+
+  /** SIGTERM, and kill -9 if it has not exited within `timeoutMs`; the exit code (null when killed). */
+  async stop(timeoutMs = 15_000): Promise<number | null> {
+    if (!this.alive()) return null;
+    const code = await Promise.race([this.proc.stop(), sleep(timeoutMs).then(() => 'timeout' as const)]);
+    if (code !== 'timeout') return code;
+    await this.proc.kill9();
+    return null;
   }
 
   logged(msg: string): Array<Record<string, unknown>> {
