@@ -6,12 +6,14 @@ import { assignment, at, chaosAgent, chaosClips, gridOf, morningZone, Report, sl
 
 // Issue 14, "Bounded under a flood": junk at a fixed rate (QoS 0, never retained: a retained
 // junk document would replace the real assignment, which is another test) on every inbound
-// topic the agent subscribes to, while a campaign plays a spot every 5 s.
+// topic the agent subscribes to, while a campaign plays a 2 s spot every few seconds.
 
 export interface FloodOpts {
   floodSec: number;
   /** Messages per second. */
   rate: number;
+  /** Grid spacing of the campaign (s); 2 s spots. */
+  spacingSec: number;
 }
 
 const HEARTBEAT_SEC = 5;
@@ -39,10 +41,12 @@ export async function flood(t: Teardown, o: FloodOpts): Promise<Outcome> {
   const clips = await chaosClips(dir);
   const zone = morningZone();
   const id = 'chaos-flood';
-  const spacingSec = 5;
+  const { spacingSec } = o;
   const floodAfterMs = 15_000;
-  const windowSec = Math.ceil((floodAfterMs / 1000 + o.floodSec + 15) / spacingSec) * spacingSec;
-  const n = windowSec / spacingSec;
+  // Whole seconds (windows are written to the second), a whole number of grid steps.
+  const n = Math.ceil((floodAfterMs / 1000 + o.floodSec + 15) / spacingSec);
+  const windowSec = n * spacingSec;
+  if (!Number.isInteger(windowSec)) throw new Error(`spacing ${spacingSec} s gives a window of ${windowSec} s; pick one that divides whole seconds`);
   const S = Math.ceil((Date.now() + 10_000) / 1000) * 1000;
   const grid = gridOf([[S, S + windowSec * 1000]], n);
   await noc.publish(`signage/device/${id}/assignment`, assignment(1, clips, { timesPerDay: n, windows: [windowOf(S, windowSec, zone.offsetMs)] }), true);

@@ -42,6 +42,6 @@ export const scenarios: Scenario[] = [
   {
     name: 'flood',
     what: '2,000 junk msgs/s on the inbound topics (QoS 0)',
-    run: async (t, form) => [await flood(t, { floodSec: form === 'full' ? 30 : 5, rate: 2000 })],
+    run: async (t, form) => [await flood(t, form === 'full' ? { floodSec: 30, rate: 2000, spacingSec: 4 } : { floodSec: 5, rate: 2000, spacingSec: 2.5 })],
   },
 ];
