@@ -129,6 +129,7 @@ export class Noc {
  * What is on screen: mpv's open files, polled every 50 ms under /proc (mpv's own log file is
  * buffered and lags by seconds). A spot is loaded with `loadfile … replace`, never prefetched, so
  * each interval its file is open is one showing of it; mpv restarts are followed via the agent's children.
+ * A file opened and closed between two polls (under 50 ms) is missed: no spot is that short.
  */
 export class ScreenWatch {
   /** One entry per showing: the file, when mpv opened it and (once closed) when it let it go. */
@@ -142,7 +143,16 @@ export class ScreenWatch {
     const pid = this.agentPid();
     if (pid === undefined) return [];
     try {
-      return readdirSync(`/proc/${pid}/task`).flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean));
+      const children = readdirSync(`/proc/${pid}/task`).flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean));
+      // Only the player: it alone is given the IPC channel. A short-lived mpv or ffprobe that
+      // probes a clip's length also opens the file, and that is not a showing.
+      return children.filter((c) => {
+        try {
+          return readFileSync(`/proc/${c}/cmdline`, 'utf8').includes('--input-ipc-client=');
+        } catch {
+          return false;
+        }
+      });
     } catch {
       return [];
     }

@@ -54,24 +54,28 @@ export async function storeDamage(t: Teardown, o: StoreDamageOpts): Promise<Outc
   const spotPath = path.join(dataDir, 'media', `${clips.spot.sha256}.mp4`);
 
   const runs: Array<{ damage: string; agent: ChaosAgent; playsBefore: number; eventsBefore: number }> = [];
-  const startRun = async (label: string, n: number): Promise<ChaosAgent> => {
+  const startRun = async (label: string, n: number, expectReplaced: boolean): Promise<ChaosAgent> => {
     const agent = chaosAgent(t, dir, id, broker, { dataDir, timezone: zone.timezone, mpvLog: path.join(dir, `mpv-${runs.length}.log`) });
     const playsBefore = noc.plays(id).length;
-    runs.push({ damage: label, agent, playsBefore, eventsBefore: noc.events(id).length });
+    const eventsBefore = noc.events(id).length;
+    runs.push({ damage: label, agent, playsBefore, eventsBefore });
     agent.start();
     await waitUntil(
       `${n} completed plays after the start`,
-      () => !agent.alive() || noc.plays(id).slice(playsBefore).filter((p) => p.outcome === 'completed').length >= n,
+      () =>
+        !agent.alive() ||
+        (noc.plays(id).slice(playsBefore).filter((p) => p.outcome === 'completed').length >= n &&
+          (!expectReplaced || noc.events(id).slice(eventsBefore).some((e) => e.type === 'store-replaced'))),
       30_000,
     );
     return agent;
   };
 
-  const first = await startRun('none (first start)', o.playsPerRun);
+  const first = await startRun('none (first start)', o.playsPerRun, false);
   await first.stop();
   for (const how of o.damages) {
     const what = existsSync(db) ? damage(db, how) : 'no store file to damage';
-    const a = await startRun(`${how}: ${what}`, o.playsPerRun);
+    const a = await startRun(`${how}: ${what}`, o.playsPerRun, how !== 'deleted');
     await a.stop();
   }
 
