@@ -18,9 +18,9 @@ export interface FloodOpts {
 
 const HEARTBEAT_SEC = 5;
 
-/** Junk of several kinds: not JSON, JSON of the wrong shape, known fields of the wrong type, unknown commands. */
+/** Junk of several kinds: not JSON, JSON of the wrong shape, known fields of the wrong type (small and ~12 KiB), unknown commands. */
 function junk(i: number): string | Buffer {
-  switch (i % 5) {
+  switch (i % 6) {
     case 0:
       return randomBytes(64 + (i % 200));
     case 1:
@@ -29,6 +29,9 @@ function junk(i: number): string | Buffer {
       return JSON.stringify({ version: 'x', campaigns: [{ id: `j${i}`, timesPerDay: -1 }] });
     case 3:
       return JSON.stringify([i, 'not an object']);
+    case 4:
+      // ~12 KiB, a hundred campaigns each wrong in a known field: a validator's longest answer.
+      return JSON.stringify({ version: i, campaigns: Array.from({ length: 100 }, (_, k) => ({ id: `c${k}`, media: { url: 'ftp://x', sha256: 'zz' }, timesPerDay: 'many' })) });
     default:
       return JSON.stringify({ id: `junk-${i}`, name: 'no-such-command' });
   }
@@ -85,7 +88,8 @@ export async function flood(t: Teardown, o: FloodOpts): Promise<Outcome> {
         return;
       }
       const want = Math.floor((elapsed / 1000) * o.rate) - sent;
-      for (let k = 0; k < want; k++, sent++) pub.publish(topics[sent % topics.length]!, junk(sent), { qos: 0, retain: false });
+      // Kind and topic cycle independently, so every topic gets every kind of junk.
+      for (let k = 0; k < want; k++, sent++) pub.publish(topics[sent % topics.length]!, junk(Math.floor(sent / topics.length)), { qos: 0, retain: false });
     }, 10);
   });
   const floodEnd = Date.now();
