@@ -87,13 +87,19 @@ export async function diskFull(t: Teardown, o: DiskFullOpts): Promise<Outcome> {
   const filled = fill(filler);
   const fillAt = Date.now();
   const { stdout: dfFull } = await run('df', ['-k', mnt.dir]);
-  await sleep(o.holdSec * 1000);
+  // An assignment arriving while the disk is full (same campaign, next version): it cannot be
+  // stored then, and must still be in force once space returns (re-applied, not acknowledged and lost).
+  await sleep(Math.min(3000, (o.holdSec * 1000) / 3));
+  await noc.publish(`signage/device/${id}/assignment`, assignment(2, clips, { timesPerDay: n, windows: [windowOf(S, windowSec, zone.offsetMs)] }), true);
+  await sleep(Math.max(0, fillAt + o.holdSec * 1000 - Date.now()));
   unlinkSync(filler);
   const releaseAt = Date.now();
 
   await waitUntil('window end', () => !agent.alive(), S + windowSec * 1000 + 3000 - Date.now());
   const plays = () => noc.plays(id);
+  const appliedV2 = (): boolean => noc.events(id, 'applied').some((e) => (e.detail as { version?: number } | null)?.version === 2);
   await waitUntil('every spot on screen delivered', () => plays().length >= onScreen().length, 20_000);
+  await waitUntil('version 2 applied', () => appliedV2(), 10_000);
   const alive = agent.alive();
   const hbs = noc.of(id, 'heartbeat').map((m) => ({ at: m.at, ...(m.json as { diskFreeMB?: number; store?: unknown }) }));
   const during = hbs.filter((h) => h.at >= fillAt && h.at <= releaseAt);
@@ -119,6 +125,7 @@ export async function diskFull(t: Teardown, o: DiskFullOpts): Promise<Outcome> {
   r.check('no more spots on screen than were due while the disk was full', shownDuring <= dueDuring, `${shownDuring} shown, ${dueDuring} due`);
   r.check('no more spots on screen than the day’s target over the window', shown.length <= n, `${shown.length} shown, target ${n}`);
   r.check('none lost once space returns: every spot on screen delivered', shown.length > 0 && ps.length >= shown.length, `${ps.length} delivered of ${shown.length} shown`);
+  r.check('an assignment that arrived while full is applied once space returns', appliedV2(), appliedV2() ? 'applied event for version 2' : 'no applied event for version 2');
   r.check('seq gapless', gapless && seqs.length > 0, seqs.join(',') || 'no plays');
   return r.outcome();
 }
