@@ -23,6 +23,8 @@ if [ "${1:-}" = test ]; then
   command -v openssl >/dev/null || need+=(openssl)
   # agent-mpv-crash.test.ts finds the agent's mpv child with pgrep.
   command -v pgrep >/dev/null || need+=(procps)
+  # test/chaos steps a running agent's wall clock with libfaketime (clock scenario).
+  command -v faketime >/dev/null || need+=(faketime)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
