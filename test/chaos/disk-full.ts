@@ -105,8 +105,9 @@ export async function diskFull(t: Teardown, o: DiskFullOpts): Promise<Outcome> {
   const during = hbs.filter((h) => h.at >= fillAt && h.at <= releaseAt);
   const rows = await sql<{ outcome: string; n: number }>(path.join(dataDir, 'agent.db'), 'SELECT outcome, COUNT(*) AS n FROM plays GROUP BY outcome');
   const shown = onScreen();
+  // One interval for both counts: a spot shown up to 1 s after the release may be one due then.
   const shownDuring = shown.filter((s) => s.at >= fillAt && s.at <= releaseAt + 1000).length;
-  const dueDuring = grid.filter((g) => g >= fillAt - 2000 && g <= releaseAt).length;
+  const dueDuring = grid.filter((g) => g >= fillAt - 2000 && g <= releaseAt + 1000).length;
   const ps = plays();
   const seqs = ps.map((p) => p.seq).sort((a, b) => a - b);
   const gapless = seqs.every((s, i) => s === i + 1);
