@@ -11,8 +11,12 @@ import { ClockJumpDetector, FailureRests } from './guards.js';
 
 /** A slot whose timer fires later than this (process stalled, wall clock stepped) is not played: re-plan instead. */
 const LATE_TOLERANCE_MS = 2_000;
-/** Wake at least this often, so a wall-clock step is noticed and the day rolls over on time. */
+/** Wake at least this often to re-plan (the day rolls over on time even if a timer was lost). */
 const MAX_SLEEP_MS = 30_000;
+/** Compare wall and monotonic time this often: a clock step is noticed within this (a cheap check, no store I/O). */
+const JUMP_CHECK_MS = 2_000;
+/** A play whose wall-clock and monotonic lengths differ by more than this ran across a clock step: its length is not learned. */
+const LEARN_TOLERANCE_MS = 1_000;
 /** Give the player the file this long before its instant. */
 const PRELOAD_LEAD_MS = 3_000;
 
@@ -36,8 +40,10 @@ export interface EngineContext {
   onOutbox?: () => void;
   /** Observability: called with every new plan (benchmarks measure re-plan latency with it). */
   onPlanned?: (p: Plan, reason: string) => void;
-  /** Longest sleep between wakes (default 30 s, for clock-jump detection); a virtual clock needs none. */
+  /** Longest sleep between re-plans (default 30 s); a virtual clock needs none. */
   maxSleepMs?: number;
+  /** How often wall time is checked against monotonic time for steps (default 2 s; 0 = only at wakes). */
+  jumpCheckMs?: number;
 }
 
 interface Current {
@@ -46,6 +52,9 @@ interface Current {
   sha256: string;
   scheduledAt: EpochMs;
   requestedAt: EpochMs;
+  /** Monotonic instants: a play's length is measured on them, never on the wall clock. */
+  requestedMono: number;
+  startedMono?: number;
   expectedMs: number;
   row?: Promise<number>;
   startedAt?: EpochMs;
@@ -67,6 +76,7 @@ interface Due {
 export class Engine {
   private readonly zone: Zone;
   private timer: TimerHandle | undefined;
+  private jumpTimer: TimerHandle | undefined;
   private preloadTimer: TimerHandle | undefined;
   private current: Current | undefined;
   private queue: Due[] = [];
@@ -93,6 +103,8 @@ export class Engine {
       this.ctx.onOutbox?.();
     }
     this.running = true;
+    this.jumps.observe(now, this.ctx.clock.monotonic());
+    this.armJumpCheck();
     this.replan('start');
   }
 
@@ -100,6 +112,7 @@ export class Engine {
   async stop(): Promise<void> {
     this.running = false;
     this.timer?.cancel();
+    this.jumpTimer?.cancel();
     this.preloadTimer?.cancel();
     this.queue = [];
   }
@@ -194,21 +207,28 @@ export class Engine {
       durations,
       catchUps: this.catchUps,
       zone: this.zone,
-      ...(this.current ? { busyUntil: (this.current.startedAt ?? this.current.requestedAt) + this.current.expectedMs } : {}),
+      ...(this.current ? { busyUntil: now + this.remainingMs(this.current) } : {}),
     };
   }
 
+  /** How much longer the spot in the player should run, on monotonic time (a clock step does not stretch it). */
+  private remainingMs(cur: Current): number {
+    return Math.max(0, cur.expectedMs - (this.ctx.clock.monotonic() - (cur.startedMono ?? cur.requestedMono)));
+  }
+
   private async replanOnce(reason: string): Promise<void> {
-    const now = this.ctx.clock.now();
-    this.detectJump(now);
-    const day = this.zone.localDateOf(now);
+    this.detectJump(this.ctx.clock.now());
+    const day = this.zone.localDateOf(this.ctx.clock.now());
     const counts = await this.countsOf(day);
+    // After the store read: the plan starts from the time it is made.
+    const now = this.ctx.clock.now();
+    const mono = this.ctx.clock.monotonic();
     const all = this.ctx.desired().campaigns;
     let wakeAt = Infinity;
     const playable = all.filter((c) => {
-      const until = this.rests.restingUntil(c.id, now);
+      const until = this.rests.restingUntil(c.id, mono);
       if (until !== undefined) {
-        wakeAt = Math.min(wakeAt, until);
+        wakeAt = Math.min(wakeAt, now + (until - mono));
         return false;
       }
       return this.ctx.resolve(c.media) !== undefined;
@@ -263,7 +283,18 @@ export class Engine {
     this.replan(slot ? 'late-or-early slot' : 'timer');
   }
 
-  /** True (and a `clock-jump` event recorded) when the wall clock stepped since the last wake. */
+  /** The cheap periodic step check: a step re-plans at once instead of at the next slot or wake. */
+  private armJumpCheck(): void {
+    const every = this.ctx.jumpCheckMs ?? JUMP_CHECK_MS;
+    if (every <= 0) return;
+    this.jumpTimer = this.ctx.clock.setTimer(every, () => {
+      if (!this.running) return;
+      if (this.detectJump(this.ctx.clock.now())) this.replan('clock-jump');
+      this.armJumpCheck();
+    });
+  }
+
+  /** True (and a `clock-jump` event recorded) when the wall clock stepped since the last check. */
   private detectJump(now: EpochMs): boolean {
     const jump = this.jumps.observe(now, this.ctx.clock.monotonic());
     if (!jump) return false;
@@ -313,6 +344,7 @@ export class Engine {
       sha256: c.media.sha256,
       scheduledAt: due.scheduledAt,
       requestedAt: now,
+      requestedMono: this.ctx.clock.monotonic(),
       expectedMs: this.ctx.durationOf?.(c.media.sha256) ?? clip.durationMs ?? c.media.durationMs ?? 30_000,
     };
     this.current = cur;
@@ -323,6 +355,7 @@ export class Engine {
         onStarted: (at) => {
           if (ended || cur.row) return;
           cur.startedAt = at;
+          cur.startedMono = this.ctx.clock.monotonic() - Math.max(0, this.ctx.clock.now() - at);
           cur.row = this.recordStart(cur, at);
           // Logged once the row is durable: from here on a crash leaves proof of an interrupted play.
           this.track(cur.row.then((row) => this.ctx.log.info({ campaignId: cur.campaignId, row, lateMs: at - cur.scheduledAt }, 'spot started')));
@@ -358,18 +391,23 @@ export class Engine {
   }
 
   private async finish(cur: Current, at: EpochMs, outcome: Outcome, detail?: string): Promise<void> {
+    // The length is monotonic and endedAt follows from it: a wall-clock step mid-spot (NTP)
+    // neither stretches a play to an hour nor makes it end before it started.
+    const mono = this.ctx.clock.monotonic();
     try {
       // A spot that never started (load failure) is still proof: a failed play at the time it was asked for.
       const startedAt = cur.startedAt ?? cur.requestedAt;
+      const durationMs = Math.max(0, Math.round(mono - (cur.startedMono ?? cur.requestedMono)));
       const rowId = await (cur.row ?? this.recordStart(cur, startedAt));
       const w = this.inWindow(cur.campaignId, startedAt);
-      const ev = await this.ctx.store.recordPlayEnd(rowId, { endedAt: at, durationMs: Math.max(0, at - startedAt), outcome, target: w.target }, this.ctx.deviceId);
+      const ev = await this.ctx.store.recordPlayEnd(rowId, { endedAt: startedAt + durationMs, durationMs, outcome, target: w.target }, this.ctx.deviceId);
       if (outcome === 'completed') {
-        this.ctx.learnDuration?.(cur.sha256, at - startedAt);
+        if (Math.abs(at - startedAt - durationMs) <= LEARN_TOLERANCE_MS) this.ctx.learnDuration?.(cur.sha256, durationMs);
+        else this.ctx.log.warn({ campaignId: cur.campaignId, durationMs, wallMs: at - startedAt }, 'the clock stepped during the spot; its length is not learned');
         this.rests.completed(cur.campaignId);
       } else if (outcome === 'failed') {
         // Only a failed load rests the campaign; an interrupted spot (player or power died) retries at once.
-        this.rests.failed(cur.campaignId, at);
+        this.rests.failed(cur.campaignId, mono);
       }
       this.ctx.log.info({ campaignId: cur.campaignId, outcome, seq: ev.seq, played: ev.played, target: ev.target, lateMs: startedAt - cur.scheduledAt, detail }, 'spot ended');
       this.ctx.onOutbox?.();
