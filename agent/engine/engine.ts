@@ -8,6 +8,7 @@ import { plan, type CatchUp, type Plan, type PlanInput } from '../schedule/plann
 import { Zone } from '../schedule/zoned.js';
 import type { Store } from '../store/store.js';
 import { ClockJumpDetector, FailureRests } from './guards.js';
+import { DayLedger } from './ledger.js';
 
 /** A slot whose timer fires later than this (process stalled, wall clock stepped) is not played: re-plan instead. */
 const LATE_TOLERANCE_MS = 2_000;
@@ -89,9 +90,11 @@ export class Engine {
   /** Catch-up spreads of campaigns that fell behind, fed back into the next plan (see planner). */
   private readonly catchUps = new Map<string, CatchUp & { day: LocalDate }>();
   private readonly rests = new FailureRests();
+  private readonly ledger: DayLedger;
 
   constructor(private readonly ctx: EngineContext) {
     this.zone = new Zone(ctx.timezone);
+    this.ledger = new DayLedger({ store: ctx.store, log: ctx.log, zone: this.zone });
   }
 
   async start(): Promise<void> {
@@ -102,6 +105,7 @@ export class Engine {
       this.ctx.log.warn({ plays: closed.map((e) => e.eventId) }, 'closed plays left open by the last shutdown as interrupted');
       this.ctx.onOutbox?.();
     }
+    await this.ledger.load(this.zone.localDateOf(now));
     this.running = true;
     this.jumps.observe(now, this.ctx.clock.monotonic());
     this.armJumpCheck();
@@ -172,12 +176,20 @@ export class Engine {
     return p.campaigns.map((c) => ({ campaignId: c.campaignId, day: c.day, played: c.played, target: c.target, onTrack: c.onTrack }));
   }
 
-  /** A plan of any day: today from now; a past day as it ended; a future day from its start. */
+  /**
+   * A plan of any day: today from now; a future day from its start; a past day as the ledger
+   * says it was planned (targets and windows in force that day, the store's counts), or, for a
+   * day the ledger does not know (before it existed), rebuilt from what is in force now.
+   */
   async planFor(day: LocalDate): Promise<Plan> {
     const now = this.ctx.clock.now();
     const { start, end } = this.zone.dayBounds(day);
-    const at = Math.min(Math.max(now, start), end - 1);
     const counts = await this.countsOf(day);
+    if (end <= now) {
+      const past = await this.ledger.planOf(day, counts);
+      if (past) return past;
+    }
+    const at = Math.min(Math.max(now, start), end - 1);
     return plan(this.planInput(this.ctx.desired().campaigns, counts, at));
   }
 
@@ -247,6 +259,7 @@ export class Engine {
     }
     this.lastPlan = p;
     this.ctx.onPlanned?.(p, reason);
+    this.track(this.ledger.note(p, now));
     if (!this.running) return;
     this.ctx.log.debug({ reason, day, slots: p.slots.length, next: p.slots[0]?.at }, 'planned');
     const horizon = Math.min(p.replanAt, wakeAt, now + (this.ctx.maxSleepMs ?? MAX_SLEEP_MS));

@@ -45,6 +45,22 @@ export const migrations: ReadonlyArray<{ version: number; sql: string }> = [
       CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     `,
   },
+  {
+    // PROTOCOL v1.1 §7: each day's targets and windows as planned, so a past day's report
+    // never changes after an override is cleared or an assignment replaced.
+    version: 3,
+    sql: `
+      CREATE TABLE day_ledger (
+        day TEXT NOT NULL,
+        campaign_id TEXT NOT NULL,
+        target INTEGER NOT NULL,
+        windows TEXT NOT NULL,
+        overridden INTEGER NOT NULL,
+        written_at INTEGER NOT NULL,
+        PRIMARY KEY (day, campaign_id)
+      );
+    `,
+  },
 ];
 
 export async function migrate(q: Query): Promise<number> {

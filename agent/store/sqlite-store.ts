@@ -4,7 +4,7 @@ import type { Logger } from '../core/log.js';
 import type { AgentEvent, Assignment, EpochMs, LocalDate, Outcome, Override, PlayEvent } from '../core/types.js';
 import { Db, type Query } from './db.js';
 import { migrate } from './migrations.js';
-import type { DesiredDoc, DesiredKind, DesiredState, OutboxRow, PlayEnd, PlayRow, PlayStart, SourceKey, Store } from './store.js';
+import type { DesiredDoc, DesiredKind, DesiredState, LedgerEntry, OutboxRow, PlayEnd, PlayRow, PlayStart, SourceKey, Store } from './store.js';
 
 interface PlayDbRow {
   id: number;
@@ -188,6 +188,34 @@ export class SqliteStore implements Store {
       outcome: r.outcome,
       seq: r.seq,
     }));
+  }
+
+  // --- the per-day ledger
+
+  async recordLedger(entries: LedgerEntry[], at: EpochMs): Promise<void> {
+    if (entries.length === 0) return;
+    const rows = entries.map((e) => ({ day: e.day, campaignId: e.campaignId, target: e.target, windows: JSON.stringify(e.windows), overridden: e.overridden ? 1 : 0 }));
+    // One statement however many campaigns (STACK-NOTES: per-statement cost dominates).
+    await this.d.tx((q) =>
+      q.run(
+        `INSERT INTO day_ledger(day, campaign_id, target, windows, overridden, written_at)
+         SELECT json_extract(value, '$.day'), json_extract(value, '$.campaignId'), json_extract(value, '$.target'),
+                json_extract(value, '$.windows'), json_extract(value, '$.overridden'), ? FROM json_each(?) WHERE true
+         ON CONFLICT(day, campaign_id) DO UPDATE SET target = excluded.target, windows = excluded.windows,
+           overridden = excluded.overridden, written_at = excluded.written_at`,
+        [at, JSON.stringify(rows)],
+      ),
+    );
+  }
+
+  async ledgerOf(day: LocalDate): Promise<LedgerEntry[]> {
+    const rows = await this.d.read((q) =>
+      q.all<{ campaign_id: string; target: number; windows: string; overridden: number }>(
+        'SELECT campaign_id, target, windows, overridden FROM day_ledger WHERE day = ? ORDER BY campaign_id',
+        [day],
+      ),
+    );
+    return rows.map((r) => ({ day, campaignId: r.campaign_id, target: r.target, windows: JSON.parse(r.windows) as LedgerEntry['windows'], overridden: r.overridden === 1 }));
   }
 
   // --- events and outbox
