@@ -91,6 +91,8 @@ export class Engine {
   private readonly catchUps = new Map<string, CatchUp & { day: LocalDate }>();
   private readonly rests = new FailureRests();
   private readonly ledger: DayLedger;
+  /** When each campaign's last completed play started, on monotonic time (the spacing guard's "how long since"). */
+  private readonly lastShown = new Map<string, { day: LocalDate; mono: number }>();
 
   constructor(private readonly ctx: EngineContext) {
     this.zone = new Zone(ctx.timezone);
@@ -105,7 +107,11 @@ export class Engine {
       this.ctx.log.warn({ plays: closed.map((e) => e.eventId) }, 'closed plays left open by the last shutdown as interrupted');
       this.ctx.onOutbox?.();
     }
-    await this.ledger.load(this.zone.localDateOf(now));
+    const today = this.zone.localDateOf(now);
+    await this.ledger.load(today);
+    for (const p of await this.ctx.store.playsForDay(today)) {
+      if (p.outcome === 'completed') this.lastShown.set(p.campaignId, { day: today, mono: this.ctx.clock.monotonic() - (now - p.startedAt) });
+    }
     this.running = true;
     this.jumps.observe(now, this.ctx.clock.monotonic());
     this.armJumpCheck();
@@ -210,6 +216,13 @@ export class Engine {
       const d = this.ctx.durationOf?.(c.media.sha256);
       if (d !== undefined) durations.set(c.id, d);
     }
+    // Real time since each campaign's last start, carried to the wall clock of `now`.
+    const mono = this.ctx.clock.monotonic();
+    const day = this.zone.localDateOf(now);
+    const lastStarts = new Map<string, EpochMs>();
+    for (const [id, l] of this.lastShown) if (l.day === day) lastStarts.set(id, now - (mono - l.mono));
+    const cur = this.current;
+    if (cur && this.zone.localDateOf(cur.requestedAt) === day) lastStarts.set(cur.campaignId, now - (mono - (cur.startedMono ?? cur.requestedMono)));
     return {
       campaigns,
       overrides: this.ctx.desired().overrides,
@@ -219,6 +232,7 @@ export class Engine {
       durations,
       catchUps: this.catchUps,
       zone: this.zone,
+      lastStarts,
       ...(this.current ? { busyUntil: now + this.remainingMs(this.current) } : {}),
     };
   }
@@ -418,6 +432,7 @@ export class Engine {
         if (Math.abs(at - startedAt - durationMs) <= LEARN_TOLERANCE_MS) this.ctx.learnDuration?.(cur.sha256, durationMs);
         else this.ctx.log.warn({ campaignId: cur.campaignId, durationMs, wallMs: at - startedAt }, 'the clock stepped during the spot; its length is not learned');
         this.rests.completed(cur.campaignId);
+        this.lastShown.set(cur.campaignId, { day: w.day, mono: cur.startedMono ?? cur.requestedMono });
       } else if (outcome === 'failed') {
         // Only a failed load rests the campaign; an interrupted spot (player or power died) retries at once.
         this.rests.failed(cur.campaignId, mono);

@@ -50,7 +50,9 @@ export class DayLedger {
     const { start, end } = this.ctx.zone.dayBounds(day);
     const campaigns: CampaignPlan[] = entries.map((e) => {
       const played = counts.get(e.campaignId) ?? 0;
-      return { campaignId: e.campaignId, day, target: e.target, played, planned: 0, onTrack: played >= e.target, windows: e.windows, overridden: e.overridden };
+      const total = e.windows.reduce((t, w) => t + (w.end - w.start), 0);
+      const spacingMs = e.target > 0 && total > 0 ? total / e.target : Infinity;
+      return { campaignId: e.campaignId, day, target: e.target, played, planned: 0, onTrack: played >= e.target, windows: e.windows, overridden: e.overridden, spacingMs };
     });
     return { day, dayStart: start, dayEnd: end, slots: [], campaigns, replanAt: end };
   }

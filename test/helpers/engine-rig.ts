@@ -28,8 +28,12 @@ export interface EngineRigOptions {
   clock?: VirtualClock;
   /** The length the simulated player really plays when the clip does not say (default 30 s). */
   playerLengthMs?: number;
-  /** Clips carry the assignment's durationMs only (no default), as the media cache gives them. */
-  clipLength?: 'declared' | 'default30';
+  /**
+   * The clip's length as resolve gives it: the assignment's durationMs or 30 s (default), the
+   * assignment's only (`declared`, as the media cache gives it), or none (`none`: the player
+   * plays playerLengthMs, whatever the assignment says).
+   */
+  clipLength?: 'declared' | 'default30' | 'none';
   learned?: Map<string, number>;
   fail?: (campaignId: string) => boolean;
   engine?: Partial<EngineContext>;
@@ -57,7 +61,9 @@ export async function engineRig(t: Teardown, file: string, at: number, campaigns
     timezone: 'Asia/Ho_Chi_Minh',
     desired: () => state.desired,
     resolve: (m) =>
-      o.clipLength === 'declared'
+      o.clipLength === 'none'
+        ? { path: m.url, sha256: m.sha256 }
+        : o.clipLength === 'declared'
         ? { path: m.url, sha256: m.sha256, ...(m.durationMs !== undefined ? { durationMs: m.durationMs } : {}) }
         : { path: m.url, sha256: m.sha256, durationMs: m.durationMs ?? 30_000 },
     durationOf: (sha) => learned.get(sha),
