@@ -26,14 +26,15 @@ const windowArb = fc.tuple(fc.integer({ min: 0, max: 86_000 }), fc.integer({ min
 
 interface Spec {
   lengthMs: number;
-  declared: boolean;
+  /** The assignment's durationMs: the clip's, none, or a wrong one (30 s, the old default). */
+  declared: 'true' | 'none' | 'wrong';
   timesPerDay: number;
   windows: string[];
   priority: number;
 }
 const specArb: fc.Arbitrary<Spec> = fc.record({
-  lengthMs: fc.integer({ min: 2_000, max: 60_000 }),
-  declared: fc.boolean(),
+  lengthMs: fc.oneof(fc.integer({ min: 2_000, max: 60_000 }), fc.constantFrom(2_000, 5_000)),
+  declared: fc.constantFrom('true', 'none', 'wrong'),
   timesPerDay: fc.integer({ min: 1, max: 12 }),
   windows: fc.array(windowArb, { minLength: 1, maxLength: 2 }),
   priority: fc.integer({ min: 0, max: 2 }),
@@ -59,7 +60,7 @@ t.test('engine property: windows, targets, spacing, counts and seq over random d
       const file = path.join(dir, 'agent.db');
       const campaigns: Campaign[] = specs.map((s, i) => ({
         id: `c${i}`,
-        media: { url: `file:///c${i}.mp4`, sha256: String(i).repeat(64).slice(0, 64), ...(s.declared ? { durationMs: s.lengthMs } : {}) },
+        media: { url: `file:///c${i}.mp4`, sha256: String(i).repeat(64).slice(0, 64), ...(s.declared === 'none' ? {} : { durationMs: s.declared === 'true' ? s.lengthMs : 30_000 }) },
         timesPerDay: s.timesPerDay,
         windows: s.windows,
         priority: s.priority,
