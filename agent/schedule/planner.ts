@@ -171,9 +171,10 @@ function wantedInstants(
     if (spread) return spread;
     // Late by little (pushed back by another spot, a quick restart): play the missed grid
     // instant as soon as possible and keep the grid, instead of re-spreading the day.
-    // Only one instant, at most half a step late: several missed at once (a clock step, a long
-    // stall) must not become a burst of back-to-back plays, they are re-spread below.
-    if (passed - done === 1 && grid[done]! >= now - Math.min(LATE_GRACE_MS, step / 2) && clear(grid[done], step)) return { instants: grid.slice(done), spacingMs: step };
+    // Only one instant: several missed at once (a clock step, a long stall) must not become a
+    // burst of back-to-back plays, they are re-spread below. (The next grid instant after a late
+    // play meets the guard above like any other.)
+    if (passed - done === 1 && grid[done]! >= now - LATE_GRACE_MS && clear(grid[done], step)) return { instants: grid.slice(done), spacingMs: step };
   }
   const fresh: CatchUp = { from, done, target };
   return { ...catchUpInstants(spans, fresh, d), catchUp: fresh };
