@@ -91,7 +91,10 @@ export class Engine {
   private readonly catchUps = new Map<string, CatchUp & { day: LocalDate }>();
   private readonly rests = new FailureRests();
   private readonly ledger: DayLedger;
-  /** When each campaign's last completed play started, on monotonic time (the spacing guard's "how long since"). */
+  /**
+   * The planned instant of each campaign's last completed play, on monotonic time (the spacing
+   * guard's "how long since"): planned, not started, so a start latency does not count as spacing lost.
+   */
   private readonly lastShown = new Map<string, { day: LocalDate; mono: number }>();
 
   constructor(private readonly ctx: EngineContext) {
@@ -110,7 +113,7 @@ export class Engine {
     const today = this.zone.localDateOf(now);
     await this.ledger.load(today);
     for (const p of await this.ctx.store.playsForDay(today)) {
-      if (p.outcome === 'completed') this.lastShown.set(p.campaignId, { day: today, mono: this.ctx.clock.monotonic() - (now - p.startedAt) });
+      if (p.outcome === 'completed') this.lastShown.set(p.campaignId, { day: today, mono: this.ctx.clock.monotonic() - (now - Math.min(p.startedAt, p.scheduledAt)) });
     }
     this.running = true;
     this.jumps.observe(now, this.ctx.clock.monotonic());
@@ -222,7 +225,7 @@ export class Engine {
     const lastStarts = new Map<string, EpochMs>();
     for (const [id, l] of this.lastShown) if (l.day === day) lastStarts.set(id, now - (mono - l.mono));
     const cur = this.current;
-    if (cur && this.zone.localDateOf(cur.requestedAt) === day) lastStarts.set(cur.campaignId, now - (mono - (cur.startedMono ?? cur.requestedMono)));
+    if (cur && this.zone.localDateOf(cur.requestedAt) === day) lastStarts.set(cur.campaignId, now - (mono - plannedMono(cur)));
     return {
       campaigns,
       overrides: this.ctx.desired().overrides,
@@ -432,7 +435,7 @@ export class Engine {
         if (Math.abs(at - startedAt - durationMs) <= LEARN_TOLERANCE_MS) this.ctx.learnDuration?.(cur.sha256, durationMs);
         else this.ctx.log.warn({ campaignId: cur.campaignId, durationMs, wallMs: at - startedAt }, 'the clock stepped during the spot; its length is not learned');
         this.rests.completed(cur.campaignId);
-        this.lastShown.set(cur.campaignId, { day: w.day, mono: cur.startedMono ?? cur.requestedMono });
+        this.lastShown.set(cur.campaignId, { day: w.day, mono: plannedMono(cur) });
       } else if (outcome === 'failed') {
         // Only a failed load rests the campaign; an interrupted spot (player or power died) retries at once.
         this.rests.failed(cur.campaignId, mono);
@@ -454,4 +457,11 @@ export class Engine {
     void p.finally(() => this.inflight.delete(p)).catch(() => undefined);
     return p;
   }
+}
+
+/** The monotonic instant a spot was planned for: its start less how late it started. */
+function plannedMono(cur: Current): number {
+  const startedMono = cur.startedMono ?? cur.requestedMono;
+  const late = (cur.startedAt ?? cur.requestedAt) - cur.scheduledAt;
+  return late > 0 ? startedMono - late : startedMono;
 }

@@ -35,8 +35,9 @@ export interface PlanInput {
   /** A Zone for `timezone` to reuse across plans (saves ~0.1 ms of Intl setup per plan). */
   zone?: Zone;
   /**
-   * Per campaign: when its last play today (completed or under way) started. The spacing guard
-   * keeps the next one at least half a step after it (see wantedInstants).
+   * Per campaign: the instant its last play today (completed or under way) was planned for
+   * (its start, less the player's start latency). The spacing guard keeps the next one at
+   * least half a step after it (see wantedInstants).
    */
   lastStarts?: Map<string, EpochMs>;
 }
@@ -162,7 +163,7 @@ function wantedInstants(
   // half a step (the smaller of the grid's and the catch-up's) after the campaign's previous
   // play; where it would, the campaign follows (or makes) an even catch-up spread instead, so
   // it is never played back to back with itself while the window has room.
-  const clear = (first: EpochMs | undefined, s: number): boolean => last === undefined || first === undefined || Math.max(first, from) - last >= s / 2;
+  const clear = (first: EpochMs | undefined, s: number): boolean => last === undefined || first === undefined || Math.max(first, from) - last >= s / 2 - 1;
   if (done >= passed) {
     const instants = grid.slice(done);
     if (clear(instants[0], Math.min(step, spread?.spacingMs ?? step))) return { instants, spacingMs: step };
@@ -174,10 +175,29 @@ function wantedInstants(
     // Only one instant: several missed at once (a clock step, a long stall) must not become a
     // burst of back-to-back plays, they are re-spread below. (The next grid instant after a late
     // play meets the guard above like any other.)
-    if (passed - done === 1 && grid[done]! >= now - LATE_GRACE_MS && clear(grid[done], step)) return { instants: grid.slice(done), spacingMs: step };
+    if (passed - done === 1 && grid[done]! >= now - LATE_GRACE_MS) {
+      if (clear(grid[done], step)) return { instants: grid.slice(done), spacingMs: step };
+      // Too soon after the previous play: keep the grid and put the missed play midway in the
+      // first grid gap that has half a step on each side of it.
+      const inserted = insertMidway(spans, grid.slice(done + 1), last!, from, step);
+      if (inserted) return { instants: inserted, spacingMs: step };
+    }
   }
   const fresh: CatchUp = { from, done, target };
   return { ...catchUpInstants(spans, fresh, d), catchUp: fresh };
+}
+
+/** `next` (grid instants) with one more instant midway between two neighbours (the first being `last`), each half a step away, not before `from`. */
+function insertMidway(spans: WindowSpan[], next: EpochMs[], last: EpochMs, from: EpochMs, step: number): EpochMs[] | undefined {
+  const first = next[0];
+  if (first === undefined || first - last < step / 2 - 1) return undefined;
+  for (let j = 0; j < next.length; j++) {
+    const a = j === 0 ? last : next[j - 1]!;
+    const b = next[j]!;
+    const mid = Math.floor((a + b) / 2);
+    if (mid >= from && mid - a >= step / 2 - 1 && b - mid >= step / 2 - 1 && spanIndexOf(spans, mid) >= 0) return [...next.slice(0, j), mid, ...next.slice(j)];
+  }
+  return undefined;
 }
 
 /** The remaining plays of a catch-up spread evenly over the window time left after its start. */
