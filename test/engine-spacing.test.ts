@@ -61,3 +61,18 @@ t.test('a wrongly declared length (30 s for a 2 s clip): the guard keeps the pla
     t.ok(gaps.every((g) => g >= CLIP + 1_000), 'never back to back (at least 1 s of loop between the end of one and the next)');
   }
 });
+
+t.test('a raised target right after a play: the missed instant goes midway into a grid gap, never back to back, the grid kept', async (t) => {
+  // 120 in 20 min (10 s grid), raised to 240 (5 s grid) at +17.3 s, just after the play at +15 s ended.
+  const c: Campaign = { id: 'spot', media: { url: 'file:///x.mp4', sha256: 'ab'.repeat(32), durationMs: CLIP }, timesPerDay: 120, windows: ['10:00:00-10:20:00'] };
+  const w0 = zone.localToEpoch(D, 10 * 3600);
+  const r = await engineRig(t, path.join(tempDir(t), 'agent.db'), w0 - 4_000, [c], { clipLength: 'declared' });
+  await r.clock.advanceTo(w0 + 17_300, r.settle);
+  await r.setOverride({ version: 1, campaigns: { spot: { timesPerDay: 240 } } });
+  await r.clock.advanceTo(w0 + 60_000, r.settle);
+  const starts = (await r.store.playsForDay(D)).map((p) => p.startedAt - w0);
+  t.comment(`starts: ${starts.map((s) => s / 1000).join(' ')}`);
+  t.ok(gapsOf(starts).every((g) => g >= 2_500), 'half a step (2.5 s) or more between plays: never back to back');
+  t.ok(starts.slice(4).every((s) => s % 5_000 === 2_500), 'on the 5 s grid from then on');
+  t.same(starts.slice(0, 5), [5_000, 15_000, 17_500, 20_000, 22_500], 'the missed play midway between 17.5 and 22.5');
+});
