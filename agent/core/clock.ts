@@ -35,6 +35,7 @@ export class SystemClock implements Clock {
 }
 
 interface VirtualTimer {
+  /** Monotonic instant: like the kernel's timers, a wall-clock step neither fires nor delays it. */
   at: number;
   seq: number;
   fn: () => void;
@@ -45,55 +46,56 @@ interface VirtualTimer {
  * A clock that only moves when told. `advanceTo` fires due timers in order of their
  * instant (ties in order of creation), letting each timer's callback (and the promise
  * jobs it queues) run before the next, so async code sees a consistent timeline.
+ * Wall time is monotonic time plus an offset that only `jump` changes, so a jump behaves
+ * as an NTP step does on a real box: timers keep their monotonic deadlines.
  */
 export class VirtualClock implements Clock {
-  private t: EpochMs;
+  private offset: number;
   private mono = 0;
   private seq = 0;
   private timers: VirtualTimer[] = [];
 
   constructor(start: EpochMs) {
-    this.t = start;
+    this.offset = start;
   }
   now(): EpochMs {
-    return this.t;
+    return this.mono + this.offset;
   }
   monotonic(): number {
     return this.mono;
   }
   setTimer(ms: number, fn: () => void): TimerHandle {
-    const timer: VirtualTimer = { at: this.t + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
+    const timer: VirtualTimer = { at: this.mono + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
     this.timers.push(timer);
     return { cancel: () => { timer.cancelled = true; } };
   }
   /** Step the wall clock without moving monotonic time: a simulated NTP correction. */
   jump(to: EpochMs): void {
-    this.t = to;
-    for (const tm of this.timers) tm.at = Math.max(tm.at, to);
+    this.offset = to - this.mono;
   }
   pendingTimers(): number {
     return this.timers.filter((x) => !x.cancelled).length;
   }
+  /** Runs until the wall clock reads `target` (nothing happens if it already reads later). */
   async advanceTo(target: EpochMs, settle: () => Promise<void> = flushJobs): Promise<void> {
     for (;;) {
       await settle();
       this.timers = this.timers.filter((x) => !x.cancelled);
+      const until = target - this.offset;
       let next: VirtualTimer | undefined;
       for (const tm of this.timers) {
-        if (tm.at <= target && (!next || tm.at < next.at || (tm.at === next.at && tm.seq < next.seq))) next = tm;
+        if (tm.at <= until && (!next || tm.at < next.at || (tm.at === next.at && tm.seq < next.seq))) next = tm;
       }
       if (!next) break;
-      this.mono += next.at - this.t;
-      this.t = next.at;
+      this.mono = Math.max(this.mono, next.at);
       next.cancelled = true;
       next.fn();
     }
-    this.mono += Math.max(0, target - this.t);
-    this.t = Math.max(this.t, target);
+    this.mono = Math.max(this.mono, target - this.offset);
     await settle();
   }
   async advanceBy(ms: number): Promise<void> {
-    await this.advanceTo(this.t + ms);
+    await this.advanceTo(this.now() + ms);
   }
 }
 

@@ -8,11 +8,16 @@ import { plan, type CatchUp, type Plan, type PlanInput } from '../schedule/plann
 import { Zone } from '../schedule/zoned.js';
 import type { Store } from '../store/store.js';
 import { ClockJumpDetector, FailureRests } from './guards.js';
+import { DayLedger } from './ledger.js';
 
 /** A slot whose timer fires later than this (process stalled, wall clock stepped) is not played: re-plan instead. */
 const LATE_TOLERANCE_MS = 2_000;
-/** Wake at least this often, so a wall-clock step is noticed and the day rolls over on time. */
+/** Wake at least this often to re-plan (the day rolls over on time even if a timer was lost). */
 const MAX_SLEEP_MS = 30_000;
+/** Compare wall and monotonic time this often: a clock step is noticed within this (a cheap check, no store I/O). */
+const JUMP_CHECK_MS = 2_000;
+/** A play whose wall-clock and monotonic lengths differ by more than this ran across a clock step: its length is not learned. */
+const LEARN_TOLERANCE_MS = 1_000;
 /** Give the player the file this long before its instant. */
 const PRELOAD_LEAD_MS = 3_000;
 
@@ -36,8 +41,10 @@ export interface EngineContext {
   onOutbox?: () => void;
   /** Observability: called with every new plan (benchmarks measure re-plan latency with it). */
   onPlanned?: (p: Plan, reason: string) => void;
-  /** Longest sleep between wakes (default 30 s, for clock-jump detection); a virtual clock needs none. */
+  /** Longest sleep between re-plans (default 30 s); a virtual clock needs none. */
   maxSleepMs?: number;
+  /** How often wall time is checked against monotonic time for steps (default 2 s; 0 = only at wakes). */
+  jumpCheckMs?: number;
 }
 
 interface Current {
@@ -46,6 +53,9 @@ interface Current {
   sha256: string;
   scheduledAt: EpochMs;
   requestedAt: EpochMs;
+  /** Monotonic instants: a play's length is measured on them, never on the wall clock. */
+  requestedMono: number;
+  startedMono?: number;
   expectedMs: number;
   row?: Promise<number>;
   startedAt?: EpochMs;
@@ -67,6 +77,7 @@ interface Due {
 export class Engine {
   private readonly zone: Zone;
   private timer: TimerHandle | undefined;
+  private jumpTimer: TimerHandle | undefined;
   private preloadTimer: TimerHandle | undefined;
   private current: Current | undefined;
   private queue: Due[] = [];
@@ -79,9 +90,16 @@ export class Engine {
   /** Catch-up spreads of campaigns that fell behind, fed back into the next plan (see planner). */
   private readonly catchUps = new Map<string, CatchUp & { day: LocalDate }>();
   private readonly rests = new FailureRests();
+  private readonly ledger: DayLedger;
+  /**
+   * The planned instant of each campaign's last completed play, on monotonic time (the spacing
+   * guard's "how long since"): planned, not started, so a start latency does not count as spacing lost.
+   */
+  private readonly lastShown = new Map<string, { day: LocalDate; mono: number }>();
 
   constructor(private readonly ctx: EngineContext) {
     this.zone = new Zone(ctx.timezone);
+    this.ledger = new DayLedger({ store: ctx.store, log: ctx.log, zone: this.zone });
   }
 
   async start(): Promise<void> {
@@ -92,7 +110,14 @@ export class Engine {
       this.ctx.log.warn({ plays: closed.map((e) => e.eventId) }, 'closed plays left open by the last shutdown as interrupted');
       this.ctx.onOutbox?.();
     }
+    const today = this.zone.localDateOf(now);
+    await this.ledger.load(today);
+    for (const p of await this.ctx.store.playsForDay(today)) {
+      if (p.outcome === 'completed') this.lastShown.set(p.campaignId, { day: today, mono: this.ctx.clock.monotonic() - (now - Math.min(p.startedAt, p.scheduledAt)) });
+    }
     this.running = true;
+    this.jumps.observe(now, this.ctx.clock.monotonic());
+    this.armJumpCheck();
     this.replan('start');
   }
 
@@ -100,6 +125,7 @@ export class Engine {
   async stop(): Promise<void> {
     this.running = false;
     this.timer?.cancel();
+    this.jumpTimer?.cancel();
     this.preloadTimer?.cancel();
     this.queue = [];
   }
@@ -159,12 +185,20 @@ export class Engine {
     return p.campaigns.map((c) => ({ campaignId: c.campaignId, day: c.day, played: c.played, target: c.target, onTrack: c.onTrack }));
   }
 
-  /** A plan of any day: today from now; a past day as it ended; a future day from its start. */
+  /**
+   * A plan of any day: today from now; a future day from its start; a past day as the ledger
+   * says it was planned (targets and windows in force that day, the store's counts), or, for a
+   * day the ledger does not know (before it existed), rebuilt from what is in force now.
+   */
   async planFor(day: LocalDate): Promise<Plan> {
     const now = this.ctx.clock.now();
     const { start, end } = this.zone.dayBounds(day);
-    const at = Math.min(Math.max(now, start), end - 1);
     const counts = await this.countsOf(day);
+    if (end <= now) {
+      const past = await this.ledger.planOf(day, counts);
+      if (past) return past;
+    }
+    const at = Math.min(Math.max(now, start), end - 1);
     return plan(this.planInput(this.ctx.desired().campaigns, counts, at));
   }
 
@@ -185,6 +219,13 @@ export class Engine {
       const d = this.ctx.durationOf?.(c.media.sha256);
       if (d !== undefined) durations.set(c.id, d);
     }
+    // Real time since each campaign's last start, carried to the wall clock of `now`.
+    const mono = this.ctx.clock.monotonic();
+    const day = this.zone.localDateOf(now);
+    const lastStarts = new Map<string, EpochMs>();
+    for (const [id, l] of this.lastShown) if (l.day === day) lastStarts.set(id, now - (mono - l.mono));
+    const cur = this.current;
+    if (cur && this.zone.localDateOf(cur.requestedAt) === day) lastStarts.set(cur.campaignId, now - (mono - plannedMono(cur)));
     return {
       campaigns,
       overrides: this.ctx.desired().overrides,
@@ -194,21 +235,29 @@ export class Engine {
       durations,
       catchUps: this.catchUps,
       zone: this.zone,
-      ...(this.current ? { busyUntil: (this.current.startedAt ?? this.current.requestedAt) + this.current.expectedMs } : {}),
+      lastStarts,
+      ...(this.current ? { busyUntil: now + this.remainingMs(this.current) } : {}),
     };
   }
 
+  /** How much longer the spot in the player should run, on monotonic time (a clock step does not stretch it). */
+  private remainingMs(cur: Current): number {
+    return Math.max(0, cur.expectedMs - (this.ctx.clock.monotonic() - (cur.startedMono ?? cur.requestedMono)));
+  }
+
   private async replanOnce(reason: string): Promise<void> {
-    const now = this.ctx.clock.now();
-    this.detectJump(now);
-    const day = this.zone.localDateOf(now);
+    this.detectJump(this.ctx.clock.now());
+    const day = this.zone.localDateOf(this.ctx.clock.now());
     const counts = await this.countsOf(day);
+    // After the store read: the plan starts from the time it is made.
+    const now = this.ctx.clock.now();
+    const mono = this.ctx.clock.monotonic();
     const all = this.ctx.desired().campaigns;
     let wakeAt = Infinity;
     const playable = all.filter((c) => {
-      const until = this.rests.restingUntil(c.id, now);
+      const until = this.rests.restingUntil(c.id, mono);
       if (until !== undefined) {
-        wakeAt = Math.min(wakeAt, until);
+        wakeAt = Math.min(wakeAt, now + (until - mono));
         return false;
       }
       return this.ctx.resolve(c.media) !== undefined;
@@ -227,6 +276,7 @@ export class Engine {
     }
     this.lastPlan = p;
     this.ctx.onPlanned?.(p, reason);
+    this.track(this.ledger.note(p, now));
     if (!this.running) return;
     this.ctx.log.debug({ reason, day, slots: p.slots.length, next: p.slots[0]?.at }, 'planned');
     const horizon = Math.min(p.replanAt, wakeAt, now + (this.ctx.maxSleepMs ?? MAX_SLEEP_MS));
@@ -263,7 +313,18 @@ export class Engine {
     this.replan(slot ? 'late-or-early slot' : 'timer');
   }
 
-  /** True (and a `clock-jump` event recorded) when the wall clock stepped since the last wake. */
+  /** The cheap periodic step check: a step re-plans at once instead of at the next slot or wake. */
+  private armJumpCheck(): void {
+    const every = this.ctx.jumpCheckMs ?? JUMP_CHECK_MS;
+    if (every <= 0) return;
+    this.jumpTimer = this.ctx.clock.setTimer(every, () => {
+      if (!this.running) return;
+      if (this.detectJump(this.ctx.clock.now())) this.replan('clock-jump');
+      this.armJumpCheck();
+    });
+  }
+
+  /** True (and a `clock-jump` event recorded) when the wall clock stepped since the last check. */
   private detectJump(now: EpochMs): boolean {
     const jump = this.jumps.observe(now, this.ctx.clock.monotonic());
     if (!jump) return false;
@@ -313,6 +374,7 @@ export class Engine {
       sha256: c.media.sha256,
       scheduledAt: due.scheduledAt,
       requestedAt: now,
+      requestedMono: this.ctx.clock.monotonic(),
       expectedMs: this.ctx.durationOf?.(c.media.sha256) ?? clip.durationMs ?? c.media.durationMs ?? 30_000,
     };
     this.current = cur;
@@ -323,6 +385,7 @@ export class Engine {
         onStarted: (at) => {
           if (ended || cur.row) return;
           cur.startedAt = at;
+          cur.startedMono = this.ctx.clock.monotonic() - Math.max(0, this.ctx.clock.now() - at);
           cur.row = this.recordStart(cur, at);
           // Logged once the row is durable: from here on a crash leaves proof of an interrupted play.
           this.track(cur.row.then((row) => this.ctx.log.info({ campaignId: cur.campaignId, row, lateMs: at - cur.scheduledAt }, 'spot started')));
@@ -359,18 +422,24 @@ export class Engine {
   }
 
   private async finish(cur: Current, at: EpochMs, outcome: Outcome, detail?: string): Promise<void> {
+    // The length is monotonic and endedAt follows from it: a wall-clock step mid-spot (NTP)
+    // neither stretches a play to an hour nor makes it end before it started.
+    const mono = this.ctx.clock.monotonic();
     try {
       // A spot that never started (load failure) is still proof: a failed play at the time it was asked for.
       const startedAt = cur.startedAt ?? cur.requestedAt;
+      const durationMs = Math.max(0, Math.round(mono - (cur.startedMono ?? cur.requestedMono)));
       const rowId = await (cur.row ?? this.recordStart(cur, startedAt));
       const w = this.inWindow(cur.campaignId, startedAt);
-      const ev = await this.ctx.store.recordPlayEnd(rowId, { endedAt: at, durationMs: Math.max(0, at - startedAt), outcome, target: w.target }, this.ctx.deviceId);
+      const ev = await this.ctx.store.recordPlayEnd(rowId, { endedAt: startedAt + durationMs, durationMs, outcome, target: w.target }, this.ctx.deviceId);
       if (outcome === 'completed') {
-        this.ctx.learnDuration?.(cur.sha256, at - startedAt);
+        if (Math.abs(at - startedAt - durationMs) <= LEARN_TOLERANCE_MS) this.ctx.learnDuration?.(cur.sha256, durationMs);
+        else this.ctx.log.warn({ campaignId: cur.campaignId, durationMs, wallMs: at - startedAt }, 'the clock stepped during the spot; its length is not learned');
         this.rests.completed(cur.campaignId);
+        this.lastShown.set(cur.campaignId, { day: w.day, mono: plannedMono(cur) });
       } else if (outcome === 'failed') {
         // Only a failed load rests the campaign; an interrupted spot (player or power died) retries at once.
-        this.rests.failed(cur.campaignId, at);
+        this.rests.failed(cur.campaignId, mono);
       }
       this.ctx.log.info({ campaignId: cur.campaignId, outcome, seq: ev.seq, played: ev.played, target: ev.target, lateMs: startedAt - cur.scheduledAt, detail }, 'spot ended');
       this.ctx.onOutbox?.();
@@ -389,4 +458,11 @@ export class Engine {
     void p.finally(() => this.inflight.delete(p)).catch(() => undefined);
     return p;
   }
+}
+
+/** The monotonic instant a spot was planned for: its start less how late it started. */
+function plannedMono(cur: Current): number {
+  const startedMono = cur.startedMono ?? cur.requestedMono;
+  const late = (cur.startedAt ?? cur.requestedAt) - cur.scheduledAt;
+  return late > 0 ? startedMono - late : startedMono;
 }

@@ -34,11 +34,13 @@ const REST_MAX_MS = 15 * 60_000;
  * Campaigns resting after failed plays, so a broken file is never retried in a tight loop
  * (a failure takes milliseconds, and the catch-up rule would otherwise plan the next try
  * sooner and sooner). A completed play ends the rest and resets the backoff.
+ * Instants are monotonic milliseconds (Clock.monotonic()): a rest kept in wall time would
+ * last an extra hour after NTP stepped the clock back an hour.
  */
 export class FailureRests {
-  private readonly rests = new Map<string, { until: EpochMs; failures: number }>();
+  private readonly rests = new Map<string, { until: number; failures: number }>();
 
-  failed(campaignId: string, at: EpochMs): void {
+  failed(campaignId: string, at: number): void {
     const failures = (this.rests.get(campaignId)?.failures ?? 0) + 1;
     this.rests.set(campaignId, { until: at + Math.min(REST_MAX_MS, REST_BASE_MS * 2 ** (failures - 1)), failures });
   }
@@ -48,7 +50,7 @@ export class FailureRests {
   }
 
   /** When the campaign may play again, if it is resting at `now`. */
-  restingUntil(campaignId: string, now: EpochMs): EpochMs | undefined {
+  restingUntil(campaignId: string, now: number): number | undefined {
     const r = this.rests.get(campaignId);
     return r && r.until > now ? r.until : undefined;
   }

@@ -80,6 +80,7 @@ export async function simulate(input: SimulationInput): Promise<SimulationResult
         learnDuration: (sha, ms) => learned.set(sha, ms),
         clockSynced: () => true,
         maxSleepMs: 6 * 3600_000,
+        jumpCheckMs: 0,
       });
       await player.start();
       await engine.start();

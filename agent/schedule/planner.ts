@@ -34,6 +34,12 @@ export interface PlanInput {
   catchUps?: Map<string, CatchUp & { day: LocalDate }>;
   /** A Zone for `timezone` to reuse across plans (saves ~0.1 ms of Intl setup per plan). */
   zone?: Zone;
+  /**
+   * Per campaign: the instant its last play today (completed or under way) was planned for
+   * (its start, less the player's start latency). The spacing guard keeps the next one at
+   * least half a step after it (see wantedInstants).
+   */
+  lastStarts?: Map<string, EpochMs>;
 }
 
 export interface Slot {
@@ -59,6 +65,8 @@ export interface CampaignPlan {
   overridden: boolean;
   /** Set while the campaign is behind its grid: the spread it follows (feed back via PlanInput.catchUps). */
   catchUp?: CatchUp & { day: LocalDate };
+  /** Window time between two instants of the spread in force (the grid's, or the catch-up's when set); Infinity without one. */
+  spacingMs: number;
 }
 
 /** A catch-up spread: `target - done` plays spread evenly over the window time after `from`. */
@@ -125,44 +133,81 @@ function wantedInstants(
   spans: WindowSpan[],
   target: number,
   done: number,
-  d: number,
+  d: number | undefined,
   now: EpochMs,
   from: EpochMs,
   anchor: CatchUp | undefined,
-): { instants: EpochMs[]; catchUp?: CatchUp } {
-  const want = target - done;
-  if (want <= 0 || spans.length === 0) return { instants: [] };
+  last: EpochMs | undefined,
+): { instants: EpochMs[]; catchUp?: CatchUp; spacingMs: number } {
   const total = totalLength(spans);
-  const fitAll = Math.max(1, Math.floor(total / d));
-  const grid = evenInstants(spans, Math.min(target, fitAll));
+  // An assumed length (none declared, none learned) never thins the grid: assuming 30 s for a
+  // 2 s clip would plan a coarse grid and, once the length is known, a bunched catch-up.
+  const fitAll = d === undefined ? target : Math.max(1, Math.floor(total / d));
+  const n = Math.min(target, fitAll);
+  const step = n > 0 && spans.length > 0 ? total / n : Infinity;
+  if (target - done <= 0 || spans.length === 0) return { instants: [], spacingMs: step };
+  const grid = evenInstants(spans, n);
   let passed = 0;
   while (passed < grid.length && grid[passed]! < now) passed++;
-  if (done >= passed) return { instants: grid.slice(done) };
-  // Behind. Keep following the catch-up spread made earlier while it is being kept up:
-  // re-spreading from "now" after every play would shrink the first gap each time
-  // (R/2M, then R'/2M', …) and bunch the day's plays at the start of the catch-up.
+  // Keep following the catch-up spread made earlier while it is being kept up: re-spreading
+  // from "now" after every play would shrink the first gap each time (R/2M, then R'/2M', …)
+  // and bunch the day's plays at the start of the catch-up.
+  let spread: { instants: EpochMs[]; catchUp: CatchUp; spacingMs: number } | undefined;
   if (anchor && anchor.target === target && anchor.done <= done) {
-    const spread = catchUpInstants(spans, anchor, d);
+    const s = catchUpInstants(spans, anchor, d);
     let passedSince = 0;
-    while (passedSince < spread.length && spread[passedSince]! < now) passedSince++;
-    if (done - anchor.done >= passedSince) return { instants: spread.slice(done - anchor.done), catchUp: anchor };
+    while (passedSince < s.instants.length && s.instants[passedSince]! < now) passedSince++;
+    if (done - anchor.done >= passedSince) spread = { instants: s.instants.slice(done - anchor.done), catchUp: anchor, spacingMs: s.spacingMs };
   }
-  // Late by little (pushed back by another spot, a quick restart): play the missed grid
-  // instant as soon as possible and keep the grid, instead of re-spreading the day.
-  // Only one instant: several missed at once (a clock step, a long stall) must not become a
-  // burst of back-to-back plays, they are re-spread below.
-  if (passed - done === 1 && grid[done]! >= now - LATE_GRACE_MS) return { instants: grid.slice(done) };
+  // The spacing guard: a play on the grid (rejoining it, or a late one) never comes less than
+  // half a step (the smaller of the grid's and the catch-up's) after the campaign's previous
+  // play; where it would, the campaign follows (or makes) an even catch-up spread instead, so
+  // it is never played back to back with itself while the window has room.
+  const clear = (first: EpochMs | undefined, s: number): boolean => last === undefined || first === undefined || Math.max(first, from) - last >= s / 2 - 1;
+  if (done >= passed) {
+    const instants = grid.slice(done);
+    if (clear(instants[0], Math.min(step, spread?.spacingMs ?? step))) return { instants, spacingMs: step };
+    if (spread) return spread;
+  } else {
+    if (spread) return spread;
+    // Late by little (pushed back by another spot, a quick restart): play the missed grid
+    // instant as soon as possible and keep the grid, instead of re-spreading the day.
+    // Only one instant: several missed at once (a clock step, a long stall) must not become a
+    // burst of back-to-back plays, they are re-spread below. (The next grid instant after a late
+    // play meets the guard above like any other.)
+    if (passed - done === 1 && grid[done]! >= now - LATE_GRACE_MS) {
+      if (clear(grid[done], step)) return { instants: grid.slice(done), spacingMs: step };
+      // Too soon after the previous play: keep the grid and put the missed play midway in the
+      // first grid gap that has half a step on each side of it.
+      const inserted = insertMidway(spans, grid.slice(done + 1), last!, from, step);
+      if (inserted) return { instants: inserted, spacingMs: step };
+    }
+  }
   const fresh: CatchUp = { from, done, target };
-  return { instants: catchUpInstants(spans, fresh, d), catchUp: fresh };
+  return { ...catchUpInstants(spans, fresh, d), catchUp: fresh };
+}
+
+/** `next` (grid instants) with one more instant midway between two neighbours (the first being `last`), each half a step away, not before `from`. */
+function insertMidway(spans: WindowSpan[], next: EpochMs[], last: EpochMs, from: EpochMs, step: number): EpochMs[] | undefined {
+  const first = next[0];
+  if (first === undefined || first - last < step / 2 - 1) return undefined;
+  for (let j = 0; j < next.length; j++) {
+    const a = j === 0 ? last : next[j - 1]!;
+    const b = next[j]!;
+    const mid = Math.floor((a + b) / 2);
+    if (mid >= from && mid - a >= step / 2 - 1 && b - mid >= step / 2 - 1 && spanIndexOf(spans, mid) >= 0) return [...next.slice(0, j), mid, ...next.slice(j)];
+  }
+  return undefined;
 }
 
 /** The remaining plays of a catch-up spread evenly over the window time left after its start. */
-function catchUpInstants(spans: WindowSpan[], c: CatchUp, d: number): EpochMs[] {
+function catchUpInstants(spans: WindowSpan[], c: CatchUp, d: number | undefined): { instants: EpochMs[]; spacingMs: number } {
   const rest = clipFrom(spans, c.from);
   const remaining = totalLength(rest);
-  if (remaining <= 0) return [];
-  const fit = Math.max(1, Math.floor(remaining / d));
-  return evenInstants(rest, Math.min(c.target - c.done, fit));
+  if (remaining <= 0) return { instants: [], spacingMs: Infinity };
+  const fit = d === undefined ? c.target - c.done : Math.max(1, Math.floor(remaining / d));
+  const n = Math.min(c.target - c.done, fit);
+  return { instants: evenInstants(rest, n), spacingMs: n > 0 ? remaining / n : Infinity };
 }
 
 export function plan(input: PlanInput): Plan {
@@ -183,7 +228,8 @@ export function plan(input: PlanInput): Plan {
     const eff = effectiveCampaign(c, input.overrides, now);
     const spans = windowSpans(eff.windows, zd);
     const played = counts.get(c.id) ?? 0;
-    const d = Math.max(1, input.durations?.get(c.id) ?? c.media.durationMs ?? DEFAULT_DURATION_MS);
+    const known = input.durations?.get(c.id) ?? c.media.durationMs;
+    const d = Math.max(1, known ?? DEFAULT_DURATION_MS);
     const idx = plans.length;
     plans.push({
       campaignId: c.id,
@@ -194,11 +240,14 @@ export function plan(input: PlanInput): Plan {
       onTrack: false,
       windows: spans,
       overridden: eff.overridden,
+      spacingMs: Infinity,
     });
     durations.push(d);
     priorities.push(c.priority ?? 0);
     const anchor = input.catchUps?.get(c.id);
-    const wanted = wantedInstants(spans, eff.timesPerDay, played, d, now, from, anchor && anchor.day === day ? anchor : undefined);
+    const last = input.lastStarts?.get(c.id);
+    const wanted = wantedInstants(spans, eff.timesPerDay, played, known === undefined ? undefined : d, now, from, anchor && anchor.day === day ? anchor : undefined, last);
+    plans[idx]!.spacingMs = wanted.spacingMs;
     if (wanted.catchUp) plans[idx]!.catchUp = { ...wanted.catchUp, day };
     for (const at of wanted.instants) {
       candidates.push({ at, priority: c.priority ?? 0, campaign: idx });

@@ -55,6 +55,22 @@ export const migrations: ReadonlyArray<{ version: number; sql: string }> = [
     `,
   },
   {
+    // PROTOCOL v1.1 §7: each day's targets and windows as planned, so a past day's report
+    // never changes after an override is cleared or an assignment replaced.
+    version: 3,
+    sql: `
+      CREATE TABLE day_ledger (
+        day TEXT NOT NULL,
+        campaign_id TEXT NOT NULL,
+        target INTEGER NOT NULL,
+        windows TEXT NOT NULL,
+        overridden INTEGER NOT NULL,
+        written_at INTEGER NOT NULL,
+        PRIMARY KEY (day, campaign_id)
+      );
+    `,
+  },
+  {
     // Two outbox lanes (plays, events) each read their own rows oldest first: without this a
     // lane with few rows scans the other lane's whole backlog on every page.
     version: 4,

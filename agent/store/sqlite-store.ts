@@ -8,7 +8,7 @@ import { Db, type Query } from './db.js';
 import { migrate } from './migrations.js';
 import { insertStart, interruptedEnd, playEvent, rowOf, startOf, type PlayDbRow } from './play-sql.js';
 import { keepSidecars, moveAside, readMarker, unusableReason, writeMarker, type StoreReplacement } from './recovery.js';
-import type { DesiredDoc, DesiredKind, DesiredState, OutboxRow, PlayEnd, PlayRow, PlayStart, SourceKey, Store, StoreHealth } from './store.js';
+import type { DesiredDoc, DesiredKind, DesiredState, LedgerEntry, OutboxRow, PlayEnd, PlayRow, PlayStart, SourceKey, Store, StoreHealth } from './store.js';
 import { cannotWrite, WriteBuffer, type Pending, type PendingPlay } from './write-buffer.js';
 
 /** Commands older than this are forgotten; a command id replayed after that is refused by its expiresAt anyway. */
@@ -339,6 +339,34 @@ export class SqliteStore implements Store {
         q.onCommit(() => (this.seqHigh = Math.max(this.seqHigh, ev.seq)));
       }
     }
+  }
+
+  // --- the per-day ledger
+
+  async recordLedger(entries: LedgerEntry[], at: EpochMs): Promise<void> {
+    if (entries.length === 0) return;
+    const rows = entries.map((e) => ({ day: e.day, campaignId: e.campaignId, target: e.target, windows: JSON.stringify(e.windows), overridden: e.overridden ? 1 : 0 }));
+    // One statement however many campaigns (STACK-NOTES: per-statement cost dominates).
+    await this.d.tx((q) =>
+      q.run(
+        `INSERT INTO day_ledger(day, campaign_id, target, windows, overridden, written_at)
+         SELECT json_extract(value, '$.day'), json_extract(value, '$.campaignId'), json_extract(value, '$.target'),
+                json_extract(value, '$.windows'), json_extract(value, '$.overridden'), ? FROM json_each(?) WHERE true
+         ON CONFLICT(day, campaign_id) DO UPDATE SET target = excluded.target, windows = excluded.windows,
+           overridden = excluded.overridden, written_at = excluded.written_at`,
+        [at, JSON.stringify(rows)],
+      ),
+    );
+  }
+
+  async ledgerOf(day: LocalDate): Promise<LedgerEntry[]> {
+    const rows = await this.d.read((q) =>
+      q.all<{ campaign_id: string; target: number; windows: string; overridden: number }>(
+        'SELECT campaign_id, target, windows, overridden FROM day_ledger WHERE day = ? ORDER BY campaign_id',
+        [day],
+      ),
+    );
+    return rows.map((r) => ({ day, campaignId: r.campaign_id, target: r.target, windows: JSON.parse(r.windows) as LedgerEntry['windows'], overridden: r.overridden === 1 }));
   }
 
   // --- events and outbox

@@ -47,6 +47,16 @@ export interface PlayRow extends PlayStart {
   seq: number | null;
 }
 
+/** A campaign's target and windows for a local day, as last planned that day (PROTOCOL v1.1 §7). */
+export interface LedgerEntry {
+  day: LocalDate;
+  campaignId: string;
+  target: number;
+  /** The day's windows as instants (after overrides). */
+  windows: Array<{ start: EpochMs; end: EpochMs }>;
+  overridden: boolean;
+}
+
 export interface OutboxRow {
   id: number;
   /** Topic suffix under `{p}/device/{id}/`: `play` or `event`. */
@@ -106,6 +116,12 @@ export interface Store {
   /** Completed, in-window plays per campaign for a local day. */
   countCompleted(day: LocalDate): Promise<Map<string, number>>;
   playsForDay(day: LocalDate): Promise<PlayRow[]>;
+
+  // --- the per-day ledger (PROTOCOL v1.1 §7)
+  /** Writes (replaces) these days' entries of these campaigns, in one transaction. */
+  recordLedger(entries: LedgerEntry[], at: EpochMs): Promise<void>;
+  /** The ledger of a local day, by campaign id order; empty when nothing was planned that day. */
+  ledgerOf(day: LocalDate): Promise<LedgerEntry[]>;
 
   // --- agent events (the `event` topic)
   recordEvent(e: AgentEvent): Promise<void>;
