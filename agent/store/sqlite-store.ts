@@ -54,7 +54,7 @@ export class SqliteStore implements Store {
       sink: {
         open: () => this.db !== undefined,
         failing: () => void this.floor?.check(),
-        write: (p, end) => this.d.tx((q) => this.writeOne(q, p, end)),
+        write: (p, end) => this.d.tx((q) => this.writeOne(q, p, end), p.kind === 'play' ? 'play' : 'other'),
         recovered: async (spell) => {
           await this.floor?.check();
           await this.recordEvent({ ts: new Date(this.clock.now()).toISOString(), type: 'store-recovered', detail: { ...spell, since: new Date(spell.since).toISOString() } });
@@ -198,7 +198,7 @@ export class SqliteStore implements Store {
   async recordPlayStart(p: PlayStart): Promise<number> {
     if (this.buf.queue.length === 0) {
       try {
-        return await this.d.tx((q) => insertStart(q, p));
+        return await this.d.tx((q) => insertStart(q, p), 'play');
       } catch (e) {
         if (!cannotWrite(e)) throw e;
         this.buf.failed(e);
@@ -220,7 +220,7 @@ export class SqliteStore implements Store {
     if (rowId === undefined) throw new Error(`no play ${id}`);
     if (this.buf.queue.length === 0) {
       try {
-        return await this.d.tx((q) => this.closePlay(q, rowId, end, deviceId));
+        return await this.d.tx((q) => this.closePlay(q, rowId, end, deviceId), 'play');
       } catch (e) {
         if (!cannotWrite(e)) throw e;
         this.buf.failed(e);
