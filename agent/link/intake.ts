@@ -51,7 +51,7 @@ export interface IntakeContext {
   /** Bounds of the queue between the MQTT client and the store (defaults: 64 messages, 8 MiB). */
   maxQueued?: number;
   maxQueuedBytes?: number;
-  /** First retry of a document the store could not take; doubles up to 5 minutes. */
+  /** First retry of a document the store could not take; doubles up to 15 s. */
   retryMs?: number;
 }
 
@@ -65,7 +65,10 @@ interface Pending {
   seq: number;
 }
 
-const RETRY_MAX_MS = 5 * 60_000;
+// A retry is one small transaction that fails at once on a full card (the store's own
+// write-behind retries every 5 s); waiting longer only keeps a screen on an old assignment after
+// space returns (chaos disk: a 45 s full disk left version 2 unapplied 28 s after the release).
+const RETRY_MAX_MS = 15_000;
 
 /**
  * Junk is decoded and refused on arrival (cheap, in memory: the reporter folds the `rejected`
