@@ -44,6 +44,11 @@ class OutboxLane {
   private again = false;
   private blocked = false;
   /**
+   * This lane was paused and nothing has been acked since: repeats of the pause are logged at
+   * debug, so a screen nobody listens to does not write two journal lines a minute to its card.
+   */
+  private pauseLogged = false;
+  /**
    * Send one row alone first after a (re)connect or a pause: had a subscriber appeared while a
    * full window was in flight, a newer row could be delivered before an older one that got 0x10.
    * One at a time until an ack says someone is listening.
@@ -153,6 +158,7 @@ class OutboxLane {
                 halt ??= { why: 'no-subscribers', rc };
               } else {
                 this.probe = false;
+                this.pauseLogged = false;
                 acked.push(row.id);
               }
               settle();
@@ -190,7 +196,10 @@ class OutboxLane {
       halt.why === 'no-subscribers'
         ? 'outbox: no subscribers on this lane; keeping its rows, retrying later'
         : 'outbox: publish refused on this lane; keeping its rows, retrying later';
-    this.ctx.log.info({ lane: this.kind, topic: this.ctx.topics.outbox(this.kind), rc: halt.rc, retryMs: ms }, msg);
+    const fields = { lane: this.kind, topic: this.ctx.topics.outbox(this.kind), rc: halt.rc, retryMs: ms };
+    if (this.pauseLogged) this.ctx.log.debug(fields, msg);
+    else this.ctx.log.info(fields, msg);
+    this.pauseLogged = true;
     this.blocked = true;
     this.retryTimer?.cancel();
     this.retryTimer = this.ctx.clock.setTimer(ms, () => {
