@@ -1,4 +1,6 @@
 import t from 'tap';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { scene } from './helpers/e2e.js';
 import { waitFor } from './helpers/link-rig.js';
 
@@ -8,6 +10,12 @@ t.test('broker down mid-window, agent restarted offline: plays go on from the st
   a1.start();
   const plays = () => s.plays('off-1');
   await waitFor('two plays online', () => plays().length >= 2, 30_000);
+  // Delivered is not yet acked: the NOC can hold a play whose PUBACK the broker's death cuts off,
+  // and at-least-once then sends it again. Kill the broker once the agent has deleted what it
+  // sent, so every event is expected exactly once.
+  const db = path.join(s.dir, 'off-1-data', 'agent.db');
+  const unsentPlays = (): number => Number(execFileSync('sqlite3', [db, "SELECT COUNT(*) FROM outbox WHERE kind = 'play'"]).toString().trim());
+  await waitFor('the online plays acked and deleted', () => unsentPlays() === 0, 30_000);
 
   await s.broker.kill();
   const ended1 = a1.logged('spot ended').length;

@@ -48,6 +48,9 @@ t.test('an assignment the store cannot write is retried until it is stored; no f
   t.equal(store.failed, 3, 'three writes failed first');
   t.equal(link.intake.stats.storeFailures, 3);
   t.same(link.intake.failedTopics, [], 'nothing left waiting');
+  // The host hears of it after the commit and the applied event's write: wait for that, then
+  // check it heard once.
+  await waitFor('re-planned', () => host.desiredChanged >= 1);
   t.equal(host.desiredChanged, 1, 're-planned once, when it was stored');
   await waitFor('applied event', () => obs.events('applied').length === 1);
   t.equal(obs.events('applied')[0].detail.version, 7);
