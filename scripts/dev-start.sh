@@ -125,7 +125,8 @@ Ctrl-C stops the agent$([ -n "$broker_pid" ] && echo ", then the broker it start
 TXT
 pretty=0
 [ -d node_modules/pino-pretty ] && pretty=1
-LOG_PRETTY=$pretty setsid node dist/agent/main.js run --config "$dev/signage-agent.json" &
+# NODE_OPTIONS as systemd/signage-agent.service sets it.
+LOG_PRETTY=$pretty NODE_OPTIONS=--max-semi-space-size=1 setsid node dist/agent/main.js run --config "$dev/signage-agent.json" &
 agent_pid=$!
 echo "agent: pid $agent_pid"
 stop_sent=""

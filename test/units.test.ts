@@ -4,6 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { tempDir } from './helpers/tmp.js';
+import { AGENT_NODE_OPTIONS } from './helpers/agent-proc.js';
 
 const run = promisify(execFile);
 const UNITS = ['signage-agent.service', 'signage-agent-firstboot.service'];
@@ -65,4 +66,9 @@ t.test('agent unit: notify, watchdog, restart forever, sandbox that keeps DRM an
   t.notOk(d.has('MemoryDenyWriteExecute'), 'Node JIT');
   t.equal(one('StandardOutput'), 'journal');
   t.equal(one('ExecStart'), '/opt/signage-agent/bin/signage-agent run --config /etc/signage-agent/signage-agent.json');
+});
+
+t.test('the agent unit runs Node with the options the tests run the agent with', async (t) => {
+  const unit = readFileSync(path.join(unitDir, 'signage-agent.service'), 'utf8');
+  t.match(unit, new RegExp(`^Environment=NODE_OPTIONS=${AGENT_NODE_OPTIONS}$`, 'm'));
 });

@@ -7,6 +7,8 @@ import type { Teardown } from './tmp.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const AGENT_BIN = path.join(root, 'dist/agent/main.js');
+/** The Node options the shipped unit runs the agent with. */
+export const AGENT_NODE_OPTIONS = '--max-semi-space-size=1';
 
 export function sha256File(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
@@ -45,7 +47,8 @@ export class AgentProcess {
   start(): void {
     const child = spawn(process.execPath, [AGENT_BIN, 'run', '--config', this.configFile], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LOG_LEVEL: 'debug', LOG_PRETTY: '0', DISPLAY: '', WAYLAND_DISPLAY: '', NOTIFY_SOCKET: '' },
+      // NODE_OPTIONS as systemd/signage-agent.service sets it (units.test.ts checks the unit).
+      env: { ...process.env, NODE_OPTIONS: AGENT_NODE_OPTIONS, LOG_LEVEL: 'debug', LOG_PRETTY: '0', DISPLAY: '', WAYLAND_DISPLAY: '', NOTIFY_SOCKET: '' },
     });
     this.child = child;
     let buf = '';
