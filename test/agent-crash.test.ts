@@ -1,6 +1,7 @@
 import t from 'tap';
 import { scene } from './helpers/e2e.js';
-import { waitFor } from './helpers/link-rig.js';
+import { waitFor } from './helpers/wait.js';
+
 
 t.test('kill -9 of the agent mid-spot: the Will says offline, the next start records the play interrupted, seq goes on', async (t) => {
   const s = await scene(t, { assignTo: 'device/crash-1', timesPerDay: 120, windowSec: 600 });

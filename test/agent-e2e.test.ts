@@ -1,6 +1,7 @@
 import t from 'tap';
 import { scene, type PlayMsg } from './helpers/e2e.js';
-import { waitFor } from './helpers/link-rig.js';
+import { waitFor } from './helpers/wait.js';
+
 
 // The whole agent as a process: real mosquitto, real headless mpv, real SQLite, ffmpeg clips.
 

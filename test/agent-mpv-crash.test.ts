@@ -1,7 +1,8 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { scene } from './helpers/e2e.js';
-import { waitFor } from './helpers/link-rig.js';
+import { waitFor } from './helpers/wait.js';
+
 
 t.test('kill -9 of mpv mid-spot: restarted within 3 s, the play interrupted, the target still met in the window', async (t) => {
   // 4 plays in a 60 s window: the grid is 7.5, 22.5, 37.5 and 52.5 s into it.

@@ -2,7 +2,8 @@ import t from 'tap';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { scene } from './helpers/e2e.js';
-import { waitFor } from './helpers/link-rig.js';
+import { waitFor } from './helpers/wait.js';
+
 
 t.test('broker down mid-window, agent restarted offline: plays go on from the stored plan and every event arrives once, in order', async (t) => {
   const s = await scene(t, { assignTo: 'device/off-1', timesPerDay: 180, windowSec: 900 });

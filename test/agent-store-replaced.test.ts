@@ -2,7 +2,8 @@ import t from 'tap';
 import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { scene } from './helpers/e2e.js';
-import { waitFor } from './helpers/link-rig.js';
+import { waitFor } from './helpers/wait.js';
+
 
 // The store damaged while the agent was stopped (issue 14 item 3): before, every start exited 1
 // with SQLITE_NOTADB before mpv or MQTT started (under Restart=always a black screen forever).

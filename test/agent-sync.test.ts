@@ -1,6 +1,7 @@
 import t from 'tap';
 import { scene } from './helpers/e2e.js';
-import { waitFor } from './helpers/link-rig.js';
+import { waitFor } from './helpers/wait.js';
+
 
 t.test('two screens of one group start the shared spot together (within 100 ms)', async (t) => {
   const s = await scene(t, { assignTo: 'group/site-1', timesPerDay: 120, windowSec: 600, leadMs: 6000 });

@@ -2,9 +2,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { MqttClient } from 'mqtt';
 import t, { type Test } from 'tap';
-import { waitFor } from './helpers/link-rig.js';
+
 import { brokerTool, connect, issued, refused, startProdBroker, type ProdBroker } from './helpers/prod-broker.js';
 import { tempDir } from './helpers/tmp.js';
+import { waitFor } from './helpers/wait.js';
 
 // Issue 10's attacks, replayed with one device's credentials against the shipped mosquitto
 // config and ACL, credentials issued by `signagectl broker`. Every "nothing arrived" is decided

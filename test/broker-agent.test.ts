@@ -4,9 +4,10 @@ import path from 'node:path';
 import t from 'tap';
 import { AgentProcess } from './helpers/agent-proc.js';
 import { e2eClips, windowFromNow, type PlayMsg } from './helpers/e2e.js';
-import { waitFor } from './helpers/link-rig.js';
+
 import { brokerTool, connect, issued, startProdBroker } from './helpers/prod-broker.js';
 import { tempDir } from './helpers/tmp.js';
+import { waitFor } from './helpers/wait.js';
 
 // The real agent behind the shipped broker config and ACL, with the password and CA that
 // `signagectl broker add-device` issued it: everything it subscribes to and publishes must be

@@ -3,9 +3,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { MqttClient } from 'mqtt';
 import t, { type Test } from 'tap';
-import { waitFor } from './helpers/link-rig.js';
+
 import { brokerTool, connect, issued, refused, startProdBroker, type ProdBroker } from './helpers/prod-broker.js';
 import { tempDir } from './helpers/tmp.js';
+import { waitFor } from './helpers/wait.js';
 
 // The same attacks against the shipped dynamic-security config (provisioning/broker/
 // mosquitto-dynsec.conf), with the roles and clients made by `signagectl broker ... --dynsec`.

@@ -4,6 +4,7 @@ import t from 'tap';
 import { main } from '../scripts/signagectl/cli.js';
 import { brokerTool, connect, issued, startProdBroker } from './helpers/prod-broker.js';
 import { tempDir } from './helpers/tmp.js';
+import { waitedFor } from './helpers/wait.js';
 
 // signagectl broker's files: one device changed or revoked leaves every other device's lines
 // as they were; names that would be MQTT wildcards or another role's are refused.
@@ -75,11 +76,7 @@ t.test('mosquitto running as its own user reads every file the tool writes, afte
   // Rewrites passwd, acl and the CRL, then SIGHUP: mosquitto rereads them as user mosquitto.
   await brokerTool(dir, 'add-device', '--id', 'p2', '--pid', String(broker.pid));
   await brokerTool(dir, 'revoke-device', '--id', 'p1', '--pid', String(broker.pid));
-  let ok = false;
-  for (let i = 0; i < 100 && !ok; i++) {
-    ok = await connect(t, broker.passUrl, { ...issued(dir, 'p2'), ca, clientId: 'b' }).then(() => true, () => false);
-    if (!ok) await new Promise((r) => setTimeout(r, 50));
-  }
+  const ok = await waitedFor('p2 connects', () => connect(t, broker.passUrl, { ...issued(dir, 'p2'), ca, clientId: 'b' }).then(() => true, () => false), 15_000, 50);
   t.ok(ok, 'a device added after start connects: the new password file was read');
   await connect(t, broker.certUrl, { ...issued(dir, 'k1'), ca, clientId: 'c' });
   t.pass('a certificate device connects after the CRL was rewritten');

@@ -3,9 +3,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Observer, waitFor } from './helpers/link-rig.js';
+import { Observer } from './helpers/link-rig.js';
 import { freePort } from './helpers/ports.js';
 import { tempDir } from './helpers/tmp.js';
+import { waitFor } from './helpers/wait.js';
 
 // `npm start` as a developer runs it: its own broker, clips, config and default campaign.
 // Ctrl-C is sent the way a terminal does: SIGINT to the whole process group.

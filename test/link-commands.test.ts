@@ -1,6 +1,7 @@
 import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import t from 'tap';
-import { Observer, rig, topic, waitFor } from './helpers/link-rig.js';
+import { Observer, rig, topic } from './helpers/link-rig.js';
+import { waitFor } from './helpers/wait.js';
 
 // These tests check the reason of every rejection, one event each: coalescing (at most one
 // `rejected` row per topic per minute, PROTOCOL v1.1 §3) is off here and tested in link-flood.test.ts.

@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { startBroker } from './helpers/mosquitto.js';
-import { makeConfig, makeLink, Observer, openStore, rig, tempDir, topic, waitFor } from './helpers/link-rig.js';
+import { makeConfig, makeLink, Observer, openStore, rig, tempDir, topic } from './helpers/link-rig.js';
+import { waitFor } from './helpers/wait.js';
 
 const childScript = fileURLToPath(new URL('./helpers/link-child.ts', import.meta.url));
 

@@ -4,7 +4,8 @@ import { VirtualClock } from '../agent/core/clock.js';
 import { silentLogger } from '../agent/core/log.js';
 import { QUEUE_FULL, RejectedReporter } from '../agent/link/rejected.js';
 import type { SqliteStore } from '../agent/store/sqlite-store.js';
-import { assignment, openStore, rig, tempDir, topic, waitFor } from './helpers/link-rig.js';
+import { assignment, openStore, rig, tempDir, topic } from './helpers/link-rig.js';
+import { waitFor } from './helpers/wait.js';
 
 // Issue 14 item 5 and PROTOCOL v1.1 §3: a flood of junk on the inbound topics is bounded in
 // memory, folds into at most one `rejected` row per topic per minute, and does not keep a valid

@@ -1,7 +1,8 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
 import t from 'tap';
 import { keyIdOf } from '../agent/link/envelope.js';
-import { assignment, makeLink, Observer, rig, topic, waitFor, DEVICE } from './helpers/link-rig.js';
+import { assignment, makeLink, Observer, rig, topic, DEVICE } from './helpers/link-rig.js';
+import { waitFor } from './helpers/wait.js';
 
 // These tests check the reason of every rejection, one event each: coalescing (at most one
 // `rejected` row per topic per minute, PROTOCOL v1.1 §3) is off here and tested in link-flood.test.ts.

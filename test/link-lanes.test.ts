@@ -1,7 +1,8 @@
 import t from 'tap';
 import type { SqliteStore } from '../agent/store/sqlite-store.js';
 import { startBroker } from './helpers/mosquitto.js';
-import { assignment, makeConfig, makeLink, Observer, openStore, PREFIX, SHA, tempDir, waitFor } from './helpers/link-rig.js';
+import { assignment, makeConfig, makeLink, Observer, openStore, PREFIX, SHA, tempDir } from './helpers/link-rig.js';
+import { waitFor } from './helpers/wait.js';
 
 // PROTOCOL v1.1 §8: plays and events are two independent queues. A NOC that subscribes to
 // `{p}/device/+/play` alone (no `event` subscriber, so the broker answers every event publish

@@ -3,7 +3,8 @@ import { pino } from 'pino';
 import { SystemClock } from '../agent/core/clock.js';
 import { MqttLink } from '../agent/link/link.js';
 import { startBroker } from './helpers/mosquitto.js';
-import { FakeHost, Observer, PREFIX, DEVICE, makeConfig, openStore, tempDir, waitFor } from './helpers/link-rig.js';
+import { FakeHost, Observer, PREFIX, DEVICE, makeConfig, openStore, tempDir } from './helpers/link-rig.js';
+import { waitFor } from './helpers/wait.js';
 
 // Issue 8 (SD budget): a lane nobody listens to is retried every 30 s. Logging every retry at
 // info wrote two journal lines a minute per unheard lane on an idle screen; the first pause of a

@@ -1,7 +1,8 @@
 import t from 'tap';
 import type { SqliteStore } from '../agent/store/sqlite-store.js';
 import { startBroker } from './helpers/mosquitto.js';
-import { DEVICE, makeConfig, makeLink, Observer, openStore, rig, SHA, tcpProxy, tempDir, topic, waitFor } from './helpers/link-rig.js';
+import { DEVICE, makeConfig, makeLink, Observer, openStore, rig, SHA, tcpProxy, tempDir, topic } from './helpers/link-rig.js';
+import { waitFor } from './helpers/wait.js';
 
 async function recordPlay(store: SqliteStore, at: number): Promise<void> {
   const id = await store.recordPlayStart({ campaignId: 'c1', mediaSha256: SHA, day: '2024-08-15', scheduledAt: at, startedAt: at, inWindow: true, display: 'connected', clockSynced: true });

@@ -5,7 +5,8 @@ import type { Assignment, EpochMs, Override } from '../agent/core/types.js';
 import { SqliteStore } from '../agent/store/sqlite-store.js';
 import type { DesiredKind } from '../agent/store/store.js';
 import { startBroker } from './helpers/mosquitto.js';
-import { assignment, FakeHost, makeConfig, makeLink, Observer, tempDir, topic, waitFor } from './helpers/link-rig.js';
+import { assignment, FakeHost, makeConfig, makeLink, Observer, tempDir, topic } from './helpers/link-rig.js';
+import { waitFor } from './helpers/wait.js';
 
 // Issue 14 item 2: desired state the store could not take (SQLITE_FULL) is not lost. The intake
 // keeps it in memory and tries again; it records no fake `applied` or `rejected` event.

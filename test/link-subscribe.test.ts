@@ -1,6 +1,7 @@
 import t from 'tap';
 import { denySubscriptionsConfig, liftSubscribeDenial, startBroker } from './helpers/mosquitto.js';
-import { assignment, makeConfig, makeLink, Observer, openStore, tempDir, topic, waitFor } from './helpers/link-rig.js';
+import { assignment, makeConfig, makeLink, Observer, openStore, tempDir, topic } from './helpers/link-rig.js';
+import { waitFor } from './helpers/wait.js';
 
 // PROTOCOL v1.1 §8: a refused subscription (a broker ACL denies one topic: SUBACK 0x87) never prevents the
 // birth message; the agent names the refused topics in an event and retries them later.

@@ -3,7 +3,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { startBroker } from './helpers/mosquitto.js';
-import { makeConfig, makeLink, openStore, sleep, tempDir, waitFor } from './helpers/link-rig.js';
+import { makeConfig, makeLink, openStore, tempDir } from './helpers/link-rig.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 // Credentials and TLS as configured (PROTOCOL §2): username + passwordFile, caFile, and a client
 // certificate, against a mosquitto that requires all of them.

@@ -1,9 +1,10 @@
 import { readdirSync, readFileSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { blob, eventually, startCache } from './helpers/media-rig.js';
+import { blob, startCache } from './helpers/media-rig.js';
 import { sha256, startMediaServer } from './helpers/media-server.js';
 import { tempDir } from './helpers/tmp.js';
+import { waitFor } from './helpers/wait.js';
 
 t.test('evicts least recently used beyond maxBytes, never a pinned file', async (t) => {
   const srv = await startMediaServer(t);
@@ -21,7 +22,7 @@ t.test('evicts least recently used beyond maxBytes, never a pinned file', async 
   rig.cache.resolve(a); // a is now the most recently used
   rig.cache.want([c]); // a and b no longer pinned
   await rig.until(c.sha256);
-  await eventually(() => rig.cache.status().files === 2);
+  await waitFor('rig.cache.status().files === 2', () => rig.cache.status().files === 2, 10_000);
   t.ok(rig.cache.resolve(a), 'recently used a kept');
   t.equal(rig.cache.resolve(b), undefined, 'least recently used b evicted');
   t.ok(rig.cache.resolve(c), 'c (pinned) kept');
@@ -42,7 +43,7 @@ t.test('pinned files stay even when they exceed maxBytes', async (t) => {
   t.equal(rig.cache.status().files, 2);
   t.ok(refs.every((r) => rig.cache.resolve(r)), 'both resolvable: the plan in force needs them');
   rig.cache.want([refs[1]!]);
-  await eventually(() => rig.cache.status().files === 1);
+  await waitFor('rig.cache.status().files === 1', () => rig.cache.status().files === 1, 10_000);
   t.equal(rig.cache.resolve(refs[0]!), undefined, 'unpinned one evicted once the plan dropped it');
 });
 

@@ -2,9 +2,10 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import t from 'tap';
-import { blob, eventually, startCache } from './helpers/media-rig.js';
+import { blob, startCache } from './helpers/media-rig.js';
 import { sha256, startMediaServer } from './helpers/media-server.js';
 import { tempDir } from './helpers/tmp.js';
+import { waitFor } from './helpers/wait.js';
 
 t.test('http with Range support: verified, resolvable, named by hash with the URL extension', async (t) => {
   const srv = await startMediaServer(t);
@@ -85,7 +86,7 @@ t.test('a wrong hash: media-failed with the hash got, never resolvable, retried 
   const retryAt = rig.cache.failures()[0]!.nextRetryAt;
   t.ok(retryAt - failedAt >= 12 * 60_000 && retryAt - failedAt <= 18 * 60_000, 'next attempt in 15 min ± 20%');
   await rig.clock.advanceTo(retryAt); // stop there: virtual minutes must not pass during real I/O
-  await eventually(() => rig.cache.failures()[0]?.attempts === 2);
+  await waitFor('rig.cache.failures()[0]?.attempts === 2', () => rig.cache.failures()[0]?.attempts === 2, 10_000);
   t.equal(srv.requests.length, 2, 'retried');
   t.same(rig.failed.map((f) => f.reason), [`sha256 mismatch: got ${sha256(body)}`], 'the same failure is not reported twice');
   t.equal(rig.cache.resolve(ref), undefined);
@@ -130,7 +131,7 @@ t.test('at most two downloads at once', async (t) => {
   });
   const rig = await startCache(t, tempDir(t, 'media-'));
   rig.cache.want(refs);
-  await eventually(() => srv.requests.length >= 2);
+  await waitFor('srv.requests.length >= 2', () => srv.requests.length >= 2, 10_000);
   await new Promise((r) => setTimeout(r, 100));
   t.equal(srv.requests.length, 2, 'the third waits for a slot');
   t.equal(rig.cache.status().downloading, 2);
@@ -148,9 +149,9 @@ t.test('media no longer wanted stops downloading', async (t) => {
   srv.serve('/held', { body, hold: true });
   const rig = await startCache(t, tempDir(t, 'media-'));
   rig.cache.want([{ url: srv.url('/held'), sha256: sha256(body) }]);
-  await eventually(() => srv.requests.length >= 1);
+  await waitFor('srv.requests.length >= 1', () => srv.requests.length >= 1, 10_000);
   rig.cache.want([]);
-  await eventually(() => rig.cache.status().downloading === 0);
+  await waitFor('rig.cache.status().downloading === 0', () => rig.cache.status().downloading === 0, 10_000);
   srv.release();
   t.same(rig.cache.status(), { files: 0, bytes: 0, downloading: 0, failed: 0 });
   t.same(rig.failed, [], 'an abandoned download is not a failure');
@@ -162,7 +163,7 @@ t.test('a stalled server is given up after 60 s without a byte, then retried', a
   srv.serve('/stall', { body, hold: true });
   const rig = await startCache(t, tempDir(t, 'media-'));
   rig.cache.want([{ url: srv.url('/stall'), sha256: sha256(body) }]);
-  await eventually(() => srv.requests.length === 1);
+  await waitFor('srv.requests.length === 1', () => srv.requests.length === 1, 10_000);
   const failed = rig.next();
   await rig.clock.advanceBy(61_000);
   t.equal(await failed, 'failed');
@@ -182,7 +183,7 @@ t.test('a plan flapping away and back mid-download still ends verified, with no 
   const ref = { url: srv.url('/flap.mp4'), sha256: sha };
   for (let i = 0; i < 5; i++) {
     rig.cache.want([ref]);
-    await eventually(() => srv.requests.length > i);
+    await waitFor('srv.requests.length > i', () => srv.requests.length > i, 10_000);
     rig.cache.want([]);
   }
   rig.cache.want([ref]);

@@ -16,8 +16,9 @@ import { makeClip } from './helpers/clips.js';
 import { blob, startCache } from './helpers/media-rig.js';
 import { sha256, startMediaServer } from './helpers/media-server.js';
 import { startBroker } from './helpers/mosquitto.js';
-import { harness, until } from './helpers/mpv-harness.js';
+import { harness } from './helpers/mpv-harness.js';
 import { tempDir } from './helpers/tmp.js';
+import { waitFor } from './helpers/wait.js';
 
 // The whole agent in this process, the real parts: mosquitto, the MQTT link, SQLite, the media
 // cache downloading over HTTP, and a headless mpv whose start-file traces say what was on screen.
@@ -81,23 +82,23 @@ t.test('a new loop replaces the old one on screen only once verified; a 404 neve
   const loopStarts = (file: string, from = 0): number => h.traces.slice(from).filter((e) => e.event === 'start' && e.kind === 'loop' && e.path === file).length;
 
   await assign(1, [A]);
-  await until(() => loopStarts(fileOf(A)) >= 1, 20_000, 'loop A on screen');
+  await waitFor('loop A on screen', () => loopStarts(fileOf(A)) >= 1, 20_000);
 
   await assign(2, [B]);
-  await until(() => srv.requests.some((r) => r.path === '/b.mp4'), 20_000, 'loop B requested');
+  await waitFor('loop B requested', () => srv.requests.some((r) => r.path === '/b.mp4'), 20_000);
   const mark = h.traces.length;
-  await until(() => loopStarts(fileOf(A), mark) >= 2, 20_000, 'loop A still playing while B downloads');
+  await waitFor('loop A still playing while B downloads', () => loopStarts(fileOf(A), mark) >= 2, 20_000);
   t.equal(loopStarts(fileOf(B)), 0, 'B not shown before it is verified');
 
   srv.release();
-  await until(() => loopStarts(fileOf(B)) >= 1, 20_000, 'loop B on screen once verified');
+  await waitFor('loop B on screen once verified', () => loopStarts(fileOf(B)) >= 1, 20_000);
   t.equal(aOnDiskWhenBVerified, true, 'A stayed pinned in the cache while it was on screen');
-  await until(() => !existsSync(fileOf(A)), 20_000, 'A released (evicted) once B took over');
+  await waitFor('A released (evicted) once B took over', () => !existsSync(fileOf(A)), 20_000);
 
   await assign(3, [C]);
-  await until(() => failed.includes(C.sha256), 20_000, 'C failed (404)');
+  await waitFor('C failed (404)', () => failed.includes(C.sha256), 20_000);
   const mark2 = h.traces.length;
-  await until(() => loopStarts(fileOf(B), mark2) >= 2, 20_000, 'loop B keeps playing after the 404');
+  await waitFor('loop B keeps playing after the 404', () => loopStarts(fileOf(B), mark2) >= 2, 20_000);
   t.same(setLoops.filter((l, i) => i > 0 && l.join() === setLoops[i - 1]!.join()), [], 'an unchanged loop is never set again');
   t.same(setLoops.at(-1), [fileOf(B)]);
   t.equal(h.traces.slice(mark2).filter((e) => e.event === 'start' && e.kind === 'loop' && e.path !== fileOf(B)).length, 0, 'nothing else looped');
@@ -118,7 +119,7 @@ t.test('LoopSelection with a real cache: old loop until every new clip is verifi
   t.same(sel.onScreen(), [r0, r1]);
   rig.cache.want([...sel.onScreen(), r1, r2]); // r1 is ready, r2 downloads
   t.same(sel.clips([r1, r2]).map((c) => c.sha256), [r0.sha256, r1.sha256], 'half the new loop is not enough: the old one stays');
-  await until(() => srv.requests.some((r) => r.path === '/2.mp4'), 10_000, 'r2 requested');
+  await waitFor('r2 requested', () => srv.requests.some((r) => r.path === '/2.mp4'), 10_000);
   srv.release();
   await rig.until(r2.sha256);
   t.same(sel.clips([r1, r2]).map((c) => c.sha256), [r1.sha256, r2.sha256]);

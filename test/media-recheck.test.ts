@@ -2,9 +2,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import type { MediaRef } from '../agent/core/types.js';
-import { blob, eventually, startCache } from './helpers/media-rig.js';
+import { blob, startCache } from './helpers/media-rig.js';
 import { sha256, startMediaServer } from './helpers/media-server.js';
 import { tempDir } from './helpers/tmp.js';
+import { waitFor } from './helpers/wait.js';
 
 function flipByte(file: string, at: number): void {
   const b = readFileSync(file);
@@ -43,7 +44,7 @@ t.test('a clip corrupted on the card while stopped is never handed out, is repor
   await second.cache.start();
   second.cache.want(refs);
   await second.cache.rechecked();
-  await eventually(() => second.failed.length > 0);
+  await waitFor('second.failed.length > 0', () => second.failed.length > 0, 10_000);
   polling = false;
   await poll;
   t.equal(handedOut, 0, 'the corrupted file was never handed out');
@@ -72,7 +73,7 @@ t.test('the slow re-hash timer finds a file corrupted while the agent runs', asy
   flipByte(file, 10);
   rig.verified.length = 0;
   await rig.clock.advanceBy(60_000);
-  await eventually(() => rig.failed.length === 1);
+  await waitFor('rig.failed.length === 1', () => rig.failed.length === 1, 10_000);
   t.match(rig.failed[0]!.reason, /corrupted/);
   const now = rig.cache.resolve(ref);
   t.ok(now === undefined || readFileSync(now.path).equals(body), 'never handed out with bytes that are not its hash');

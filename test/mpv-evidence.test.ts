@@ -2,7 +2,8 @@ import { deflateSync } from 'node:zlib';
 import t from 'tap';
 import { decodePng, frameStats, isPng, looksBlack, pngSize, pngStats } from '../agent/player/evidence.js';
 import { makeClip } from './helpers/clips.js';
-import { clip, harness, spotRecord, until } from './helpers/mpv-harness.js';
+import { clip, harness, spotRecord } from './helpers/mpv-harness.js';
+import { waitFor } from './helpers/wait.js';
 
 function crcTable(): Uint32Array {
   const tb = new Uint32Array(256);
@@ -84,7 +85,7 @@ t.test('screenshot is a real PNG of the moving test pattern', async (t) => {
   const h = harness(t);
   await h.player.start();
   h.player.setLoop([clip(loopClip)]);
-  await until(() => h.traces.some((e) => e.event === 'playing'), 5000, 'loop playing');
+  await waitFor('loop playing', () => h.traces.some((e) => e.event === 'playing'), 15_000);
   const png = await h.player.screenshot();
   t.ok(isPng(png), 'PNG signature and IHDR');
   t.same(pngSize(png), { width: 160, height: 120 });

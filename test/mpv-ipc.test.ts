@@ -7,6 +7,7 @@ import t, { type Test } from 'tap';
 import { silentLogger } from '../agent/core/log.js';
 import { LineSplitter, MpvCommandError, MpvIpc, type EndFileEvent } from '../agent/player/mpv-ipc.js';
 import { HEADLESS, makeClip } from './helpers/clips.js';
+import { waitedFor, waitFor } from './helpers/wait.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -20,7 +21,7 @@ async function freeze(pid: number): Promise<void> {
       return false;
     }
   };
-  if (!(await until(stopped, 2000))) throw new Error('mpv did not stop');
+  await waitFor('mpv stopped (SIGSTOP)', stopped, 10_000);
 }
 
 function alive(pid: number): boolean {
@@ -30,15 +31,6 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return cond();
 }
 
 function startIpc(t: Test, extra: string[] = []): MpvIpc {
@@ -152,7 +144,7 @@ t.test('no orphan: mpv exits when its parent is SIGKILLed', async (t) => {
   });
   t.ok(alive(pid), 'mpv runs under the child');
   child.kill('SIGKILL');
-  t.ok(await until(() => !alive(pid), 5000), 'mpv is gone after its parent died');
+  t.ok(await waitedFor('mpv gone', () => !alive(pid), 15_000), 'mpv is gone after its parent died');
 });
 
 t.test('stop() ends mpv', async (t) => {
@@ -160,6 +152,6 @@ t.test('stop() ends mpv', async (t) => {
   await ipc.start();
   const pid = ipc.pid!;
   await ipc.stop();
-  t.ok(await until(() => !alive(pid), 2000));
+  t.ok(await waitedFor('mpv gone', () => !alive(pid), 15_000), 'mpv is gone');
   t.ok(ipc.exited);
 });

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { makeClip } from './helpers/clips.js';
-import { clip, harness, sleep, spotRecord, until } from './helpers/mpv-harness.js';
+import { clip, harness, spotRecord } from './helpers/mpv-harness.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 t.test('the loop plays its clips in order, repeating; an empty loop is idle (black)', async (t) => {
   const a = await makeClip({ kind: 'pattern', seconds: 1 });
@@ -9,14 +10,14 @@ t.test('the loop plays its clips in order, repeating; an empty loop is idle (bla
   await h.player.start();
   t.equal(h.player.state().state, 'idle', 'no loop yet: idle');
   h.player.setLoop([clip(a), clip(b)]);
-  await until(() => h.traces.filter((e) => e.event === 'playing').length >= 5, 15_000, 'five loop clips');
+  await waitFor('five loop clips', () => h.traces.filter((e) => e.event === 'playing').length >= 5, 15_000);
   const played = h.traces.filter((e) => e.event === 'playing').map((e) => e.path);
   t.same(played.slice(0, 5), [a, b, a, b, a], 'in order, repeating');
   t.ok(h.traces.filter((e) => e.event === 'end').every((e) => e.reason === 'eof'), 'each clip played to its end');
   t.match(h.player.state(), { state: 'playing', hwdec: 'no' });
   t.notOk(h.player.busy());
   h.player.setLoop([]);
-  await until(() => h.player.state().state === 'idle', 5000, 'idle after the loop was emptied');
+  await waitFor('idle after the loop was emptied', () => h.player.state().state === 'idle', 15_000);
   t.pass('an emptied loop plays out its clip and goes idle');
 });
 
@@ -26,7 +27,7 @@ t.test('a spot in a running loop starts at once, completes, and the loop resumes
   const h = harness(t);
   await h.player.start();
   h.player.setLoop([clip(loopClip)]);
-  await until(() => h.traces.some((e) => e.event === 'playing'), 5000, 'loop playing');
+  await waitFor('loop playing', () => h.traces.some((e) => e.event === 'playing'), 15_000);
   await sleep(700);
   const r = spotRecord();
   await h.player.playSpot({ playId: 'p1', campaignId: 'c1', clip: clip(spotClip) }, r.handlers);
@@ -40,7 +41,7 @@ t.test('a spot in a running loop starts at once, completes, and the loop resumes
   t.ok(dur > 1500 && dur < 3000, `played about its length (${dur} ms)`);
   t.notOk(h.player.busy());
   const i = h.traces.findIndex((e) => e.kind === 'spot' && e.event === 'end');
-  await until(() => h.traces.slice(i).some((e) => e.kind === 'loop' && e.event === 'playing'), 5000, 'loop after spot');
+  await waitFor('loop after spot', () => h.traces.slice(i).some((e) => e.kind === 'loop' && e.event === 'playing'), 15_000);
   const loopEndBeforeSpot = h.traces.filter((e) => e.kind === 'loop' && e.event === 'end')[0];
   t.equal(loopEndBeforeSpot?.reason, 'stop', 'the loop clip gave way to the spot');
   await sleep(200);
@@ -54,7 +55,7 @@ t.test('two spots back to back, and setLoop during a spot does not cut it', asyn
   const h = harness(t);
   await h.player.start();
   h.player.setLoop([clip(loopClip)]);
-  await until(() => h.traces.some((e) => e.event === 'playing'), 5000, 'loop playing');
+  await waitFor('loop playing', () => h.traces.some((e) => e.event === 'playing'), 15_000);
   const r1 = spotRecord();
   const r2 = spotRecord();
   await h.player.playSpot({ playId: 'a', campaignId: 'c1', clip: clip(spotClip) }, r1.handlers);
@@ -66,6 +67,6 @@ t.test('two spots back to back, and setLoop during a spot does not cut it', asyn
   t.equal(r1.outcome, 'completed', 'first spot completed despite setLoop');
   t.equal(r2.outcome, 'completed', 'second spot completed');
   t.ok(r1.endedAt! - r1.startedAt! > 1500, 'first spot not cut short');
-  await until(() => h.traces.some((e) => e.kind === 'loop' && e.event === 'playing' && e.path === other), 5000, 'new loop');
+  await waitFor('new loop', () => h.traces.some((e) => e.kind === 'loop' && e.event === 'playing' && e.path === other), 15_000);
   t.equal(r1.endedCalls + r2.endedCalls, 2);
 });

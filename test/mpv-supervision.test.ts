@@ -3,7 +3,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { corruptClip, makeClip, tempDir } from './helpers/clips.js';
-import { clip, harness, sleep, spotRecord, until } from './helpers/mpv-harness.js';
+import { clip, harness, spotRecord } from './helpers/mpv-harness.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 function mpvPid(h: ReturnType<typeof harness>): number {
   // The pid is mpv's answer to our own liveness probe; read it the same way.
@@ -18,10 +19,10 @@ t.test('kill -9 of mpv mid-spot: spot interrupted, mpv restarted, loop back', as
   const h = harness(t);
   await h.player.start();
   h.player.setLoop([clip(loopClip)]);
-  await until(() => h.traces.some((e) => e.event === 'playing'), 5000, 'loop playing');
+  await waitFor('loop playing', () => h.traces.some((e) => e.event === 'playing'), 15_000);
   const r = spotRecord();
   await h.player.playSpot({ playId: 'p', campaignId: 'c', clip: clip(spotClip) }, r.handlers);
-  await until(() => r.startedAt !== undefined, 3000, 'spot started');
+  await waitFor('spot started', () => r.startedAt !== undefined, 15_000);
   const pid = mpvPid(h);
   const killedAt = Date.now();
   process.kill(pid, 'SIGKILL');
@@ -29,11 +30,11 @@ t.test('kill -9 of mpv mid-spot: spot interrupted, mpv restarted, loop back', as
   t.equal(r.outcome, 'interrupted');
   t.match(r.detail, /mpv exited/);
   t.equal(h.player.state().state, 'down', 'down until restarted');
-  await until(() => h.restarts.length === 1, 3000, 'restart within 3 s');
+  await waitFor('restarted', () => h.restarts.length === 1, 15_000);
   t.pass(`restarted after ${Date.now() - killedAt} ms`);
   t.not(mpvPid(h), pid, 'a new mpv');
   const n = h.traces.length;
-  await until(() => h.traces.slice(n).some((e) => e.kind === 'loop' && e.event === 'playing'), 5000, 'loop after restart');
+  await waitFor('loop after restart', () => h.traces.slice(n).some((e) => e.kind === 'loop' && e.event === 'playing'), 15_000);
   t.equal(h.player.state().state, 'playing');
   await sleep(200);
   t.equal(r.endedCalls, 1, 'onEnded exactly once');
@@ -44,13 +45,13 @@ t.test('a stalled mpv (SIGSTOP) is killed and restarted', async (t) => {
   const h = harness(t, { timings: { stallMs: 1000, pingIntervalMs: 500, pingTimeoutMs: 500 } });
   await h.player.start();
   h.player.setLoop([clip(loopClip)]);
-  await until(() => h.traces.some((e) => e.event === 'playing'), 5000, 'loop playing');
+  await waitFor('loop playing', () => h.traces.some((e) => e.event === 'playing'), 15_000);
   const pid = mpvPid(h);
   process.kill(pid, 'SIGSTOP');
   t.teardown(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
-  await until(() => h.restarts.length === 1, 5000, 'restart');
+  await waitFor('restart', () => h.restarts.length === 1, 15_000);
   t.match(h.restarts[0], /stalled|not answering/);
-  await until(() => h.player.state().state === 'playing', 5000, 'playing again');
+  await waitFor('playing again', () => h.player.state().state === 'playing', 15_000);
   t.not(mpvPid(h), pid);
 });
 
@@ -59,7 +60,7 @@ t.test('a corrupt clip and a missing file fail; the loop goes on', async (t) => 
   const h = harness(t);
   await h.player.start();
   h.player.setLoop([clip(loopClip)]);
-  await until(() => h.traces.some((e) => e.event === 'playing'), 5000, 'loop playing');
+  await waitFor('loop playing', () => h.traces.some((e) => e.event === 'playing'), 15_000);
   const bad = spotRecord();
   await h.player.playSpot({ playId: 'x', campaignId: 'c', clip: clip(corruptClip(h.dir)) }, bad.handlers);
   await bad.ended;
@@ -71,7 +72,7 @@ t.test('a corrupt clip and a missing file fail; the loop goes on', async (t) => 
   await missing.ended;
   t.equal(missing.outcome, 'failed');
   const n = h.traces.length;
-  await until(() => h.traces.slice(n).some((e) => e.kind === 'loop' && e.event === 'playing'), 5000, 'loop goes on');
+  await waitFor('loop goes on', () => h.traces.slice(n).some((e) => e.kind === 'loop' && e.event === 'playing'), 15_000);
   t.equal(h.player.state().state, 'playing');
   t.equal(h.restarts.length, 0, 'no restart needed');
 });
@@ -83,7 +84,7 @@ t.test('a missing spot with an empty loop fails and leaves the screen idle', asy
   await h.player.playSpot({ playId: 'y', campaignId: 'c', clip: clip(path.join(h.dir, 'nope.mp4')) }, r.handlers);
   await r.ended;
   t.equal(r.outcome, 'failed');
-  await until(() => h.player.state().state === 'idle', 3000, 'idle');
+  await waitFor('idle', () => h.player.state().state === 'idle', 15_000);
   await t.rejects(h.player.screenshot(), /nothing is playing/);
 });
 
@@ -97,7 +98,7 @@ t.test('restart(reason) on request; stop() interrupts a playing spot', async (t)
   t.not(mpvPid(h), pid);
   const r = spotRecord();
   await h.player.playSpot({ playId: 'p', campaignId: 'c', clip: clip(spotClip) }, r.handlers);
-  await until(() => r.startedAt !== undefined, 3000, 'spot started');
+  await waitFor('spot started', () => r.startedAt !== undefined, 15_000);
   await h.player.stop();
   t.equal(r.outcome, 'interrupted');
   t.equal(h.player.state().state, 'down');
@@ -111,14 +112,14 @@ t.test('a spot whose file never opens (a FIFO nobody writes) fails on the load t
   execFileSync('mkfifo', [fifo]);
   await h.player.start();
   h.player.setLoop([clip(loopClip)]);
-  await until(() => h.traces.some((e) => e.event === 'playing'), 5000, 'loop playing');
+  await waitFor('loop playing', () => h.traces.some((e) => e.event === 'playing'), 15_000);
   const r = spotRecord();
   await h.player.playSpot({ playId: 'h', campaignId: 'c', clip: clip(fifo) }, r.handlers);
   await r.ended;
   t.equal(r.outcome, 'failed');
   t.match(r.detail, /no playback 1000 ms after loadfile/);
   const n = h.traces.length;
-  await until(() => h.traces.slice(n).some((e) => e.kind === 'loop' && e.event === 'playing'), 8000, 'loop goes on');
+  await waitFor('loop goes on', () => h.traces.slice(n).some((e) => e.kind === 'loop' && e.event === 'playing'), 15_000);
   t.equal(h.player.state().state, 'playing');
   await sleep(200);
   t.equal(r.endedCalls, 1, 'onEnded exactly once');
@@ -136,7 +137,7 @@ t.test('an mpv that cannot start leaves the player down, retrying, instead of fa
   t.equal(h.player.state().state, 'down', 'start resolved, the player reports down');
   const spot = await makeClip({ kind: 'pattern', seconds: 1 });
   await t.rejects(h.player.playSpot({ playId: 'x', campaignId: 'c', clip: clip(spot) }, spotRecord().handlers), /down/);
-  await until(() => existsSync(count) && readFileSync(count, 'utf8').split('\n').length > 3, 10_000, 'three launches');
+  await waitFor('three launches', () => existsSync(count) && readFileSync(count, 'utf8').split('\n').length > 3, 10_000);
   t.equal(restarts.length, 0, 'no restart can succeed with a bad option');
   t.equal(h.player.state().state, 'down', 'still down, still trying');
 });

@@ -7,6 +7,7 @@ import { AGENT_BIN, AgentProcess, sha256File } from './helpers/agent-proc.js';
 import { makeClip } from './helpers/clips.js';
 import { startBroker } from './helpers/mosquitto.js';
 import { tempDir } from './helpers/tmp.js';
+import { waitedFor } from './helpers/wait.js';
 
 // signagectl against a running agent (the built bin, headless mpv, a real mosquitto): the
 // round trips operators rely on, end to end.
@@ -35,11 +36,7 @@ t.test('assign, cmd, screenshot, report and watch against a running agent', { sk
   });
   await status.subscribeAsync('signage/device/ctl-e2e/status', { qos: 1 });
   const until = async (what: string, ok: () => boolean, ms = 20_000): Promise<void> => {
-    const end = Date.now() + ms;
-    while (!ok()) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}; agent said: ${agent.lines.slice(-5).map((l) => JSON.stringify(l)).join('\n')}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    if (!(await waitedFor(what, ok, ms, 50))) throw new Error(`timed out waiting for ${what}; agent said: ${agent.lines.slice(-5).map((l) => JSON.stringify(l)).join('\n')}`);
   };
   agent.start();
   await until('the agent online', () => last.online === true);

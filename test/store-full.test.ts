@@ -11,8 +11,9 @@ import { effectiveState } from '../agent/schedule/desired.js';
 import { Zone } from '../agent/schedule/zoned.js';
 import { SqliteStore } from '../agent/store/sqlite-store.js';
 import type { PlayStart } from '../agent/store/store.js';
-import { waitFor } from './helpers/link-rig.js';
+
 import { tempDir } from './helpers/tmp.js';
+import { waitFor } from './helpers/wait.js';
 
 // A card that fills up while playing (issue 14 item 2), on a real filesystem: a 4 MB tmpfs
 // holding the store, filled with a filler file until ENOSPC, so SQLite itself gets SQLITE_FULL.

@@ -6,6 +6,7 @@ import { silentLogger } from '../../agent/core/log.js';
 import { MqttLink, type LinkContext, type LinkHost } from '../../agent/link/link.js';
 import { SqliteStore } from '../../agent/store/sqlite-store.js';
 import { startBroker, type Broker } from './mosquitto.js';
+import { waitFor } from './wait.js';
 import { tempDir as sharedTempDir } from './tmp.js';
 
 // Shared set-up for test/link-*.test.ts: a private broker, a real SQLite store in a temp dir,
@@ -115,16 +116,6 @@ export class Observer {
     return this.on('event').map((m) => m.json()).filter((e) => type === undefined || e.type === type);
   }
 }
-
-export async function waitFor(what: string, pred: () => boolean | Promise<boolean>, timeoutMs = 15000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await pred())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface Rig {
   broker: Broker;

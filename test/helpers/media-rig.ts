@@ -54,12 +54,3 @@ export async function startCache(t: Teardown, dir: string, opts: { maxBytes?: nu
   t.teardown(() => rig.cache.stop());
   return rig;
 }
-
-/** Polls `cond` (real time) until true; fails after `ms`. For effects that cross a real socket. */
-export async function eventually(cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

@@ -65,13 +65,3 @@ export function harness(t: { teardown(fn: () => unknown): void }, over: Partial<
   t.teardown(() => h.player.stop());
   return h;
 }
-
-export async function until(cond: () => boolean, ms: number, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

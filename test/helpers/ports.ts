@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { waitFor } from './wait.js';
 
 /**
  * A TCP port free right now on 127.0.0.1. Bind to 0, read, close: a tiny race with other
@@ -19,15 +20,11 @@ export async function freePort(): Promise<number> {
 
 /** Resolves once something accepts TCP connections on the port, or rejects after `timeoutMs`. */
 export async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
+  const accepts = (): Promise<boolean> =>
+    new Promise<boolean>((resolve) => {
       const s = net.connect({ port, host: '127.0.0.1' });
       s.once('connect', () => { s.destroy(); resolve(true); });
       s.once('error', () => { s.destroy(); resolve(false); });
     });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`nothing listening on 127.0.0.1:${port} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await waitFor(`something listening on 127.0.0.1:${port}`, accepts, timeoutMs);
 }
