@@ -38,13 +38,17 @@ t.test('broker killed while plays are recorded: after restart every play arrives
       await new Promise((res) => setTimeout(res, 15));
     }
   })();
-  await new Promise((res) => setTimeout(res, 100));
+  const recordedBefore = (await r.store.playsForDay('2024-08-15')).length;
+  await waitFor('the recorder running', async () => (await r.store.playsForDay('2024-08-15')).length > recordedBefore);
   await r.broker.kill();
-  await new Promise((res) => setTimeout(res, 500));
-  t.equal(r.link.connected(), false, 'offline');
+  await waitFor('offline', () => !r.link.connected());
+  const recordedOffline = (await r.store.playsForDay('2024-08-15')).length;
+  await waitFor('a play recorded while offline', async () => (await r.store.playsForDay('2024-08-15')).length > recordedOffline);
   t.ok((await r.store.outboxCount()) > 0, 'plays recorded offline wait in the outbox');
   await r.broker.restart();
-  await new Promise((res) => setTimeout(res, 300));
+  await waitFor('reconnected', () => r.link.connected() && r.link.currentSession() >= 2, 20_000);
+  const recordedOnline = (await r.store.playsForDay('2024-08-15')).length;
+  await waitFor('a play recorded after the reconnect', async () => (await r.store.playsForDay('2024-08-15')).length > recordedOnline);
   recording = false;
   await recorder;
   const total = (await r.store.playsForDay('2024-08-15')).length;
@@ -79,9 +83,15 @@ t.test('outbox cap: oldest rows dropped, an outbox-dropped event says how many',
   const r = await rig(t, { outbox: { maxEvents: 100, inFlight: 10 } }, { noSubscriberRetryMs: 100_000, trimEveryMs: 100 });
   await r.obs.client.unsubscribeAsync('signage/#');
   await r.store.outboxInsertMany('event', Array.from({ length: 150 }, (_, i) => JSON.stringify({ ts: new Date().toISOString(), type: 'test', detail: { i } })), Date.now());
-  await waitFor('trimmed', async () => (await r.store.outboxCount()) === 100);
-  await new Promise((res) => setTimeout(res, 400));
-  t.equal(await r.store.outboxCount(), 100, 'stable at the cap (the drop event does not cause another drop)');
+  // Each trim round (every 100 ms) counts the outbox once, a heartbeat (every 5 s) once too: four
+  // more counts after the cut are at least three trim rounds that saw the drop event's row.
+  let counts = 0;
+  const count = r.store.outboxCount.bind(r.store);
+  r.store.outboxCount = () => (counts++, count());
+  await waitFor('trimmed', async () => (await count()) === 100);
+  const seen = counts;
+  await waitFor('three more trim rounds', () => counts >= seen + 4);
+  t.equal(await count(), 100, 'stable at the cap (the drop event does not cause another drop)');
   t.equal(r.link.outbox.stats.dropped, 51, '51 dropped: 150 rows cut to 99, plus the outbox-dropped event');
   const rows = await r.store.outboxPeek(200);
   const last = JSON.parse(rows.at(-1)!.payload);

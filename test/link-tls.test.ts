@@ -1,10 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { pino } from 'pino';
 import t from 'tap';
 import { startBroker } from './helpers/mosquitto.js';
 import { makeConfig, makeLink, openStore, tempDir } from './helpers/link-rig.js';
-import { sleep, waitFor } from './helpers/wait.js';
+import { waitFor } from './helpers/wait.js';
 
 // Credentials and TLS as configured (PROTOCOL §2): username + passwordFile, caFile, and a client
 // certificate, against a mosquitto that requires all of them.
@@ -34,10 +35,14 @@ t.test('TLS with a client certificate, username and password file', async (t) =>
   // Wrong password first: refused, retried with backoff, never thrown.
   const storeA = await openStore(t, tempDir(t));
   writeFileSync(path.join(dir, 'wrong.pass'), 'nope\n');
-  const bad = makeLink(t, makeConfig(dir, url, { mqtt: { url, ...tls, passwordFile: 'wrong.pass' } }), storeA);
+  const lines: Array<{ msg: string }> = [];
+  const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+  const bad = makeLink(t, makeConfig(dir, url, { mqtt: { url, ...tls, passwordFile: 'wrong.pass' } }), storeA, undefined, {}, log);
   await bad.start();
-  await sleep(800);
+  // Each refused CONNECT surfaces as an mqtt error: two of them are the refusal and its retry.
+  await waitFor('refused, then retried', () => lines.filter((l) => l.msg === 'mqtt error').length >= 2);
   t.equal(bad.connected(), false, 'refused with a wrong password, still running');
+  t.ok(lines.some((l) => l.msg === 'mqtt: cannot connect, retrying'), 'says it cannot connect and retries');
   await bad.stop();
 
   const store = await openStore(t, dir);

@@ -37,15 +37,14 @@ t.test('a spot in a running loop starts at once, completes, and the loop resumes
   await r.ended;
   t.equal(r.outcome, 'completed');
   t.type(r.startedAt, 'number');
-  const dur = r.endedAt! - r.startedAt!;
-  t.ok(dur > 1500 && dur < 3000, `played about its length (${dur} ms)`);
+  t.ok(r.endedAt! >= r.startedAt!, 'ended after it started');
+  t.equal(h.traces.find((e) => e.kind === 'spot' && e.event === 'end')?.reason, 'eof', 'played to its end: mpv reached end of file (its length vs the clip is a bench figure)');
   t.notOk(h.player.busy());
   const i = h.traces.findIndex((e) => e.kind === 'spot' && e.event === 'end');
   await waitFor('loop after spot', () => h.traces.slice(i).some((e) => e.kind === 'loop' && e.event === 'playing'), 15_000);
   const loopEndBeforeSpot = h.traces.filter((e) => e.kind === 'loop' && e.event === 'end')[0];
   t.equal(loopEndBeforeSpot?.reason, 'stop', 'the loop clip gave way to the spot');
-  await sleep(200);
-  t.equal(r.endedCalls, 1, 'onEnded exactly once');
+  t.equal(r.endedCalls, 1, 'onEnded exactly once (the loop came back since)');
 });
 
 t.test('two spots back to back, and setLoop during a spot does not cut it', async (t) => {
@@ -59,14 +58,14 @@ t.test('two spots back to back, and setLoop during a spot does not cut it', asyn
   const r1 = spotRecord();
   const r2 = spotRecord();
   await h.player.playSpot({ playId: 'a', campaignId: 'c1', clip: clip(spotClip) }, r1.handlers);
-  await sleep(300);
+  await waitFor('first spot on screen', () => r1.startedAt !== undefined, 15_000);
   h.player.setLoop([clip(other)]);
   await r1.ended;
   await h.player.playSpot({ playId: 'b', campaignId: 'c2', clip: clip(spotClip) }, r2.handlers);
   await r2.ended;
   t.equal(r1.outcome, 'completed', 'first spot completed despite setLoop');
   t.equal(r2.outcome, 'completed', 'second spot completed');
-  t.ok(r1.endedAt! - r1.startedAt! > 1500, 'first spot not cut short');
+  t.same(h.traces.filter((e) => e.kind === 'spot' && e.event === 'end').map((e) => e.reason), ['eof', 'eof'], 'neither spot cut short: both reached end of file');
   await waitFor('new loop', () => h.traces.some((e) => e.kind === 'loop' && e.event === 'playing' && e.path === other), 15_000);
   t.equal(r1.endedCalls + r2.endedCalls, 2);
 });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import t from 'tap';
 import { corruptClip, makeClip, tempDir } from './helpers/clips.js';
 import { clip, harness, spotRecord } from './helpers/mpv-harness.js';
-import { sleep, waitFor } from './helpers/wait.js';
+import { waitFor } from './helpers/wait.js';
 
 function mpvPid(h: ReturnType<typeof harness>): number {
   // The pid is mpv's answer to our own liveness probe; read it the same way.
@@ -31,13 +31,12 @@ t.test('kill -9 of mpv mid-spot: spot interrupted, mpv restarted, loop back', as
   t.match(r.detail, /mpv exited/);
   t.equal(h.player.state().state, 'down', 'down until restarted');
   await waitFor('restarted', () => h.restarts.length === 1, 15_000);
-  t.pass(`restarted after ${Date.now() - killedAt} ms`);
+  t.comment(`restarted after ${Date.now() - killedAt} ms (a figure: npm run bench -- player)`);
   t.not(mpvPid(h), pid, 'a new mpv');
   const n = h.traces.length;
   await waitFor('loop after restart', () => h.traces.slice(n).some((e) => e.kind === 'loop' && e.event === 'playing'), 15_000);
   t.equal(h.player.state().state, 'playing');
-  await sleep(200);
-  t.equal(r.endedCalls, 1, 'onEnded exactly once');
+  t.equal(r.endedCalls, 1, 'onEnded exactly once (the loop came back since)');
 });
 
 t.test('a stalled mpv (SIGSTOP) is killed and restarted', async (t) => {
@@ -121,8 +120,7 @@ t.test('a spot whose file never opens (a FIFO nobody writes) fails on the load t
   const n = h.traces.length;
   await waitFor('loop goes on', () => h.traces.slice(n).some((e) => e.kind === 'loop' && e.event === 'playing'), 15_000);
   t.equal(h.player.state().state, 'playing');
-  await sleep(200);
-  t.equal(r.endedCalls, 1, 'onEnded exactly once');
+  t.equal(r.endedCalls, 1, 'onEnded exactly once (the loop came back since)');
 });
 
 t.test('an mpv that cannot start leaves the player down, retrying, instead of failing the agent', async (t) => {

@@ -73,8 +73,8 @@ export async function openStore(t: T, dir: string): Promise<SqliteStore> {
   return store;
 }
 
-export function makeLink(t: T, config: Config, store: SqliteStore, host: LinkHost = new FakeHost(), tuning: LinkContext['tuning'] = {}): MqttLink {
-  const link = new MqttLink({ config, store, clock: new SystemClock(), log: silentLogger(), agentVersion: '0.1.0-test', bootedAt: Date.now() - 5000, tuning });
+export function makeLink(t: T, config: Config, store: SqliteStore, host: LinkHost = new FakeHost(), tuning: LinkContext['tuning'] = {}, log = silentLogger()): MqttLink {
+  const link = new MqttLink({ config, store, clock: new SystemClock(), log, agentVersion: '0.1.0-test', bootedAt: Date.now() - 5000, tuning });
   link.attach(host);
   t.teardown(() => link.stop());
   return link;
