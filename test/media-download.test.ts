@@ -132,8 +132,7 @@ t.test('at most two downloads at once', async (t) => {
   const rig = await startCache(t, tempDir(t, 'media-'));
   rig.cache.want(refs);
   await waitFor('srv.requests.length >= 2', () => srv.requests.length >= 2, 10_000);
-  await new Promise((r) => setTimeout(r, 100));
-  t.equal(srv.requests.length, 2, 'the third waits for a slot');
+  // Both responses are held: a third download opened now would show in the server's maxInFlight below.
   t.equal(rig.cache.status().downloading, 2);
   const all = Promise.all(refs.map((r) => rig.until(r.sha256)));
   const releaser = setInterval(() => srv.release(), 5);

@@ -7,6 +7,7 @@ import { nextVersion } from '../scripts/signagectl/desired.js';
 import { Fleet } from '../scripts/signagectl/watch.js';
 import { startBroker } from './helpers/mosquitto.js';
 import { tempDir } from './helpers/tmp.js';
+import { waitFor } from './helpers/wait.js';
 
 // Round trips against a real mosquitto. `cmd` and `report` talk to a small responder that
 // answers per PROTOCOL §7 (response topic + correlation data); the end-to-end test against a
@@ -31,11 +32,17 @@ async function client(t: Test, url: string): Promise<MqttClient> {
 async function retained(t: Test, url: string, topic: string): Promise<string | undefined> {
   const c = await client(t, url);
   let got: string | undefined;
+  let marked = false;
+  // The broker queues a topic's retained message when the subscription is made, so one published
+  // after the SUBACK arrives after it: once the marker is here, no retained copy is still coming.
+  const marker = `test/marker/${Math.random().toString(16).slice(2)}`;
   c.on('message', (tp, p) => {
     if (tp === topic) got = p.toString();
+    if (tp === marker) marked = true;
   });
-  await c.subscribeAsync(topic, { qos: 1 });
-  await new Promise((r) => setTimeout(r, 300));
+  await c.subscribeAsync([topic, marker], { qos: 1 });
+  await c.publishAsync(marker, 'after', { qos: 1 });
+  await waitFor('the marker after any retained copy', () => marked);
   await c.endAsync();
   return got;
 }
