@@ -71,8 +71,8 @@ export function formatOutcome(o: Outcome): string {
   return lines.join('\n');
 }
 
-/** A chaos check reports a miss as a finding instead of throwing. */
-export const waitUntil = waitedFor;
+/** A chaos check reports a miss as a finding instead of throwing; every 50 ms, as some conditions query the store. */
+export const waitUntil = (what: string, pred: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> => waitedFor(what, pred, timeoutMs, 50);
 
 export interface Got {
   topic: string;
