@@ -7,7 +7,9 @@ import type { Outcome } from './stage.js';
 import { storeDamage } from './store-damage.js';
 
 // The chaos scenarios of issue 14, each at full length (`npm run chaos`) and shortened (the
-// form `npm test` runs in test/chaos.test.ts). Same code, same checks: only the durations differ.
+// form `npm test` runs in test/chaos.test.ts). Same code, same checks, but for the durations
+// and the flood's two wall-time bounds, which only the full form asserts (issue 9: no
+// wall-time assertion in `npm test`).
 
 export interface Scenario {
   name: string;
@@ -42,6 +44,6 @@ export const scenarios: Scenario[] = [
   {
     name: 'flood',
     what: '2,000 junk msgs/s on the inbound topics (QoS 0)',
-    run: async (t, form) => [await flood(t, form === 'full' ? { floodSec: 30, rate: 2000, spacingSec: 4 } : { floodSec: 5, rate: 2000, spacingSec: 2.5 })],
+    run: async (t, form) => [await flood(t, form === 'full' ? { floodSec: 30, rate: 2000, spacingSec: 4, timed: true } : { floodSec: 5, rate: 2000, spacingSec: 2.5, timed: false })],
   },
 ];
