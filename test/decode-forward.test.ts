@@ -1,7 +1,7 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
 import t from 'tap';
 import { decodeCommand } from '../agent/link/commands.js';
-import { keyIdOf, parseKeyRing } from '../agent/link/envelope.js';
+import { keyIdOf, parseKeyRing } from '../agent/protocol/envelope.js';
 import { decodeDesired } from '../agent/link/intake.js';
 import { assignment } from './helpers/link-rig.js';
 

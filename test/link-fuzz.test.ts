@@ -1,9 +1,9 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
 import fc from 'fast-check';
 import t from 'tap';
-import { assignmentSchema, commandSchema, overrideSchema } from '../agent/core/schemas.js';
+import { assignmentSchema, commandSchema, overrideSchema } from '../agent/protocol/schemas.js';
 import { decodeCommand } from '../agent/link/commands.js';
-import { keyIdOf, parseKeyRing } from '../agent/link/envelope.js';
+import { keyIdOf, parseKeyRing } from '../agent/protocol/envelope.js';
 import { decodeDesired } from '../agent/link/intake.js';
 import { assignment } from './helpers/link-rig.js';
 

@@ -1,6 +1,6 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
 import t from 'tap';
-import { keyIdOf } from '../agent/link/envelope.js';
+import { keyIdOf } from '../agent/protocol/envelope.js';
 import { assignment, makeLink, Observer, rig, topic, DEVICE } from './helpers/link-rig.js';
 import { waitFor } from './helpers/wait.js';
 

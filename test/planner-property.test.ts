@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import t from 'tap';
-import { parseWindow } from '../agent/core/schemas.js';
+import { parseWindow } from '../agent/protocol/schemas.js';
 import type { Campaign } from '../agent/core/types.js';
 import { plan, type OverrideLayer, type PlanInput } from '../agent/schedule/planner.js';
 import { isoWeekday, Zone } from '../agent/schedule/zoned.js';

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { assignmentSchema, formatIssues } from '../core/schemas.js';
+import { assignmentSchema, formatIssues } from '../protocol/schemas.js';
 import type { Assignment } from '../core/types.js';
 import { UsageError } from './usage.js';
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
-import { localDateSchema } from '../core/schemas.js';
+import { localDateSchema } from '../protocol/schemas.js';
 import { effectiveState, type EffectiveState } from '../schedule/desired.js';
 import { plan, type Plan } from '../schedule/planner.js';
 import { renderPlanText } from '../schedule/timeline.js';

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../core/log.js';
-import { localDateSchema } from '../core/schemas.js';
+import { localDateSchema } from '../protocol/schemas.js';
 import { parseOutage, simulate, type Outage } from '../engine/simulation.js';
 import { readAssignmentFile } from './desired-file.js';
 import { UsageError } from './usage.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { formatIssues, idSchema } from '../core/schemas.js';
+import { formatIssues, idSchema } from '../protocol/schemas.js';
 
 // PROTOCOL §2. One schema, validated once at start-up; every problem is reported together.
 

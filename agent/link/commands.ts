@@ -1,9 +1,9 @@
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
-import { commandSchema, idSchema, localDateSchema, type CommandRequest } from '../core/schemas.js';
+import { commandSchema, idSchema, localDateSchema, type CommandRequest } from '../protocol/schemas.js';
 import type { Store } from '../store/store.js';
-import { clip, decodeDocument, type Decoded } from './decode.js';
-import type { KeyRing } from './envelope.js';
+import { clip, decodeDocument, type Decoded } from '../protocol/decode.js';
+import type { KeyRing } from '../protocol/envelope.js';
 import { InboundQueue } from './inbound-queue.js';
 import type { RejectedReporter } from './rejected.js';
 import type { LinkHost } from './link.js';

@@ -3,7 +3,7 @@ import type { Logger } from '../core/log.js';
 import type { EpochMs } from '../core/types.js';
 import type { Store } from '../store/store.js';
 import type { LinkHost } from './link.js';
-import type { Topics } from './topics.js';
+import type { Topics } from '../protocol/topics.js';
 import type { Wire } from './wire.js';
 
 // PROTOCOL §8 heartbeat: QoS 0, not retained, every heartbeatSec while connected, plus one right

@@ -1,10 +1,10 @@
 import type { Logger } from '../core/log.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
-import { assignmentSchema, overrideSchema } from '../core/schemas.js';
+import { assignmentSchema, overrideSchema } from '../protocol/schemas.js';
 import type { Assignment, Override } from '../core/types.js';
 import type { DesiredKind, Store } from '../store/store.js';
-import { decodeDocument, type Decoded } from './decode.js';
-import type { KeyRing } from './envelope.js';
+import { decodeDocument, type Decoded } from '../protocol/decode.js';
+import type { KeyRing } from '../protocol/envelope.js';
 import { InboundQueue } from './inbound-queue.js';
 import type { RejectedReporter } from './rejected.js';
 

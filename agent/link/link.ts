@@ -1,18 +1,18 @@
 import mqtt, { type IClientOptions, type MqttClient, type Packet } from 'mqtt';
-import type { Config } from '../config/config.js';
+import { ConfigError, type Config } from '../config/config.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import type { EpochMs } from '../core/types.js';
 import type { Store } from '../store/store.js';
 import { backoffDelay, linkClientOptions } from './connect-options.js';
 import { CommandRunner, type ReplyRoute, type CommandReply } from './commands.js';
-import { parseKeyRing, type KeyRing } from './envelope.js';
+import { KeyRingError, parseKeyRing, type KeyRing } from '../protocol/envelope.js';
 import { HeartbeatPublisher } from './heartbeat.js';
 import { DesiredIntake } from './intake.js';
 import { OutboxPublisher } from './outbox.js';
 import { RejectedReporter } from './rejected.js';
 import { Subscriptions } from './subscriptions.js';
-import { Topics } from './topics.js';
+import { Topics } from '../protocol/topics.js';
 import type { PublishOpts, Wire } from './wire.js';
 
 export interface LinkHost {
@@ -100,7 +100,12 @@ export class MqttLink implements Link {
   constructor(private readonly ctx: LinkContext) {
     const { config, store, clock, log } = ctx;
     this.topics = new Topics(config.mqtt.topicPrefix, config.deviceId, config.groups);
-    this.keys = parseKeyRing(config.security.assignmentKeys);
+    try {
+      this.keys = parseKeyRing(config.security.assignmentKeys);
+    } catch (e) {
+      // protocol/ knows no config; a bad key is still a config error for run's exit code.
+      throw e instanceof KeyRingError ? new ConfigError(e.problems) : e;
+    }
     this.wire = { connected: () => this.up, publish: (t, p, o) => this.publishRaw(t, p, o) };
     const notifyOutbox = (): void => this.notifyOutbox();
     this.subscriptions = new Subscriptions({

@@ -1,7 +1,7 @@
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import type { OutboxRow, Store } from '../store/store.js';
-import type { Topics } from './topics.js';
+import type { Topics } from '../protocol/topics.js';
 import { RC_NO_MATCHING_SUBSCRIBERS, type Wire } from './wire.js';
 
 // Store-and-forward (PROTOCOL §8, v1.1): two lanes, `play` and `event`, each its own queue over

@@ -1,4 +1,4 @@
-import { parseWindow } from '../core/schemas.js';
+import { parseWindow } from '../protocol/schemas.js';
 import type { EpochMs } from '../core/types.js';
 import type { ZonedDay } from './zoned.js';
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { MqttClient } from 'mqtt';
-import { localDateSchema } from '../../agent/core/schemas.js';
+import { localDateSchema } from '../../agent/protocol/schemas.js';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, CliError, type Io, collect, connect, connectionFrom, parseDuration, targetStem } from './conn.js';
 import { csvLine, renderTable } from './table.js';
 

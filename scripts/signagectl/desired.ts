@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { assignmentSchema, droppedKeys, formatIssues, instantSchema, overrideSchema } from '../../agent/core/schemas.js';
+import { assignmentSchema, droppedKeys, formatIssues, instantSchema, overrideSchema } from '../../agent/protocol/schemas.js';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, CliError, type Io, collect, connect, connectionFrom, parseDuration, targetStem } from './conn.js';
 
 // `assign` and `override`: retained desired state (PROTOCOL §3–§5).

@@ -1,6 +1,5 @@
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { ConfigError } from '../config/config.js';
-import { ID_RE } from '../core/schemas.js';
+import { ID_RE } from './schemas.js';
 
 // PROTOCOL §9 signed envelopes: {"payload":"<base64 JSON bytes>","sig":"<base64 Ed25519>","keyId":"..."}.
 //
@@ -10,6 +9,14 @@ import { ID_RE } from '../core/schemas.js';
 
 const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 const B64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** A configured key that cannot be used; `problems` names each bad entry (the config layer reports them). */
+export class KeyRingError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+    this.name = 'KeyRingError';
+  }
+}
 
 export interface TrustedKey {
   keyId: string;
@@ -31,7 +38,7 @@ function parseKey(entry: string, index: number): TrustedKey {
   if (colon > 0 && !body.startsWith('-----')) {
     id = body.slice(0, colon);
     body = body.slice(colon + 1).trim();
-    if (!ID_RE.test(id)) throw new ConfigError([`${where}: key id "${id}" must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`]);
+    if (!ID_RE.test(id)) throw new KeyRingError([`${where}: key id "${id}" must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`]);
   }
   let key: KeyObject;
   try {
@@ -43,14 +50,14 @@ function parseKey(entry: string, index: number): TrustedKey {
       key = createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, raw]), format: 'der', type: 'spki' });
     }
   } catch (e) {
-    throw new ConfigError([`${where}: not an Ed25519 public key (base64 of the raw 32 bytes, or PEM SPKI): ${(e as Error).message}`]);
+    throw new KeyRingError([`${where}: not an Ed25519 public key (base64 of the raw 32 bytes, or PEM SPKI): ${(e as Error).message}`]);
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new ConfigError([`${where}: key type is ${key.asymmetricKeyType}, must be ed25519`]);
+  if (key.asymmetricKeyType !== 'ed25519') throw new KeyRingError([`${where}: key type is ${key.asymmetricKeyType}, must be ed25519`]);
   const der = key.export({ format: 'der', type: 'spki' });
   return { keyId: id ?? keyIdOf(der.subarray(der.length - 32)), key };
 }
 
-/** Parses the configured keys; throws ConfigError naming the bad entry. Empty list → undefined (plain JSON mode). */
+/** Parses the configured keys; throws KeyRingError naming the bad entry. Empty list → undefined (plain JSON mode). */
 export function parseKeyRing(entries: readonly string[]): KeyRing | undefined {
   if (entries.length === 0) return undefined;
   const ring = new Map<string, KeyObject>();

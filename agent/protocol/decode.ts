@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { formatIssues } from '../core/schemas.js';
+import { formatIssues } from './schemas.js';
 import { openEnvelope, type KeyRing } from './envelope.js';
 
 // The one path every inbound document takes: size, UTF-8, JSON, (§9 envelope), schema, target.
