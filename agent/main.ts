@@ -12,7 +12,7 @@ const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.me
 function configOf(args: string[]): Config {
   const { values } = parseArgs({ args, options: { config: { type: 'string' } }, strict: false });
   if (typeof values.config !== 'string') throw new UsageError('--config PATH is required');
-  return loadConfig(values.config);
+  return loadConfig(values.config, process.getuid?.() === 0);
 }
 
 async function run(config: Config): Promise<number> {

@@ -4,7 +4,7 @@ import { VirtualClock, flushJobs } from '../agent/core/clock.js';
 import { silentLogger } from '../agent/core/log.js';
 import type { Assignment, Campaign } from '../agent/core/types.js';
 import { Engine } from '../agent/engine/engine.js';
-import { simulate } from '../agent/engine/simulation.js';
+import { simulate } from '../agent/sim/simulation.js';
 import { SimulatedPlayer } from '../agent/player/simulated.js';
 import { effectiveState, type EffectiveState } from '../agent/schedule/desired.js';
 import { Zone } from '../agent/schedule/zoned.js';

@@ -10,7 +10,7 @@ import { FINAL_RE } from '../media/index-file.js';
 import { listHdmiConnectors } from '../player/display.js';
 import { buildMpvArgs } from '../player/mpv-args.js';
 import { inspectStore } from '../store/inspect.js';
-import { storeFileOf } from './plan-cmd.js';
+import { storeFileOf } from './paths.js';
 import { brokerFix, connectOnce, toolClientOptions } from './broker.js';
 
 // `signage-agent doctor` (PROTOCOL §1, issue 5): what an installer runs at the box. One line per

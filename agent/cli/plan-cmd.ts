@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
@@ -10,10 +9,9 @@ import { renderPlanText } from '../schedule/timeline.js';
 import { Zone } from '../schedule/zoned.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { readAssignmentFile } from './desired-file.js';
-import type { CliIo } from './simulate-cmd.js';
+import type { CliIo } from './io.js';
+import { storeFileOf } from './paths.js';
 import { UsageError } from './usage.js';
-
-export const storeFileOf = (config: Config): string => path.join(config.dataDir, 'agent.db');
 
 /**
  * `plan` without --date: today from now with the plays the store has counted (what the box will

@@ -13,7 +13,7 @@ import { readDisplayState } from '../player/display.js';
 import { MpvPlayer } from '../player/mpv-player.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { SystemdNotifier } from '../systemd/notify.js';
-import { storeFileOf } from './plan-cmd.js';
+import { storeFileOf } from './paths.js';
 
 export interface RunEnv {
   notifySocket?: string;

@@ -1,15 +1,10 @@
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.js';
-import type { Logger } from '../core/log.js';
 import { localDateSchema } from '../protocol/schemas.js';
-import { parseOutage, simulate, type Outage } from '../engine/simulation.js';
+import { parseOutage, simulate, type Outage } from '../sim/simulation.js';
 import { readAssignmentFile } from './desired-file.js';
+import type { CliIo } from './io.js';
 import { UsageError } from './usage.js';
-
-export interface CliIo {
-  out: (s: string) => void;
-  log: Logger;
-}
 
 export async function simulateCommand(args: string[], config: Config, io: CliIo): Promise<number> {
   const { values } = parseArgs({

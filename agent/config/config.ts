@@ -78,8 +78,12 @@ export class ConfigError extends Error {
   }
 }
 
-/** Validates a parsed config document; throws ConfigError listing every problem. */
-export function parseConfig(raw: unknown, configPath: string, isRoot = process.getuid?.() === 0): Config {
+/**
+ * Validates a parsed config document; throws ConfigError listing every problem. `isRoot` (the
+ * caller runs as root; only main.ts and the provisioning tools know) picks the installed data
+ * directory for a config under /etc; without it the data stays beside the config.
+ */
+export function parseConfig(raw: unknown, configPath: string, isRoot = false): Config {
   const r = configSchema.safeParse(raw);
   if (!r.success) throw new ConfigError(formatIssues(r.error));
   const dir = path.dirname(path.resolve(configPath));
@@ -103,7 +107,7 @@ export function parseConfig(raw: unknown, configPath: string, isRoot = process.g
 }
 
 /** Reads and validates a config file; throws ConfigError with every problem. */
-export function loadConfig(file: string): Config {
+export function loadConfig(file: string, isRoot: boolean): Config {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -116,5 +120,5 @@ export function loadConfig(file: string): Config {
   } catch (e) {
     throw new ConfigError([`config: ${file} is not valid JSON: ${(e as Error).message}`]);
   }
-  return parseConfig(raw, file);
+  return parseConfig(raw, file, isRoot);
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import type { MediaRef } from '../core/types.js';
-import type { Clip } from '../player/player.js';
+import type { Clip } from '../core/clip.js';
 import { type CachedFile, checkFiles, extensionOf, scanCacheDir, writeIndex } from './index-file.js';
 import { backoffDelay, evictionOrder, learnedLengthFits, RARE_BACKOFF, TRANSIENT_BACKOFF } from './policy.js';
 import { probeDuration } from './probe.js';

@@ -1,5 +1,5 @@
 import type { MediaRef } from '../core/types.js';
-import type { Clip } from '../player/player.js';
+import type { Clip } from '../core/clip.js';
 
 /**
  * Which house-loop clips to show (PROTOCOL v1.1 §4): a new `loop` replaces the one on screen

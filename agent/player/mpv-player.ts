@@ -8,7 +8,8 @@ import { SpotEvidence } from './evidence.js';
 import { buildMpvArgs } from './mpv-args.js';
 import { MpvCommandError, MpvIpc, type EndFileEvent } from './mpv-ipc.js';
 import { MpvSupervisor, type SupervisorTimings } from './mpv-supervisor.js';
-import type { Clip, Player, PlayerEvents, PlayerState, SpotHandlers, SpotRequest } from './player.js';
+import type { Clip } from '../core/clip.js';
+import type { Player, PlayerEvents, PlayerState, SpotHandlers, SpotRequest } from './player.js';
 
 /** Defaults: load 5000, stall 2000, ping every 2000 answered within 1500, backoff 500 → 30000, reset after 60000 up. */
 export interface MpvTimings extends SupervisorTimings {

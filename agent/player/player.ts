@@ -1,13 +1,5 @@
+import type { Clip } from '../core/clip.js';
 import type { EpochMs, Outcome } from '../core/types.js';
-
-/** A verified local file ready to play. */
-export interface Clip {
-  /** Absolute path (or an mpv-understood URL such as av://lavfi:… in tests). */
-  path: string;
-  sha256: string;
-  /** Known or expected length; the player reports the real one. */
-  durationMs?: number;
-}
 
 export interface SpotRequest {
   /** Opaque id chosen by the engine; echoed in callbacks. */

@@ -1,6 +1,7 @@
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Outcome } from '../core/types.js';
-import type { Clip, Player, PlayerEvents, PlayerState, SpotHandlers, SpotRequest } from './player.js';
+import type { Clip } from '../core/clip.js';
+import type { Player, PlayerEvents, PlayerState, SpotHandlers, SpotRequest } from './player.js';
 
 export interface SimulatedPlayerContext {
   clock: Clock;

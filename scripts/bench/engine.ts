@@ -1,6 +1,6 @@
 import { silentLogger } from '../../agent/core/log.js';
 import type { Campaign } from '../../agent/core/types.js';
-import { simulate } from '../../agent/engine/simulation.js';
+import { simulate } from '../../agent/sim/simulation.js';
 import { SqliteStore } from '../../agent/store/sqlite-store.js';
 
 /** Baseline: the store writes a simulation cannot avoid (one start and one end per play). */

@@ -8,7 +8,7 @@ import { silentLogger } from '../../agent/core/log.js';
 import { AGENT_MPV_ARGS } from '../../agent/player/mpv-args.js';
 import { MpvIpc } from '../../agent/player/mpv-ipc.js';
 import { MpvPlayer, type PlaybackTrace } from '../../agent/player/mpv-player.js';
-import type { Clip } from '../../agent/player/player.js';
+import type { Clip } from '../../agent/core/clip.js';
 
 // Real mpv, headless. (a) raw loadfile→playback-restart latency, the floor; (b) a spot's actual
 // start (onStarted) minus its planned instant when a timer calls playSpot at that instant, over a

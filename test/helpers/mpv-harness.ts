@@ -3,7 +3,8 @@ import { SystemClock } from '../../agent/core/clock.js';
 import { silentLogger } from '../../agent/core/log.js';
 import type { Outcome } from '../../agent/core/types.js';
 import { MpvPlayer, type MpvPlayerContext, type PlaybackTrace } from '../../agent/player/mpv-player.js';
-import type { Clip, SpotHandlers } from '../../agent/player/player.js';
+import type { Clip } from '../../agent/core/clip.js';
+import type { SpotHandlers } from '../../agent/player/player.js';
 import { fakeSha, HEADLESS, tempDir } from './clips.js';
 
 export interface SpotRecord {

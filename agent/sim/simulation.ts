@@ -1,3 +1,5 @@
+// Not in engine/: a run builds the concrete SqliteStore and SimulatedPlayer, which the engine,
+// knowing only the Store and Player interfaces, must not import.
 import { VirtualClock, flushJobs } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import type { Assignment, Compliance, LocalDate, Outcome } from '../core/types.js';
@@ -5,7 +7,7 @@ import { SimulatedPlayer } from '../player/simulated.js';
 import { effectiveState, type EffectiveState } from '../schedule/desired.js';
 import { addDays, Zone } from '../schedule/zoned.js';
 import { SqliteStore } from '../store/sqlite-store.js';
-import { Engine } from './engine.js';
+import { Engine } from '../engine/engine.js';
 
 /** A daily power cut, in local seconds of day; `end <= start` means it runs past midnight. */
 export interface Outage {
