@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { readKeyRing, type KeyRing } from '../protocol/envelope.js';
 import { formatIssues, idSchema } from '../protocol/schemas.js';
 
 // PROTOCOL §2. One schema, validated once at start-up; every problem is reported together.
@@ -13,6 +14,16 @@ function validTimezone(tz: string): boolean {
     return false;
   }
 }
+
+/** The §9 trusted keys, read here so that a bad one is reported with every other config problem, by every command. */
+const assignmentKeysSchema = z
+  .array(z.string())
+  .default([])
+  .transform((entries, ctx): KeyRing | undefined => {
+    const { ring, problems } = readKeyRing(entries);
+    for (const p of problems) ctx.issues.push({ code: 'custom', path: [p.index], message: p.problem, input: entries[p.index] });
+    return ring;
+  });
 
 const configSchema = z.strictObject({
   deviceId: idSchema,
@@ -47,9 +58,10 @@ const configSchema = z.strictObject({
     .default({ cacheMaxMB: 2048 }),
   security: z
     .strictObject({
-      assignmentKeys: z.array(z.string()).default([]),
+      assignmentKeys: assignmentKeysSchema,
     })
-    .default({ assignmentKeys: [] }),
+    // prefault, not default: the missing section is parsed like `{}`, so its keys go through the transform.
+    .prefault({ assignmentKeys: [] }),
   history: z
     .strictObject({
       /** Local days of play rows kept on the box; older ones are pruned nightly. */

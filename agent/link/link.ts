@@ -1,12 +1,12 @@
 import mqtt, { type IClientOptions, type MqttClient, type Packet } from 'mqtt';
-import { ConfigError, type Config } from '../config/config.js';
+import type { Config } from '../config/config.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import type { EpochMs } from '../core/types.js';
 import type { Store } from '../store/store.js';
 import { backoffDelay, linkClientOptions } from './connect-options.js';
 import { CommandRunner, type ReplyRoute, type CommandReply } from './commands.js';
-import { KeyRingError, parseKeyRing, type KeyRing } from '../protocol/envelope.js';
+import type { KeyRing } from '../protocol/envelope.js';
 import { HeartbeatPublisher } from './heartbeat.js';
 import { DesiredIntake } from './intake.js';
 import { OutboxPublisher } from './outbox.js';
@@ -100,12 +100,8 @@ export class MqttLink implements Link {
   constructor(private readonly ctx: LinkContext) {
     const { config, store, clock, log } = ctx;
     this.topics = new Topics(config.mqtt.topicPrefix, config.deviceId, config.groups);
-    try {
-      this.keys = parseKeyRing(config.security.assignmentKeys);
-    } catch (e) {
-      // protocol/ knows no config; a bad key is still a config error for run's exit code.
-      throw e instanceof KeyRingError ? new ConfigError(e.problems) : e;
-    }
+    // Read by the config schema: a bad key never gets this far.
+    this.keys = config.security.assignmentKeys;
     this.wire = { connected: () => this.up, publish: (t, p, o) => this.publishRaw(t, p, o) };
     const notifyOutbox = (): void => this.notifyOutbox();
     this.subscriptions = new Subscriptions({

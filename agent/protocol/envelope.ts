@@ -10,7 +10,7 @@ import { ID_RE } from './schemas.js';
 const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 const B64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-/** A configured key that cannot be used; `problems` names each bad entry (the config layer reports them). */
+/** A key handed to parseKeyRing that cannot be used; `problems` names each bad entry. */
 export class KeyRingError extends Error {
   constructor(readonly problems: string[]) {
     super(problems.join('\n'));
@@ -30,15 +30,15 @@ export function keyIdOf(raw: Buffer): string {
   return createHash('sha256').update(raw).digest('hex').slice(0, 16);
 }
 
-function parseKey(entry: string, index: number): TrustedKey {
-  const where = `security.assignmentKeys.${index}`;
+/** One entry → its key, or what is wrong with it (without naming where it stands). */
+export function readKeyEntry(entry: string): TrustedKey | { problem: string } {
   let id: string | undefined;
   let body = entry.trim();
   const colon = body.indexOf(':');
   if (colon > 0 && !body.startsWith('-----')) {
     id = body.slice(0, colon);
     body = body.slice(colon + 1).trim();
-    if (!ID_RE.test(id)) throw new KeyRingError([`${where}: key id "${id}" must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`]);
+    if (!ID_RE.test(id)) return { problem: `key id "${id}" must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$` };
   }
   let key: KeyObject;
   try {
@@ -50,21 +50,32 @@ function parseKey(entry: string, index: number): TrustedKey {
       key = createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, raw]), format: 'der', type: 'spki' });
     }
   } catch (e) {
-    throw new KeyRingError([`${where}: not an Ed25519 public key (base64 of the raw 32 bytes, or PEM SPKI): ${(e as Error).message}`]);
+    return { problem: `not an Ed25519 public key (base64 of the raw 32 bytes, or PEM SPKI): ${(e as Error).message}` };
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new KeyRingError([`${where}: key type is ${key.asymmetricKeyType}, must be ed25519`]);
+  if (key.asymmetricKeyType !== 'ed25519') return { problem: `key type is ${key.asymmetricKeyType}, must be ed25519` };
   const der = key.export({ format: 'der', type: 'spki' });
   return { keyId: id ?? keyIdOf(der.subarray(der.length - 32)), key };
 }
 
-/** Parses the configured keys; throws KeyRingError naming the bad entry. Empty list → undefined (plain JSON mode). */
-export function parseKeyRing(entries: readonly string[]): KeyRing | undefined {
-  if (entries.length === 0) return undefined;
+/**
+ * Every entry read; `problems` name each bad one by its index. No entries: no ring (plain JSON
+ * mode). The config schema calls this, so a bad key is reported with every other config problem.
+ */
+export function readKeyRing(entries: readonly string[]): { ring: KeyRing | undefined; problems: Array<{ index: number; problem: string }> } {
+  const problems: Array<{ index: number; problem: string }> = [];
   const ring = new Map<string, KeyObject>();
-  entries.forEach((e, i) => {
-    const k = parseKey(e, i);
-    ring.set(k.keyId, k.key);
+  entries.forEach((e, index) => {
+    const k = readKeyEntry(e);
+    if ('problem' in k) problems.push({ index, problem: k.problem });
+    else ring.set(k.keyId, k.key);
   });
+  return { ring: entries.length > 0 ? ring : undefined, problems };
+}
+
+/** For tools and tests holding known-good keys (the agent's ring comes from the config schema); throws KeyRingError naming every bad entry. */
+export function parseKeyRing(entries: readonly string[]): KeyRing | undefined {
+  const { ring, problems } = readKeyRing(entries);
+  if (problems.length > 0) throw new KeyRingError(problems.map((p) => `security.assignmentKeys.${p.index}: ${p.problem}`));
   return ring;
 }
 
