@@ -123,7 +123,6 @@ export class MpvPlayer implements Player {
     });
   }
 
-  /** Rejects if the first mpv does not come up (bad path or option): the caller decides. */
   /**
    * Never fails because of mpv: a box whose mpv cannot start (a missing display, a bad
    * `player.args`) keeps its agent up, reports `player.state: down` in every heartbeat and
