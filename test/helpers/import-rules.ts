@@ -116,11 +116,6 @@ export const RULES: Rule[] = [
 export const KNOWN_EXCEPTIONS: KnownException[] = [
   // item 4: DesiredDoc/DesiredState out of store/ into the domain types
   { rule: 'schedule-pure', key: 'agent/schedule/desired.ts -> agent/store/store.ts', until: 'issue 9 item 4 (domain types)' },
-  // item 4: Clip to agent/core/clip.ts, simulation to agent/sim/, isRoot from main.ts (wip-rooms d48757b)
-  { rule: 'media-no-player', key: 'agent/media/cache.ts -> agent/player/player.ts', until: 'wip-rooms' },
-  { rule: 'media-no-player', key: 'agent/media/loop.ts -> agent/player/player.ts', until: 'wip-rooms' },
-  { rule: 'concrete-store', key: 'agent/engine/simulation.ts -> agent/store/sqlite-store.ts', until: 'wip-rooms' },
-  { rule: 'process-main-only', key: 'agent/config/config.ts: process.getuid', until: 'wip-rooms' },
   // item 2: LinkHost in its own file
   { rule: 'file-cycle', key: 'agent/link/commands.ts <-> agent/link/heartbeat.ts <-> agent/link/link.ts', until: 'issue 9 item 2 (LinkHost)' },
   // not in any branch yet: diskFreeMB (statfs) wants a home below both, e.g. fsx/; the helper commands' environment (process.env plus LC_ALL=C) wants handing in from main.ts

@@ -1,6 +1,7 @@
 import type { Test } from 'tap';
 import type { Outcome } from '../../agent/core/types.js';
-import type { Clip, Player } from '../../agent/player/player.js';
+import type { Clip } from '../../agent/core/clip.js';
+import type { Player } from '../../agent/player/player.js';
 import { spotRecord } from './mpv-harness.js';
 
 /**
