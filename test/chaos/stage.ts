@@ -258,6 +258,8 @@ export interface AgentOpts {
   mpvLog: string;
   heartbeatSec?: number;
   env?: Record<string, string>;
+  /** The agent's log level (default debug, as in every test); the flood runs at info, as deployed. */
+  logLevel?: 'debug' | 'info';
 }
 
 /**
@@ -271,6 +273,7 @@ export function chaosAgent(t: Teardown, dir: string, deviceId: string, broker: B
     heartbeatSec: o.heartbeatSec ?? 5,
     player: { args: ['--vo=null', '--ao=null', `--log-file=${o.mpvLog}`] },
   }).register(t);
+  if (o.logLevel) a.logLevel = o.logLevel;
   return new ChaosAgent(a, o.env ?? {}, o.mpvLog, t);
 }
 

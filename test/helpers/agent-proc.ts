@@ -20,6 +20,12 @@ export function sha256File(file: string): string {
  */
 export class AgentProcess {
   readonly lines: Array<Record<string, unknown>> = [];
+  /**
+   * Tests read debug lines; a scenario that floods the agent runs it at the unit's level instead:
+   * pino writes stdout synchronously, so 2,000 debug lines a second into this process's pipe
+   * reader stall the agent on the test harness, not on anything a deployed screen does.
+   */
+  logLevel: 'debug' | 'info' = 'debug';
   private child: ChildProcess | undefined;
   private exited: Promise<number | null> = Promise.resolve(null);
   readonly configFile: string;
@@ -48,7 +54,7 @@ export class AgentProcess {
     const child = spawn(process.execPath, [AGENT_BIN, 'run', '--config', this.configFile], {
       stdio: ['ignore', 'pipe', 'pipe'],
       // NODE_OPTIONS as systemd/signage-agent.service sets it (units.test.ts checks the unit).
-      env: { ...process.env, NODE_OPTIONS: AGENT_NODE_OPTIONS, LOG_LEVEL: 'debug', LOG_PRETTY: '0', DISPLAY: '', WAYLAND_DISPLAY: '', NOTIFY_SOCKET: '' },
+      env: { ...process.env, NODE_OPTIONS: AGENT_NODE_OPTIONS, LOG_LEVEL: this.logLevel, LOG_PRETTY: '0', DISPLAY: '', WAYLAND_DISPLAY: '', NOTIFY_SOCKET: '' },
     });
     this.child = child;
     let buf = '';
