@@ -126,7 +126,7 @@ TXT
 pretty=0
 [ -d node_modules/pino-pretty ] && pretty=1
 # NODE_OPTIONS as systemd/signage-agent.service sets it.
-LOG_PRETTY=$pretty NODE_OPTIONS=--max-semi-space-size=1 setsid node dist/agent/main.js run --config "$dev/signage-agent.json" &
+LOG_PRETTY=$pretty NODE_OPTIONS="--max-semi-space-size=1 --max-old-space-size=128" setsid node dist/agent/main.js run --config "$dev/signage-agent.json" &
 agent_pid=$!
 echo "agent: pid $agent_pid"
 stop_sent=""

@@ -70,5 +70,5 @@ t.test('agent unit: notify, watchdog, restart forever, sandbox that keeps DRM an
 
 t.test('the agent unit runs Node with the options the tests run the agent with', async (t) => {
   const unit = readFileSync(path.join(unitDir, 'signage-agent.service'), 'utf8');
-  t.match(unit, new RegExp(`^Environment=NODE_OPTIONS=${AGENT_NODE_OPTIONS}$`, 'm'));
+  t.match(unit, new RegExp(`^Environment="NODE_OPTIONS=${AGENT_NODE_OPTIONS}"$`, 'm'));
 });

@@ -8,7 +8,7 @@ import type { Teardown } from './tmp.js';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const AGENT_BIN = path.join(root, 'dist/agent/main.js');
 /** The Node options the shipped unit runs the agent with. */
-export const AGENT_NODE_OPTIONS = '--max-semi-space-size=1';
+export const AGENT_NODE_OPTIONS = '--max-semi-space-size=1 --max-old-space-size=128';
 
 export function sha256File(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
