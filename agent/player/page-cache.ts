@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 
-/** How much of a file's head to read: enough for mpv's open, probe and first seconds of frames. */
+/** 8 MiB of a file's head, read a MiB at a time. */
 const HEAD_CHUNKS = 8;
 const CHUNK_BYTES = 1 << 20;
 

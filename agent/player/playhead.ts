@@ -6,7 +6,7 @@ import type { Clock } from '../core/clock.js';
  */
 export class MpvPlayhead {
   timePos: number | undefined;
-  /** Kept across mpv restarts: the last decoder mpv named stays the best answer for the heartbeat. */
+  /** The last decoder mpv named; reset() leaves it, as the player always has, until the new mpv names one. */
   hwdec: string | undefined;
   private paused = { pause: false, cache: false };
   private movedAt = 0;
