@@ -1,15 +1,12 @@
-import { randomUUID } from 'node:crypto';
-import type { Clock, TimerHandle } from '../core/clock.js';
-import type { Logger } from '../core/log.js';
-import type { Campaign, Compliance, DisplayState, EpochMs, LocalDate, MediaRef, Outcome } from '../core/types.js';
-import type { Clip } from '../core/clip.js';
-import type { Player } from '../player/player.js';
+import type { TimerHandle } from '../core/clock.js';
+import type { Campaign, Compliance, EpochMs, LocalDate } from '../core/types.js';
 import type { EffectiveState } from '../schedule/desired.js';
 import { plan, type CatchUp, type Plan, type PlanInput } from '../schedule/planner.js';
 import { Zone } from '../schedule/zoned.js';
-import type { Store } from '../store/store.js';
+import { ComplianceBook } from './compliance.js';
 import { ClockJumpDetector, FailureRests } from './guards.js';
 import { DayLedger } from './ledger.js';
+import { SpotRunner, type SpotRunnerContext } from './spot-runner.js';
 
 /** A slot whose timer fires later than this (process stalled, wall clock stepped) is not played: re-plan instead. */
 const LATE_TOLERANCE_MS = 2_000;
@@ -17,29 +14,13 @@ const LATE_TOLERANCE_MS = 2_000;
 const MAX_SLEEP_MS = 30_000;
 /** Compare wall and monotonic time this often: a clock step is noticed within this (a cheap check, no store I/O). */
 const JUMP_CHECK_MS = 2_000;
-/** A play whose wall-clock and monotonic lengths differ by more than this ran across a clock step: its length is not learned. */
-const LEARN_TOLERANCE_MS = 1_000;
 /** Give the player the file this long before its instant. */
 const PRELOAD_LEAD_MS = 3_000;
 
-export interface EngineContext {
-  clock: Clock;
-  store: Store;
-  player: Player;
-  log: Logger;
-  deviceId: string;
+export interface EngineContext extends SpotRunnerContext {
   timezone: string;
   /** What is in force now (merged assignments and overrides). */
   desired: () => EffectiveState;
-  /** A verified local clip for the media, or undefined while it is not (yet) playable. */
-  resolve: (media: MediaRef) => Clip | undefined;
-  /** Learned clip length, by sha256. */
-  durationOf?: (sha256: string) => number | undefined;
-  learnDuration?: (sha256: string, ms: number) => void;
-  display?: () => DisplayState;
-  clockSynced?: () => boolean;
-  /** Rows were added to the store's outbox. */
-  onOutbox?: () => void;
   /** Observability: called with every new plan (benchmarks measure re-plan latency with it). */
   onPlanned?: (p: Plan, reason: string) => void;
   /** Longest sleep between re-plans (default 30 s); a virtual clock needs none. */
@@ -48,29 +29,11 @@ export interface EngineContext {
   jumpCheckMs?: number;
 }
 
-interface Current {
-  playId: string;
-  campaignId: string;
-  sha256: string;
-  scheduledAt: EpochMs;
-  requestedAt: EpochMs;
-  /** Monotonic instants: a play's length is measured on them, never on the wall clock. */
-  requestedMono: number;
-  startedMono?: number;
-  expectedMs: number;
-  row?: Promise<number>;
-  startedAt?: EpochMs;
-}
-
-interface Due {
-  campaignId: string;
-  scheduledAt: EpochMs;
-}
-
 /**
- * Runs the planner's slots against a Clock and a Player and records every play in the Store.
+ * Runs the planner's slots against a Clock and a Player; SpotRunner plays them and records every
+ * play in the Store, ComplianceBook answers what each day owes and got.
  *
- * Invariants: at most one spot is in the player at a time (`current`); a slot is started only
+ * Invariants: at most one spot is in the player at a time (SpotRunner); a slot is started only
  * when its timer fires within LATE_TOLERANCE_MS of its instant, so a stalled process or a wall
  * clock stepped forward never produces a burst of catch-up plays — the planner re-spreads the
  * remaining plays instead; counts come from the store, so restarts neither reset nor double-count.
@@ -80,8 +43,6 @@ export class Engine {
   private timer: TimerHandle | undefined;
   private jumpTimer: TimerHandle | undefined;
   private preloadTimer: TimerHandle | undefined;
-  private current: Current | undefined;
-  private queue: Due[] = [];
   private running = false;
   private lastPlan: Plan | undefined;
   private readonly jumps = new ClockJumpDetector();
@@ -92,21 +53,38 @@ export class Engine {
   private readonly catchUps = new Map<string, CatchUp & { day: LocalDate }>();
   private readonly rests = new FailureRests();
   private readonly ledger: DayLedger;
-  /**
-   * The planned instant of each campaign's last completed play, on monotonic time (the spacing
-   * guard's "how long since"): planned, not started, so a start latency does not count as spacing lost.
-   */
-  private readonly lastShown = new Map<string, { day: LocalDate; mono: number }>();
+  private readonly book: ComplianceBook;
+  private readonly spots: SpotRunner;
 
   constructor(private readonly ctx: EngineContext) {
     this.zone = new Zone(ctx.timezone);
     this.ledger = new DayLedger({ store: ctx.store, log: ctx.log, zone: this.zone });
+    this.book = new ComplianceBook({
+      clock: ctx.clock,
+      store: ctx.store,
+      zone: this.zone,
+      ledger: this.ledger,
+      campaigns: () => ctx.desired().campaigns,
+      lastPlan: () => this.lastPlan,
+      underWay: () => this.spots.underWay(),
+      planInput: (campaigns, counts, at) => this.planInput(campaigns, counts, at),
+    });
+    this.spots = new SpotRunner(ctx, {
+      zone: this.zone,
+      book: this.book,
+      rests: this.rests,
+      campaign: (id) => this.campaign(id),
+      running: () => this.running,
+      replan: (reason) => this.replan(reason),
+      cancelWake: () => this.timer?.cancel(),
+      track: (p) => this.track(p),
+    });
   }
 
   async start(): Promise<void> {
     const now = this.ctx.clock.now();
     // A play left open by a crash, kill -9 or power cut ended when we went down: close it as interrupted.
-    const closed = await this.ctx.store.closeOpenPlays(now, this.ctx.deviceId, (id, day) => this.targetOf(id, day));
+    const closed = await this.ctx.store.closeOpenPlays(now, this.ctx.deviceId, (id, day) => this.book.targetOf(id, day));
     if (closed.length > 0) {
       this.ctx.log.warn({ plays: closed.map((e) => e.eventId) }, 'closed plays left open by the last shutdown as interrupted');
       this.ctx.onOutbox?.();
@@ -114,7 +92,7 @@ export class Engine {
     const today = this.zone.localDateOf(now);
     await this.ledger.load(today);
     for (const p of await this.ctx.store.playsForDay(today)) {
-      if (p.outcome === 'completed') this.lastShown.set(p.campaignId, { day: today, mono: this.ctx.clock.monotonic() - (now - Math.min(p.startedAt, p.scheduledAt)) });
+      if (p.outcome === 'completed') this.spots.noteShown(p.campaignId, today, now - Math.min(p.startedAt, p.scheduledAt));
     }
     this.running = true;
     this.jumps.observe(now, this.ctx.clock.monotonic());
@@ -128,7 +106,7 @@ export class Engine {
     this.timer?.cancel();
     this.jumpTimer?.cancel();
     this.preloadTimer?.cancel();
-    this.queue = [];
+    this.spots.clearQueue();
   }
 
   /** Resolves once every store write the engine started has finished (tests, simulate, shutdown). */
@@ -171,48 +149,20 @@ export class Engine {
     const c = this.campaign(campaignId);
     if (!c) throw new Error(`no campaign ${campaignId} in force`);
     if (!this.ctx.resolve(c.media)) throw new Error(`media of ${campaignId} is not downloaded and verified yet`);
-    const due = { campaignId, scheduledAt: this.ctx.clock.now() };
-    if (this.current) {
-      this.queue.push(due);
-      return { queued: true };
-    }
-    this.startSpot(due);
-    return { queued: false };
+    return this.spots.request({ campaignId, scheduledAt: this.ctx.clock.now() });
   }
 
   /** Compliance of a local day, per campaign active that day (today: as planned now). */
-  async compliance(day: LocalDate = this.zone.localDateOf(this.ctx.clock.now())): Promise<Compliance[]> {
-    const p = await this.planFor(day);
-    return p.campaigns.map((c) => ({ campaignId: c.campaignId, day: c.day, played: c.played, target: c.target, onTrack: c.onTrack }));
+  async compliance(day?: LocalDate): Promise<Compliance[]> {
+    return this.book.compliance(day);
   }
 
-  /**
-   * A plan of any day: today from now; a future day from its start; a past day as the ledger
-   * says it was planned (targets and windows in force that day, the store's counts), or, for a
-   * day the ledger does not know (before it existed), rebuilt from what is in force now.
-   */
+  /** A plan of any day (see ComplianceBook.planFor). */
   async planFor(day: LocalDate): Promise<Plan> {
-    const now = this.ctx.clock.now();
-    const { start, end } = this.zone.dayBounds(day);
-    const counts = await this.countsOf(day);
-    if (end <= now) {
-      const past = await this.ledger.planOf(day, counts);
-      if (past) return past;
-    }
-    const at = Math.min(Math.max(now, start), end - 1);
-    return plan(this.planInput(this.ctx.desired().campaigns, counts, at));
+    return this.book.planFor(day);
   }
 
   // --- internals
-
-  /** The day's completed in-window plays per campaign, plus the spot in the player (it is under way). */
-  private async countsOf(day: LocalDate): Promise<Map<string, number>> {
-    const counts = await this.ctx.store.countCompleted(day);
-    if (this.current && this.zone.localDateOf(this.current.requestedAt) === day) {
-      counts.set(this.current.campaignId, (counts.get(this.current.campaignId) ?? 0) + 1);
-    }
-    return counts;
-  }
 
   private planInput(campaigns: Campaign[], counts: Map<string, number>, now: EpochMs): PlanInput {
     const durations = new Map<string, number>();
@@ -220,13 +170,7 @@ export class Engine {
       const d = this.ctx.durationOf?.(c.media.sha256);
       if (d !== undefined) durations.set(c.id, d);
     }
-    // Real time since each campaign's last start, carried to the wall clock of `now`.
-    const mono = this.ctx.clock.monotonic();
-    const day = this.zone.localDateOf(now);
-    const lastStarts = new Map<string, EpochMs>();
-    for (const [id, l] of this.lastShown) if (l.day === day) lastStarts.set(id, now - (mono - l.mono));
-    const cur = this.current;
-    if (cur && this.zone.localDateOf(cur.requestedAt) === day) lastStarts.set(cur.campaignId, now - (mono - plannedMono(cur)));
+    const remaining = this.spots.remainingMs();
     return {
       campaigns,
       overrides: this.ctx.desired().overrides,
@@ -236,20 +180,15 @@ export class Engine {
       durations,
       catchUps: this.catchUps,
       zone: this.zone,
-      lastStarts,
-      ...(this.current ? { busyUntil: now + this.remainingMs(this.current) } : {}),
+      lastStarts: this.spots.lastStarts(this.zone.localDateOf(now), now),
+      ...(remaining !== undefined ? { busyUntil: now + remaining } : {}),
     };
-  }
-
-  /** How much longer the spot in the player should run, on monotonic time (a clock step does not stretch it). */
-  private remainingMs(cur: Current): number {
-    return Math.max(0, cur.expectedMs - (this.ctx.clock.monotonic() - (cur.startedMono ?? cur.requestedMono)));
   }
 
   private async replanOnce(reason: string): Promise<void> {
     this.detectJump(this.ctx.clock.now());
     const day = this.zone.localDateOf(this.ctx.clock.now());
-    const counts = await this.countsOf(day);
+    const counts = await this.book.countsOf(day);
     // After the store read: the plan starts from the time it is made.
     const now = this.ctx.clock.now();
     const mono = this.ctx.clock.monotonic();
@@ -281,7 +220,7 @@ export class Engine {
     if (!this.running) return;
     this.ctx.log.debug({ reason, day, slots: p.slots.length, next: p.slots[0]?.at }, 'planned');
     const horizon = Math.min(p.replanAt, wakeAt, now + (this.ctx.maxSleepMs ?? MAX_SLEEP_MS));
-    if (this.current) {
+    if (this.spots.busy()) {
       this.arm(horizon);
       return;
     }
@@ -307,8 +246,8 @@ export class Engine {
   private wake(slot?: { campaignId: string; at: EpochMs }): void {
     if (!this.running) return;
     const now = this.ctx.clock.now();
-    if (slot && !this.current && now >= slot.at && now - slot.at <= LATE_TOLERANCE_MS && !this.detectJump(now)) {
-      this.startSpot({ campaignId: slot.campaignId, scheduledAt: slot.at });
+    if (slot && !this.spots.busy() && now >= slot.at && now - slot.at <= LATE_TOLERANCE_MS && !this.detectJump(now)) {
+      this.spots.start({ campaignId: slot.campaignId, scheduledAt: slot.at });
       return;
     }
     this.replan(slot ? 'late-or-early slot' : 'timer');
@@ -339,131 +278,9 @@ export class Engine {
     return this.ctx.desired().campaigns.find((c) => c.id === id);
   }
 
-  private targetOf(campaignId: string, day: LocalDate): number {
-    const p = this.lastPlan;
-    if (p && p.day === day) return p.campaigns.find((c) => c.campaignId === campaignId)?.target ?? 0;
-    const c = this.campaign(campaignId);
-    if (!c) return 0;
-    const { start } = this.zone.dayBounds(day);
-    return plan(this.planInput([c], new Map(), start)).campaigns[0]?.target ?? 0;
-  }
-
-  private inWindow(campaignId: string, at: EpochMs): { day: LocalDate; inWindow: boolean; target: number } {
-    const day = this.zone.localDateOf(at);
-    let p = this.lastPlan;
-    if (!p || p.day !== day) {
-      const c = this.campaign(campaignId);
-      p = plan(this.planInput(c ? [c] : [], new Map(), at));
-    }
-    const cp = p.campaigns.find((c) => c.campaignId === campaignId);
-    const inWindow = !!cp && cp.windows.some((w) => at >= w.start && at < w.end);
-    return { day, inWindow, target: cp?.target ?? 0 };
-  }
-
-  private startSpot(due: Due): void {
-    const c = this.campaign(due.campaignId);
-    const clip = c && this.ctx.resolve(c.media);
-    if (!c || !clip) {
-      this.replan('spot not playable');
-      return;
-    }
-    this.timer?.cancel();
-    const now = this.ctx.clock.now();
-    const cur: Current = {
-      playId: randomUUID(),
-      campaignId: c.id,
-      sha256: c.media.sha256,
-      scheduledAt: due.scheduledAt,
-      requestedAt: now,
-      requestedMono: this.ctx.clock.monotonic(),
-      expectedMs: this.ctx.durationOf?.(c.media.sha256) ?? clip.durationMs ?? c.media.durationMs ?? 30_000,
-    };
-    this.current = cur;
-    let ended = false;
-    const accepted = this.ctx.player.playSpot(
-      { playId: cur.playId, campaignId: c.id, clip },
-      {
-        onStarted: (at) => {
-          if (ended || cur.row) return;
-          cur.startedAt = at;
-          cur.startedMono = this.ctx.clock.monotonic() - Math.max(0, this.ctx.clock.now() - at);
-          cur.row = this.recordStart(cur, at);
-          // Logged once the row is durable: from here on a crash leaves proof of an interrupted play.
-          this.track(cur.row.then((row) => this.ctx.log.info({ campaignId: cur.campaignId, row, lateMs: at - cur.scheduledAt }, 'spot started')));
-        },
-        onEnded: (at, outcome, detail) => {
-          if (ended) return;
-          ended = true;
-          this.track(this.finish(cur, at, outcome, detail));
-        },
-      },
-    );
-    this.track(
-      accepted.catch((e: unknown) => {
-        if (ended) return;
-        ended = true;
-        return this.finish(cur, this.ctx.clock.now(), 'failed', (e as Error).message);
-      }),
-    );
-  }
-
-  private recordStart(cur: Current, at: EpochMs): Promise<number> {
-    const w = this.inWindow(cur.campaignId, at);
-    return this.ctx.store.recordPlayStart({
-      campaignId: cur.campaignId,
-      mediaSha256: cur.sha256,
-      day: w.day,
-      scheduledAt: cur.scheduledAt,
-      startedAt: at,
-      inWindow: w.inWindow,
-      display: this.ctx.display?.() ?? 'unknown',
-      clockSynced: this.ctx.clockSynced?.() ?? false,
-      expectedMs: cur.expectedMs,
-    });
-  }
-
-  private async finish(cur: Current, at: EpochMs, outcome: Outcome, detail?: string): Promise<void> {
-    // The length is monotonic and endedAt follows from it: a wall-clock step mid-spot (NTP)
-    // neither stretches a play to an hour nor makes it end before it started.
-    const mono = this.ctx.clock.monotonic();
-    try {
-      // A spot that never started (load failure) is still proof: a failed play at the time it was asked for.
-      const startedAt = cur.startedAt ?? cur.requestedAt;
-      const durationMs = Math.max(0, Math.round(mono - (cur.startedMono ?? cur.requestedMono)));
-      const rowId = await (cur.row ?? this.recordStart(cur, startedAt));
-      const w = this.inWindow(cur.campaignId, startedAt);
-      const ev = await this.ctx.store.recordPlayEnd(rowId, { endedAt: startedAt + durationMs, durationMs, outcome, target: w.target }, this.ctx.deviceId);
-      if (outcome === 'completed') {
-        if (Math.abs(at - startedAt - durationMs) <= LEARN_TOLERANCE_MS) this.ctx.learnDuration?.(cur.sha256, durationMs);
-        else this.ctx.log.warn({ campaignId: cur.campaignId, durationMs, wallMs: at - startedAt }, 'the clock stepped during the spot; its length is not learned');
-        this.rests.completed(cur.campaignId);
-        this.lastShown.set(cur.campaignId, { day: w.day, mono: plannedMono(cur) });
-      } else if (outcome === 'failed') {
-        // Only a failed load rests the campaign; an interrupted spot (player or power died) retries at once.
-        this.rests.failed(cur.campaignId, mono);
-      }
-      this.ctx.log.info({ campaignId: cur.campaignId, outcome, seq: ev.seq, played: ev.played, target: ev.target, lateMs: startedAt - cur.scheduledAt, detail }, 'spot ended');
-      this.ctx.onOutbox?.();
-    } catch (e) {
-      this.ctx.log.error({ err: e, campaignId: cur.campaignId }, 'could not record the end of a play');
-    } finally {
-      if (this.current === cur) this.current = undefined;
-      const next = this.queue.shift();
-      if (next && this.running) this.startSpot(next);
-      else this.replan('spot ended');
-    }
-  }
-
   private track<T>(p: Promise<T>): Promise<T> {
     this.inflight.add(p);
     void p.finally(() => this.inflight.delete(p)).catch(() => undefined);
     return p;
   }
-}
-
-/** The monotonic instant a spot was planned for: its start less how late it started. */
-function plannedMono(cur: Current): number {
-  const startedMono = cur.startedMono ?? cur.requestedMono;
-  const late = (cur.startedAt ?? cur.requestedAt) - cur.scheduledAt;
-  return late > 0 ? startedMono - late : startedMono;
 }

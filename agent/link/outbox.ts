@@ -41,6 +41,8 @@ export interface LaneStats {
 class OutboxLane {
   private gen = 0;
   private running = false;
+  /** The drain of the moment (settled when not `running`); never rejects. */
+  private draining: Promise<void> = Promise.resolve();
   private again = false;
   private blocked = false;
   /**
@@ -87,11 +89,12 @@ class OutboxLane {
       this.again = true;
       return;
     }
-    void this.drain();
+    this.draining = this.drain();
   }
 
-  get busy(): boolean {
-    return this.running;
+  /** The running drain, or undefined when none runs. */
+  get drained(): Promise<void> | undefined {
+    return this.running ? this.draining : undefined;
   }
 
   private async drain(): Promise<void> {
@@ -261,7 +264,12 @@ export class OutboxPublisher {
 
   /** Resolves when no drain is running (tests, bench, stop). */
   async idle(): Promise<void> {
-    while (LANES.some((k) => this.lanes[k].busy)) await new Promise((r) => setTimeout(r, 5));
+    for (;;) {
+      // A drain that ends on a new connection starts the next one itself: wait for that one too.
+      const running = LANES.map((k) => this.lanes[k].drained).filter((d) => d !== undefined);
+      if (running.length === 0) return;
+      await Promise.all(running);
+    }
   }
 
   private async trim(): Promise<void> {

@@ -1,15 +1,16 @@
 import { existsSync } from 'node:fs';
-import { stat, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import path from 'node:path';
-import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import type { MediaRef } from '../core/types.js';
 import type { Clip } from '../core/clip.js';
-import { type CachedFile, checkFiles, extensionOf, scanCacheDir, writeIndex } from './index-file.js';
-import { backoffDelay, evictionOrder, learnedLengthFits, RARE_BACKOFF, TRANSIENT_BACKOFF } from './policy.js';
+import { Downloads, type Downloaded, type MediaFailure } from './downloads.js';
+import { type CachedFile, checkFiles, scanCacheDir } from './index-file.js';
+import { IndexWriter } from './index-writer.js';
+import { evictionOrder, learnedLengthFits } from './policy.js';
 import { probeDuration } from './probe.js';
 import { Rechecker, type RecheckResult } from './recheck.js';
-import { transfer, TransferError } from './transfer.js';
 
 export interface MediaCacheEvents {
   /** A file was downloaded and its sha256 checked: re-plan, campaigns using it can play now. */
@@ -34,27 +35,6 @@ export interface MediaCacheCtx {
   recheckEveryMs?: number;
 }
 
-export interface MediaFailure {
-  sha256: string;
-  url: string;
-  reason: string;
-  attempts: number;
-  nextRetryAt: number;
-}
-
-interface Job {
-  ref: MediaRef;
-  state: 'queued' | 'downloading' | 'waiting';
-  transientFailures: number;
-  rareFailures: number;
-  reason?: string;
-  reported?: string;
-  nextRetryAt: number;
-  retry?: TimerHandle;
-  abort?: AbortController;
-}
-
-const INDEX_FLUSH_MS = 10_000;
 const LAST_USED_PERSIST_MS = 3_600_000;
 
 /**
@@ -67,25 +47,40 @@ export class MediaCache {
   private parts = new Map<string, number>();
   /** What the plan in force wants, by sha256: pinned against eviction, and the URLs to fetch again. */
   private pinned = new Map<string, MediaRef>();
-  private readonly jobs = new Map<string, Job>();
-  private readonly running = new Set<Promise<void>>();
-  /** sha256s with a transfer still running (possibly aborted, not yet unwound): one writer per .part file. */
-  private readonly busy = new Set<string>();
-  private active = 0;
+  private readonly downloads: Downloads;
   private started = false;
   private stopped = false;
-  private flushTimer: TimerHandle | undefined;
-  private flushing: Promise<void> = Promise.resolve();
+  private readonly index: IndexWriter;
   private evicting: Promise<void> = Promise.resolve();
   private warnedTooSmall = false;
-  private readonly fetchImpl: typeof fetch;
-  private readonly concurrency: number;
   private readonly recheck: Rechecker;
   private readonly lifetime = new AbortController();
 
   constructor(private readonly ctx: MediaCacheCtx) {
-    this.fetchImpl = ctx.fetchImpl ?? globalThis.fetch;
-    this.concurrency = ctx.concurrency ?? 2;
+    this.index = new IndexWriter({
+      dir: ctx.dir,
+      clock: ctx.clock,
+      log: ctx.log,
+      files: () => this.files.values(),
+      live: () => this.started && !this.stopped,
+    });
+    this.downloads = new Downloads({
+      dir: ctx.dir,
+      maxBytes: ctx.maxBytes,
+      clock: ctx.clock,
+      log: ctx.log,
+      fetchImpl: ctx.fetchImpl ?? globalThis.fetch,
+      concurrency: ctx.concurrency ?? 2,
+      stopped: () => this.stopped,
+      makeRoom: (sha, bytes) => this.evict(bytes - (this.parts.get(sha) ?? 0)),
+      probe: (name, signal) => this.probe(name, signal),
+      onDownloaded: (d, probed) => this.verified(d, probed),
+      onPartLeft: (sha, bytes) => {
+        if (bytes === undefined) this.parts.delete(sha);
+        else this.parts.set(sha, bytes);
+      },
+      onFailed: (ref, reason) => this.ctx.events?.onFailed?.(ref, reason),
+    });
     this.recheck = new Rechecker(
       {
         files: () => this.files,
@@ -102,11 +97,10 @@ export class MediaCache {
     const scan = await scanCacheDir(this.ctx.dir, this.ctx.clock.now(), this.ctx.log);
     this.files = scan.files;
     this.parts = scan.parts;
-    for (const sha of this.jobs.keys()) if (this.files.has(sha)) this.jobs.delete(sha);
     this.started = true;
     this.ctx.log.info({ dir: this.ctx.dir, ...this.status(), partial: this.parts.size, removed: scan.removed.length }, 'media cache ready');
-    if (scan.removed.length > 0) this.markDirty();
-    this.pump();
+    if (scan.removed.length > 0) this.index.markDirty();
+    this.downloads.start((sha) => this.files.has(sha));
     this.evictSoon();
     this.recheck.start();
   }
@@ -116,40 +110,17 @@ export class MediaCache {
     this.stopped = true;
     this.lifetime.abort();
     await this.recheck.stop();
-    for (const job of this.jobs.values()) {
-      job.retry?.cancel();
-      job.abort?.abort();
-    }
-    await Promise.allSettled([...this.running]);
+    await this.downloads.stop();
     await this.evicting;
-    this.flushTimer?.cancel();
-    this.flushTimer = undefined;
-    if (this.started) await this.flush();
+    this.index.cancel();
+    if (this.started) await this.index.flush();
   }
 
   /** The media the plan in force needs. Starts downloads of missing ones; pins these against eviction. */
   want(refs: MediaRef[]): void {
     const wanted = new Map(refs.map((r) => [r.sha256.toLowerCase(), r] as const));
     this.pinned = wanted;
-    for (const [sha, job] of this.jobs) {
-      if (wanted.has(sha)) continue;
-      job.retry?.cancel();
-      job.abort?.abort();
-      this.jobs.delete(sha);
-    }
-    for (const [sha, ref] of wanted) {
-      if (this.files.has(sha)) continue;
-      const job = this.jobs.get(sha);
-      if (!job) {
-        this.jobs.set(sha, { ref: { ...ref, sha256: sha }, state: 'queued', transientFailures: 0, rareFailures: 0, nextRetryAt: 0 });
-      } else if (job.ref.url !== ref.url) {
-        // A new source deserves a fresh try, not the old source's backoff.
-        job.ref = { ...ref, sha256: sha };
-        job.transientFailures = job.rareFailures = 0;
-        if (job.state === 'waiting') this.requeue(job);
-      }
-    }
-    this.pump();
+    this.downloads.want(wanted, (sha) => this.files.has(sha));
     this.evictSoon();
   }
 
@@ -171,18 +142,15 @@ export class MediaCache {
     if (!existsSync(file)) {
       this.ctx.log.warn({ file: f.name }, 'media file vanished from the cache');
       this.files.delete(sha);
-      this.markDirty();
-      if (this.pinned.has(sha) && !this.jobs.has(sha)) {
-        this.jobs.set(sha, { ref: { ...ref, sha256: sha }, state: 'queued', transientFailures: 0, rareFailures: 0, nextRetryAt: 0 });
-        this.pump();
-      }
+      this.index.markDirty();
+      if (this.pinned.has(sha)) this.downloads.fetchAgain({ ...ref, sha256: sha });
       return undefined;
     }
     const prev = f.lastUsed;
     f.lastUsed = this.ctx.clock.now();
     // lastUsed on disk only orders eviction after a restart: an hour's precision is plenty, and
     // rewriting index.json for every loop item was most of an idle screen's SD writes (issue 8).
-    if (Math.floor(prev / LAST_USED_PERSIST_MS) !== Math.floor(f.lastUsed / LAST_USED_PERSIST_MS)) this.markDirty();
+    if (Math.floor(prev / LAST_USED_PERSIST_MS) !== Math.floor(f.lastUsed / LAST_USED_PERSIST_MS)) this.index.markDirty();
     const clip: Clip = { path: file, sha256: f.sha256 };
     const d = lengthOf(f) ?? ref.durationMs;
     if (d !== undefined) clip.durationMs = d;
@@ -203,7 +171,7 @@ export class MediaCache {
       return;
     }
     f.durationMs = Math.round(ms);
-    this.markDirty();
+    this.index.markDirty();
   }
 
   /** The clip's length for planning: mpv's probe of the file, else what plays measured. */
@@ -221,15 +189,12 @@ export class MediaCache {
     let bytes = 0;
     for (const f of this.files.values()) bytes += f.size;
     for (const p of this.parts.values()) bytes += p;
-    const failed = [...this.jobs.values()].filter((j) => j.reason !== undefined && j.state !== 'downloading').length;
-    return { files: this.files.size, bytes, downloading: this.active, failed };
+    return { files: this.files.size, bytes, ...this.downloads.counts() };
   }
 
   /** Wanted media that is not verified because its last attempt failed (for `status`/`report` commands). */
   failures(): MediaFailure[] {
-    return [...this.jobs.values()]
-      .filter((j) => j.reason !== undefined)
-      .map((j) => ({ sha256: j.ref.sha256, url: j.ref.url, reason: j.reason!, attempts: j.transientFailures + j.rareFailures, nextRetryAt: j.nextRetryAt }));
+    return this.downloads.failures();
   }
 
   /**
@@ -262,7 +227,7 @@ export class MediaCache {
         const probed = await this.probe(f.name, this.lifetime.signal);
         if (probed !== undefined) {
           f.probedMs = probed;
-          this.markDirty();
+          this.index.markDirty();
         }
       }
       if (first && !this.stopped) this.ctx.events?.onVerified?.(sha);
@@ -270,114 +235,25 @@ export class MediaCache {
     }
     // Never played again, nor reported under a hash it no longer has: gone, and fetched again.
     this.files.delete(sha);
-    this.markDirty();
+    this.index.markDirty();
     if (!r.gone) await unlink(path.join(this.ctx.dir, f.name)).catch(() => undefined);
     const wanted = this.pinned.get(sha);
     const ref: MediaRef = wanted ?? { url: f.url ?? '', sha256: sha };
     if (!r.gone) this.ctx.events?.onFailed?.(ref, r.reason);
-    if (wanted && !this.jobs.has(sha)) {
-      this.jobs.set(sha, { ref: { ...wanted, sha256: sha }, state: 'queued', transientFailures: 0, rareFailures: 0, nextRetryAt: 0, reason: r.reason, reported: r.reason });
-      this.pump();
-    }
+    if (wanted) this.downloads.fetchAgain({ ...wanted, sha256: sha }, r.reason);
   }
 
-  private pump(): void {
-    if (!this.started || this.stopped) return;
-    for (const job of this.jobs.values()) {
-      if (this.active >= this.concurrency) return;
-      if (job.state === 'queued' && !this.busy.has(job.ref.sha256)) this.run(job);
-    }
-  }
-
-  private run(job: Job): void {
-    const sha = job.ref.sha256;
-    const abort = new AbortController();
-    job.state = 'downloading';
-    job.abort = abort;
-    this.active++;
-    this.busy.add(sha);
-    const ext = extensionOf(job.ref.url);
-    const name = sha + ext;
-    const p = transfer({
-      url: job.ref.url,
-      sha256: sha,
-      partPath: path.join(this.ctx.dir, `${sha}.part`),
-      finalPath: path.join(this.ctx.dir, name),
-      maxBytes: this.ctx.maxBytes,
-      fetchImpl: this.fetchImpl,
-      clock: this.ctx.clock,
-      signal: abort.signal,
-      onSize: (bytes) => this.evict(bytes - (this.parts.get(sha) ?? 0)),
-    })
-      .then(
-        async (size) => {
-          // Before the file is announced, so the first plan that can use it already has its length.
-          const probed = await this.probe(name, abort.signal);
-          this.active--;
-          this.verified(job, name, size, probed);
-        },
-        (e: unknown) => {
-          this.active--;
-          return this.failed(job, e, abort.signal.aborted);
-        },
-      )
-      .finally(() => {
-        this.busy.delete(sha);
-        this.running.delete(p);
-        job.abort = undefined;
-        this.pump();
-      });
-    this.running.add(p);
-  }
-
-  private verified(job: Job, name: string, size: number, probed: number | null | undefined): void {
-    const sha = job.ref.sha256;
-    const f: CachedFile = { sha256: sha, name, size, lastUsed: this.ctx.clock.now(), url: job.ref.url };
+  private verified(d: Downloaded, probed: number | null | undefined): void {
+    const sha = d.sha256;
+    const f: CachedFile = { sha256: sha, name: d.name, size: d.size, lastUsed: this.ctx.clock.now(), url: d.url };
     if (probed !== undefined) f.probedMs = probed;
     this.files.set(sha, f);
     this.recheck.markChecked(sha);
     this.parts.delete(sha);
-    if (this.jobs.get(sha) === job) this.jobs.delete(sha);
-    this.ctx.log.info({ sha256: sha, url: job.ref.url, bytes: size, probedMs: probed, after: job.reason }, 'media verified');
-    this.markDirty();
+    this.ctx.log.info({ sha256: sha, url: d.url, bytes: d.size, probedMs: probed, after: d.after }, 'media verified');
+    this.index.markDirty();
     this.evictSoon();
     this.ctx.events?.onVerified?.(sha);
-  }
-
-  private async failed(job: Job, e: unknown, aborted: boolean): Promise<void> {
-    const sha = job.ref.sha256;
-    const partSize = await stat(path.join(this.ctx.dir, `${sha}.part`)).then((s) => s.size, () => undefined);
-    if (partSize === undefined) this.parts.delete(sha);
-    else this.parts.set(sha, partSize);
-    if (aborted || this.stopped || this.jobs.get(sha) !== job) return; // no longer wanted, or shutting down
-    const err = e instanceof TransferError ? e : new TransferError((e as Error)?.message ?? String(e), 'transient');
-    let delay: number;
-    if (err.kind === 'restart') {
-      delay = 0;
-    } else if (err.kind === 'rare') {
-      delay = backoffDelay(RARE_BACKOFF, job.rareFailures++);
-    } else {
-      delay = backoffDelay(TRANSIENT_BACKOFF, job.transientFailures++);
-    }
-    job.state = 'waiting';
-    job.nextRetryAt = this.ctx.clock.now() + delay;
-    if (err.kind !== 'restart') {
-      job.reason = err.message;
-      this.ctx.log.warn({ sha256: sha, url: job.ref.url, reason: err.message, retryInMs: delay }, 'media download failed');
-      if (job.reported !== err.message) {
-        job.reported = err.message;
-        this.ctx.events?.onFailed?.(job.ref, err.message);
-      }
-    }
-    job.retry = this.ctx.clock.setTimer(delay, () => this.requeue(job));
-  }
-
-  private requeue(job: Job): void {
-    job.retry?.cancel();
-    job.retry = undefined;
-    if (this.jobs.get(job.ref.sha256) !== job || job.state !== 'waiting') return;
-    job.state = 'queued';
-    this.pump();
   }
 
   private evictSoon(): void {
@@ -393,7 +269,7 @@ export class MediaCache {
     const next = this.evicting.then(async () => {
       let total = this.status().bytes + Math.max(0, reserve);
       if (total <= this.ctx.maxBytes) return;
-      const keep = (sha: string): boolean => this.pinned.has(sha) || this.jobs.has(sha) || this.busy.has(sha);
+      const keep = (sha: string): boolean => this.pinned.has(sha) || this.downloads.holds(sha);
       for (const v of evictionOrder(this.files.values(), this.parts, keep)) {
         if (total <= this.ctx.maxBytes) break;
         if (keep(v.sha256)) continue; // pinned by a want() while we were deleting
@@ -405,7 +281,7 @@ export class MediaCache {
         total -= v.size;
         await unlink(path.join(this.ctx.dir, v.name)).catch(() => undefined);
         this.ctx.log.info({ file: v.name, bytes: v.size }, 'media evicted');
-        this.markDirty();
+        this.index.markDirty();
       }
       if (total > this.ctx.maxBytes && !this.warnedTooSmall) {
         this.warnedTooSmall = true;
@@ -414,19 +290,6 @@ export class MediaCache {
     });
     this.evicting = next.catch(() => undefined);
     return next;
-  }
-
-  private markDirty(): void {
-    if (this.flushTimer || this.stopped || !this.started) return;
-    this.flushTimer = this.ctx.clock.setTimer(INDEX_FLUSH_MS, () => {
-      this.flushTimer = undefined;
-      this.flush().catch((e: unknown) => this.ctx.log.warn({ err: e }, 'media index write failed'));
-    });
-  }
-
-  private flush(): Promise<void> {
-    this.flushing = this.flushing.catch(() => undefined).then(() => writeIndex(this.ctx.dir, this.files.values()));
-    return this.flushing;
   }
 }
 

@@ -46,9 +46,9 @@ export interface Player {
   /**
    * Starts the spot now, the loop clip giving way. Rejects, without calling `handlers`, only when
    * the player is down or a spot is already playing. Otherwise the spot is accepted and
-   * `onEnded` follows exactly once; the promise resolves once the player answered the load,
-   * whatever the answer: a refused file, or a player that died meanwhile, ends the spot through
-   * `onEnded` (`failed` / `interrupted`), never through a rejection.
+   * `onEnded` follows exactly once; the promise resolves once the player answered the load (or
+   * gave up waiting for the answer), whatever the answer: a refused file, or a player that died
+   * meanwhile, ends the spot through `onEnded` (`failed` / `interrupted`), never through a rejection.
    */
   playSpot(req: SpotRequest, handlers: SpotHandlers): Promise<void>;
   /** Optional: load the spot's file ahead of its instant so it starts on time. */

@@ -122,9 +122,6 @@ export const KNOWN_EXCEPTIONS: KnownException[] = [
   { rule: 'store-bottom', key: 'agent/store/free-space.ts -> agent/health/probes.ts', until: 'open' },
   { rule: 'process-main-only', key: 'agent/health/command.ts: process.env', until: 'open' },
   // item 5 splits mpv-player.ts and engine.ts; the others need a split or a "// size:" reason by their owners
-  { rule: 'size-reason', key: 'agent/engine/engine.ts', until: 'issue 9 item 5' },
-  { rule: 'size-reason', key: 'agent/player/mpv-player.ts', until: 'issue 9 item 5' },
   { rule: 'size-reason', key: 'agent/link/link.ts', until: 'open (item 2 shrinks it)' },
-  { rule: 'size-reason', key: 'agent/media/cache.ts', until: 'open' },
   { rule: 'size-reason', key: 'agent/store/sqlite-store.ts', until: 'open' },
 ];
