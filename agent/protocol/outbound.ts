@@ -57,7 +57,9 @@ export const complianceSchema = z.object({
 });
 export type Compliance = z.infer<typeof complianceSchema>;
 
-const throttledSchema = z.object({
+/** A Raspberry Pi's get_throttled word, decoded. */
+export const throttledSchema = z.object({
+  /** The firmware's word as read, e.g. `0x50005`. */
   raw: z.string(),
   underVoltageNow: z.boolean(),
   freqCappedNow: z.boolean(),
@@ -68,6 +70,8 @@ const throttledSchema = z.object({
   throttledOccurred: z.boolean(),
   softTempLimitOccurred: z.boolean(),
 });
+
+export type ThrottledState = z.infer<typeof throttledSchema>;
 
 /**
  * The heartbeat fields the agent adds to the link's own (ts, deviceId, uptimeSec, backlog). All

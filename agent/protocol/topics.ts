@@ -68,6 +68,8 @@ export class Topics {
     this.device = `${prefix}/device/${deviceId}`;
   }
 
+  /** The §9 target a document for this device names. */
+  get target(): string { return `device/${this.deviceId}`; }
   of(kind: DeviceKind): string { return deviceTopic(this.prefix, this.deviceId, kind); }
   get status(): string { return this.of('status'); }
   get heartbeat(): string { return this.of('heartbeat'); }
@@ -92,7 +94,7 @@ export class Topics {
     if (topic.startsWith(dev)) {
       const rest = topic.slice(dev.length);
       if (rest === 'assignment' || rest === 'override' || rest === 'cmd' || rest === 'status') {
-        return { kind: rest, source: 'device', target: `device/${this.deviceId}` };
+        return { kind: rest, source: 'device', target: this.target };
       }
       return undefined;
     }
