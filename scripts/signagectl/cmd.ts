@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { MqttClient } from 'mqtt';
 import { encode } from '../../agent/protocol/encode.js';
+import type { CommandResult } from '../../agent/protocol/outbound.js';
 import { localDateSchema } from '../../agent/protocol/schemas.js';
 import { deviceTopic, parseDeviceTopic } from '../../agent/protocol/topics.js';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, CliError, type Io, collect, connect, connectionFrom, parseDuration, targetTopics } from './conn.js';
@@ -11,13 +12,6 @@ import { csvLine, renderTable } from './table.js';
 // Commands (PROTOCOL §7). The request names the device's own result topic as its MQTT 5
 // response topic, with the request id as correlation data: a broker ACL that lets a device
 // publish only under {p}/device/{id}/ still lets it answer.
-
-export interface CommandResult {
-  id: string;
-  ok: boolean;
-  result?: unknown;
-  error?: string;
-}
 
 export const CMD_HELP = `Usage: signagectl cmd --device ID NAME [--args JSON] [--timeout S] [--out FILE]
 
@@ -46,7 +40,8 @@ ${CONNECTION_HELP}`;
 
 /** Sends requests and matches answers by id on the devices' result topics. One subscription for many. */
 export class Requester {
-  private readonly waiting = new Map<string, (r: CommandResult) => void>();
+  // Also looked up by an answer's own id, which is null when the agent could not read the request.
+  private readonly waiting = new Map<string | null, (r: CommandResult) => void>();
   private readonly onMessage = (topic: string, payload: Buffer, packet: { properties?: { correlationData?: Buffer } }): void => {
     if (parseDeviceTopic(this.prefix, topic)?.kind !== 'cmd/result') return;
     let r: CommandResult;
@@ -136,8 +131,8 @@ async function runOne(
       io.err(`no answer from ${values.device} within ${Math.round(timeoutMs / 1000)} s (is it online? signagectl watch --once)`);
       return 1;
     }
-    const png = (r.result as { png?: unknown } | undefined)?.png;
-    if (values.out !== undefined && typeof png === 'string') {
+    const png = r.ok ? (r.result as { png?: unknown } | undefined)?.png : undefined;
+    if (r.ok && values.out !== undefined && typeof png === 'string') {
       const bytes = Buffer.from(png, 'base64');
       writeFileSync(values.out, bytes);
       r.result = { ...(r.result as object), png: `<${bytes.length} bytes written to ${values.out}>` };
