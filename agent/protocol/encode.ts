@@ -1,5 +1,4 @@
-import type { CommandRequest } from './schemas.js';
-import type { Assignment, Override } from './schemas.js';
+import type { Assignment, CommandRequest, Override } from './schemas.js';
 import { playEventSchema, type AgentEvent, type CommandResult, type Heartbeat, type PlayEvent, type Status } from './outbound.js';
 import type { DeviceKind } from './topics.js';
 
