@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { MqttClient } from 'mqtt';
 import { encode } from '../../agent/protocol/encode.js';
-import type { CommandResult } from '../../agent/protocol/outbound.js';
+import type { CommandResult, Compliance } from '../../agent/protocol/outbound.js';
 import { localDateSchema } from '../../agent/protocol/schemas.js';
 import { deviceTopic, parseDeviceTopic } from '../../agent/protocol/topics.js';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, CliError, type Io, collect, connect, connectionFrom, parseDuration, targetTopics } from './conn.js';
@@ -146,13 +146,8 @@ async function runOne(
   }
 }
 
-interface ComplianceRow {
-  campaignId: string;
-  day?: string;
-  played: number;
-  target: number;
-  onTrack: boolean;
-}
+// A row without `day` is taken as the asked date (the filter below), so the tool reads it as optional.
+type ComplianceRow = Omit<Compliance, 'day'> & Partial<Pick<Compliance, 'day'>>;
 
 export async function reportCommand(argv: string[], io: Io, today = localToday()): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { ...CONNECTION_OPTIONS, device: { type: 'string' }, all: { type: 'boolean' }, date: { type: 'string' }, csv: { type: 'boolean' }, timeout: { type: 'string' }, wait: { type: 'string' } } });
