@@ -1,21 +1,12 @@
 import { readdir, readFile, statfs } from 'node:fs/promises';
 import path from 'node:path';
+import type { ThrottledState } from '../protocol/outbound.js';
 
 // Subprocess-free probes of a Linux / Raspberry Pi box. Each reads a few bytes from sysfs
 // or calls statfs, so they are cheap enough to run on every heartbeat. `doctor` reuses them.
 
-export interface ThrottledState {
-  /** The firmware's word as read, e.g. `0x50005`. */
-  raw: string;
-  underVoltageNow: boolean;
-  freqCappedNow: boolean;
-  throttledNow: boolean;
-  softTempLimitNow: boolean;
-  underVoltageOccurred: boolean;
-  freqCappedOccurred: boolean;
-  throttledOccurred: boolean;
-  softTempLimitOccurred: boolean;
-}
+// The heartbeat's `throttled` object: its shape is the contract's, defined once in the protocol.
+export type { ThrottledState } from '../protocol/outbound.js';
 
 /** Parses get_throttled output: `50005`, `0x50005` or vcgencmd's `throttled=0x50005`. Undefined when unreadable. */
 export function parseThrottled(text: string): ThrottledState | undefined {

@@ -5,6 +5,7 @@ import type { Store } from '../store/store.js';
 import { clip, decodeDocument, type Decoded } from '../protocol/decode.js';
 import type { KeyRing } from '../protocol/envelope.js';
 import { InboundQueue } from './inbound-queue.js';
+import { commandError, commandOk, type CommandResult } from '../protocol/outbound.js';
 import type { RejectedReporter } from './rejected.js';
 import type { LinkHost } from './link.js';
 
@@ -12,12 +13,8 @@ import type { LinkHost } from './link.js';
 // A command that cannot be decoded is also a `rejected` event (§3), and still answered when
 // its id or a response topic can be found, so the caller is not left waiting.
 
-export interface CommandReply {
-  id: string | null;
-  ok: boolean;
-  result?: unknown;
-  error?: string;
-}
+/** The §7 result as the protocol defines it; the link encodes it for the reply topic. */
+export type CommandReply = CommandResult;
 
 export interface ReplyRoute {
   topic: string;
@@ -114,7 +111,7 @@ export class CommandRunner {
           body = await this.run(q.cmd);
         } catch (e) {
           ctx.log.error({ err: e, id: q.cmd.id }, 'command handling failed');
-          body = { id: q.cmd.id, ok: false, error: 'internal error' };
+          body = commandError(q.cmd.id, 'internal error');
         }
         await this.send(q.route, body);
       },
@@ -150,14 +147,14 @@ export class CommandRunner {
       ctx.rejected.note(topic, d.reason);
       const s = ctx.keys ? { id: null } : salvage(payload);
       // Nobody to tell without an id or an explicit reply address.
-      if (s.id !== null || props.responseTopic !== undefined) void this.send(routeFor(s.replyTo), { id: s.id, ok: false, error: d.reason });
+      if (s.id !== null || props.responseTopic !== undefined) void this.send(routeFor(s.replyTo), commandError(s.id, d.reason));
       return;
     }
     const route = routeFor(d.doc.replyTo);
     if (!this.queue.push({ cmd: d.doc, route })) {
       this.stats.dropped++;
       ctx.rejected.dropped(topic);
-      void this.send(route, { id: d.doc.id, ok: false, error: 'busy: too many commands waiting; not run' });
+      void this.send(route, commandError(d.doc.id, 'busy: too many commands waiting; not run'));
     }
   }
 
@@ -182,19 +179,19 @@ export class CommandRunner {
     const { ctx } = this;
     const now = ctx.clock.now();
     if (cmd.expiresAt !== undefined && Date.parse(cmd.expiresAt) <= now) {
-      return { id: cmd.id, ok: false, error: `expired at ${cmd.expiresAt}` };
+      return commandError(cmd.id, `expired at ${cmd.expiresAt}`);
     }
     const handler = Object.hasOwn(handlers, cmd.name) ? handlers[cmd.name] : undefined;
-    if (!handler) return { id: cmd.id, ok: false, error: `unknown command "${clip(cmd.name, 64)}"` };
+    if (!handler) return commandError(cmd.id, `unknown command "${clip(cmd.name, 64)}"`);
     const host = ctx.host();
-    if (!host) return { id: cmd.id, ok: false, error: 'agent not ready' };
-    if (!(await ctx.store.claimCommand(cmd.id, now))) return { id: cmd.id, ok: false, error: 'duplicate command id' };
+    if (!host) return commandError(cmd.id, 'agent not ready');
+    if (!(await ctx.store.claimCommand(cmd.id, now))) return commandError(cmd.id, 'duplicate command id');
     ctx.log.info({ id: cmd.id, name: cmd.name }, 'command');
     try {
       const result = await handler(cmd.args ?? {}, host, now);
-      return { id: cmd.id, ok: true, result: result ?? {} };
+      return commandOk(cmd.id, result ?? {});
     } catch (e) {
-      return { id: cmd.id, ok: false, error: clip(String((e as Error)?.message ?? e), 500) };
+      return commandError(cmd.id, clip(String((e as Error)?.message ?? e), 500));
     }
   }
 }

@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { IClientOptions } from 'mqtt';
 import type { Config } from '../config/config.js';
+import { encodeStatusBytes } from '../protocol/encode.js';
+import { statusOffline } from '../protocol/outbound.js';
 
 export const MAX_INBOUND_PACKET = 4 * 1024 * 1024;
 
@@ -43,7 +45,7 @@ export async function linkClientOptions(config: Config, willTopic: string, sessi
     queueQoSZero: false,
     resubscribe: false,
     ...(await credentialOptions(m)),
-    will: { topic: willTopic, payload: Buffer.from(JSON.stringify({ online: false, session })), qos: 1, retain: true },
+    will: { topic: willTopic, payload: encodeStatusBytes(statusOffline(session)), qos: 1, retain: true },
   };
 }
 

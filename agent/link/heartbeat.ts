@@ -5,6 +5,8 @@ import type { Store } from '../store/store.js';
 import type { LinkHost } from './link.js';
 import type { Topics } from '../protocol/topics.js';
 import type { Wire } from './wire.js';
+import { typedPublisher, type TypedPublish } from '../protocol/encode.js';
+import { heartbeat, type Heartbeat, type HeartbeatFields } from '../protocol/outbound.js';
 
 // PROTOCOL §8 heartbeat: QoS 0, not retained, every heartbeatSec while connected, plus one right
 // after each connect so the NOC sees fresh health at once. Missed beats are not queued: a
@@ -27,7 +29,11 @@ export class HeartbeatPublisher {
   private stopped = true;
   private sending = false;
 
-  constructor(private readonly ctx: HeartbeatContext) {}
+  private readonly publish: TypedPublish<Promise<number>>;
+
+  constructor(private readonly ctx: HeartbeatContext) {
+    this.publish = typedPublisher((k) => ctx.topics.of(k), (t, p, o) => ctx.wire.publish(t, p, o));
+  }
 
   start(): void {
     this.stopped = false;
@@ -45,9 +51,9 @@ export class HeartbeatPublisher {
   }
 
   /** The heartbeat document; exported for tests and the `status` command. */
-  async build(): Promise<Record<string, unknown>> {
+  async build(): Promise<Heartbeat> {
     const { clock, store, deviceId, bootedAt } = this.ctx;
-    let fields: Record<string, unknown> = {};
+    let fields: HeartbeatFields = {};
     const host = this.ctx.host();
     if (host) {
       try {
@@ -57,13 +63,7 @@ export class HeartbeatPublisher {
       }
     }
     const now = clock.now();
-    return {
-      ts: new Date(now).toISOString(),
-      deviceId,
-      uptimeSec: Math.max(0, Math.round((now - bootedAt) / 1000)),
-      ...fields,
-      backlog: await store.outboxCount(),
-    };
+    return heartbeat({ now, deviceId, bootedAt, fields, backlog: await store.outboxCount() });
   }
 
   private arm(): void {
@@ -79,7 +79,7 @@ export class HeartbeatPublisher {
     this.sending = true;
     try {
       const doc = await this.build();
-      if (this.ctx.wire.connected()) await this.ctx.wire.publish(this.ctx.topics.heartbeat, JSON.stringify(doc), { qos: 0 });
+      if (this.ctx.wire.connected()) await this.publish('heartbeat', doc);
     } catch (e) {
       this.ctx.log.debug({ err: e }, 'heartbeat not sent');
     } finally {

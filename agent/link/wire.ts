@@ -1,3 +1,5 @@
+import type { Delivery as PublishOpts } from '../protocol/encode.js';
+
 /** The one thing publishers need from the connection. Implemented by MqttLink over mqtt.js. */
 export interface Wire {
   connected(): boolean;
@@ -9,10 +11,7 @@ export interface Wire {
   publish(topic: string, payload: string | Buffer, opts: PublishOpts): Promise<number>;
 }
 
-export interface PublishOpts {
-  qos: 0 | 1;
-  retain?: boolean;
-  correlationData?: Buffer;
-}
+/** The protocol's publish options (QoS, retain, MQTT 5 correlation data), so typed publishes fit the wire as is. */
+export type { Delivery as PublishOpts } from '../protocol/encode.js';
 
 export const RC_NO_MATCHING_SUBSCRIBERS = 0x10;

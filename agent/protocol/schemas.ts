@@ -101,15 +101,14 @@ export const instantSchema = z
     });
   });
 
+export const campaignOverrideSchema = z.object({
+  timesPerDay: timesPerDaySchema.optional(),
+  windows: z.array(windowSchema).min(1).max(48).optional(),
+});
+
 export const overrideSchema = z.object({
   version: versionSchema,
-  campaigns: z.record(
-    idSchema,
-    z.object({
-      timesPerDay: timesPerDaySchema.optional(),
-      windows: z.array(windowSchema).min(1).max(48).optional(),
-    }),
-  ),
+  campaigns: z.record(idSchema, campaignOverrideSchema),
   expiresAt: instantSchema.optional(),
   target: targetSchema,
 });
@@ -123,6 +122,13 @@ export const commandSchema = z.object({
   target: targetSchema,
 });
 
+// The domain types are these documents as decoded (core/types.ts re-exports them): one definition
+// each, so a field added to the contract reaches every subsystem's types at once.
+export type MediaRef = z.infer<typeof mediaSchema>;
+export type Campaign = z.infer<typeof campaignSchema>;
+export type Assignment = z.infer<typeof assignmentSchema>;
+export type CampaignOverride = z.infer<typeof campaignOverrideSchema>;
+export type Override = z.infer<typeof overrideSchema>;
 export type CommandRequest = z.infer<typeof commandSchema>;
 
 /** Formats zod issues as `path: message`, one per problem. */

@@ -1,4 +1,5 @@
 import type { EpochMs, Outcome, PlayEvent } from '../core/types.js';
+import { playEvent } from '../protocol/outbound.js';
 import type { Query } from './db.js';
 import type { PlayEnd, PlayRow, PlayStart } from './store.js';
 
@@ -21,8 +22,6 @@ export interface PlayDbRow {
   seq: number | null;
   expected_ms: number | null;
 }
-
-const iso = (t: EpochMs): string => new Date(t).toISOString();
 
 export async function insertStart(q: Query, p: PlayStart): Promise<number> {
   const r = await q.run(
@@ -51,27 +50,14 @@ export function rowOf(r: PlayDbRow): PlayRow {
   return { id: r.id, ...startOf(r), endedAt: r.ended_at, durationMs: r.duration_ms, outcome: r.outcome, seq: r.seq };
 }
 
-/** The play event of a closed play, exactly as queued (PROTOCOL v1.1 §8). */
-export function playEvent(ids: { deviceId: string; storeId: string }, seq: number, s: PlayStart, end: PlayEnd, played: number): PlayEvent {
-  return {
-    eventId: `${ids.deviceId}:${ids.storeId}:${seq}`,
-    seq,
-    storeId: ids.storeId,
-    deviceId: ids.deviceId,
-    campaignId: s.campaignId,
-    mediaSha256: s.mediaSha256,
-    day: s.day,
-    scheduledAt: iso(s.scheduledAt),
-    startedAt: iso(s.startedAt),
-    endedAt: iso(end.endedAt),
-    durationMs: end.durationMs,
-    outcome: end.outcome,
-    inWindow: s.inWindow,
-    played,
-    target: end.target,
-    display: s.display,
-    clockSynced: s.clockSynced,
-  };
+/** The play event of a closed play, exactly as queued: the protocol spells it (PROTOCOL v1.1 §8). */
+export function playEventOf(ids: { deviceId: string; storeId: string }, seq: number, s: PlayStart, end: PlayEnd, played: number): PlayEvent {
+  return playEvent({
+    ...ids, seq,
+    campaignId: s.campaignId, mediaSha256: s.mediaSha256, day: s.day,
+    scheduledAt: s.scheduledAt, startedAt: s.startedAt, endedAt: end.endedAt, durationMs: end.durationMs, outcome: end.outcome,
+    inWindow: s.inWindow, played, target: end.target, display: s.display, clockSynced: s.clockSynced,
+  });
 }
 
 /**

@@ -6,7 +6,8 @@ import type { AgentEvent, Assignment, EpochMs, LocalDate, Override, PlayEvent } 
 import { FreeSpaceFloor } from './free-space.js';
 import { Db, type Query } from './db.js';
 import { migrate } from './migrations.js';
-import { insertStart, interruptedEnd, playEvent, rowOf, startOf, type PlayDbRow } from './play-sql.js';
+import { encodeEvent, encodePlayEvent } from '../protocol/encode.js';
+import { insertStart, interruptedEnd, playEventOf, rowOf, startOf, type PlayDbRow } from './play-sql.js';
 import { keepSidecars, moveAside, readMarker, unusableReason, writeMarker, type StoreReplacement } from './recovery.js';
 import type { DesiredDoc, DesiredKind, DesiredState, LedgerEntry, OutboxRow, PlayEnd, PlayRow, PlayStart, SourceKey, Store, StoreHealth } from './store.js';
 import { cannotWrite, WriteBuffer, type Pending, type PendingPlay } from './write-buffer.js';
@@ -247,8 +248,8 @@ export class SqliteStore implements Store {
         `SELECT COUNT(*) AS n FROM plays WHERE day = ? AND campaign_id = ? AND outcome = 'completed' AND in_window = 1`,
         [row.day, row.campaign_id],
       ))?.n ?? 0;
-    const ev = playEvent({ deviceId, storeId: this.id }, seq, startOf(row), end, played);
-    await q.run('INSERT INTO outbox(kind, payload, created_at) VALUES (?, ?, ?)', ['play', JSON.stringify(ev), end.endedAt]);
+    const ev = playEventOf({ deviceId, storeId: this.id }, seq, startOf(row), end, played);
+    await q.run('INSERT INTO outbox(kind, payload, created_at) VALUES (?, ?, ?)', ['play', encodePlayEvent(ev), end.endedAt]);
     return ev;
   }
 
@@ -316,7 +317,7 @@ export class SqliteStore implements Store {
     const seq = this.seqHigh + ahead.indexOf(p) + 1;
     const played = (await this.countCompleted(p.start.day)).get(p.start.campaignId) ?? 0;
     void this.buf.flush();
-    return playEvent({ deviceId: end.deviceId, storeId: this.id }, seq, p.start, end.end, played);
+    return playEventOf({ deviceId: end.deviceId, storeId: this.id }, seq, p.start, end.end, played);
   }
 
   private async writeOne(q: Query, p: Pending, end: PendingPlay['end']): Promise<void> {
@@ -385,7 +386,7 @@ export class SqliteStore implements Store {
   }
 
   private async insertEvent(q: Query, e: AgentEvent): Promise<void> {
-    await q.run('INSERT INTO outbox(kind, payload, created_at) VALUES (?, ?, ?)', ['event', JSON.stringify(e), Date.parse(e.ts) || 0]);
+    await q.run('INSERT INTO outbox(kind, payload, created_at) VALUES (?, ?, ?)', ['event', encodeEvent(e), Date.parse(e.ts) || 0]);
   }
 
   async outboxPeek(limit: number, afterId = 0, kind?: OutboxRow['kind']): Promise<OutboxRow[]> {

@@ -6,6 +6,7 @@ import { parseConfig } from '../../agent/config/config.js';
 import { SystemClock } from '../../agent/core/clock.js';
 import { silentLogger } from '../../agent/core/log.js';
 import { MqttLink } from '../../agent/link/link.js';
+import { deviceTopic } from '../../agent/protocol/topics.js';
 import { SqliteStore } from '../../agent/store/sqlite-store.js';
 import { startBroker } from '../../test/helpers/mosquitto.js';
 
@@ -134,16 +135,17 @@ export async function bench(): Promise<void> {
   try {
     const payloads = Array.from({ length: N }, (_, i) => playPayload(i + 1));
     const bytes = payloads.reduce((a, p) => a + p.length, 0) / N;
-    const sink = await consumer(broker.url, `signage/device/${DEVICE}/play`);
+    const topic = deviceTopic('signage', DEVICE, 'play');
+    const sink = await consumer(broker.url, topic);
     console.log(`outbox drain: ${N} play events (~${Math.round(bytes)} B each), QoS 1, ${WINDOW} in flight, one subscriber`);
 
-    const raw1 = await rawPublish(broker.url, `signage/device/${DEVICE}/play`, payloads, WINDOW);
+    const raw1 = await rawPublish(broker.url, topic, payloads, WINDOW);
     await until(() => sink.count() >= N);
     sink.reset();
     const drain = await outboxDrain(broker.url, payloads, WINDOW);
     await until(() => sink.count() >= N);
     sink.reset();
-    const raw2 = await rawPublish(broker.url, `signage/device/${DEVICE}/play`, payloads, WINDOW);
+    const raw2 = await rawPublish(broker.url, topic, payloads, WINDOW);
     await until(() => sink.count() >= N);
     const raw = (raw1 + raw2) / 2;
     console.log(`  raw mqtt.js QoS 1        ${Math.round(raw1)} / ${Math.round(raw2)} msg/s (before / after; mean ${Math.round(raw)})`);

@@ -11,6 +11,7 @@ import { HealthSampler } from '../../agent/health/sampler.js';
 import { MqttLink } from '../../agent/link/link.js';
 import { MediaCache } from '../../agent/media/cache.js';
 import { SimulatedPlayer } from '../../agent/player/simulated.js';
+import { deviceTopic } from '../../agent/protocol/topics.js';
 import { SqliteStore } from '../../agent/store/sqlite-store.js';
 import { startBroker } from '../../test/helpers/mosquitto.js';
 import { mqttRoundTrip } from './link.js';
@@ -55,13 +56,13 @@ export async function bench(): Promise<void> {
       id: `c${i}`, media: { url: `file:///nonexistent/${i}.mp4`, sha256: String(i).padStart(64, '0') }, timesPerDay: 10, windows: ['06:30-08:30', '16:30-19:00'],
     }));
     const applied = new Promise<string>((r) => waiters.push(r));
-    await op.publishAsync('signage/device/bench-1/assignment', JSON.stringify({ version: 1, campaigns }), { qos: 1, retain: true });
+    await op.publishAsync(deviceTopic('signage', 'bench-1', 'assignment'), JSON.stringify({ version: 1, campaigns }), { qos: 1, retain: true });
     await applied;
     const lat: number[] = [];
     for (let v = 1; v <= 200; v++) {
       const planned = new Promise<string>((r) => waiters.push(r));
       const t0 = performance.now();
-      await op.publishAsync('signage/device/bench-1/override', JSON.stringify({ version: v, campaigns: { c3: { timesPerDay: 10 + v } } }), { qos: 1, retain: true });
+      await op.publishAsync(deviceTopic('signage', 'bench-1', 'override'), JSON.stringify({ version: v, campaigns: { c3: { timesPerDay: 10 + v } } }), { qos: 1, retain: true });
       await planned;
       lat.push(performance.now() - t0);
     }

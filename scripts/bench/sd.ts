@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
+import { deviceTopic, parseDeviceTopic } from '../../agent/protocol/topics.js';
 import { sha256File } from '../../test/helpers/agent-proc.js';
 import { makeClip } from '../../test/helpers/clips.js';
 import { hcmTime } from '../../test/helpers/e2e.js';
@@ -107,14 +108,14 @@ export async function bench(): Promise<void> {
     await nocWatch.subscribeAsync('signage/device/+/#', { qos: 1 });
     const plays: unknown[] = [];
     nocWatch.on('message', (topic) => {
-      if (topic.endsWith('/play')) plays.push(topic);
+      if (parseDeviceTopic('signage', topic)?.kind === 'play') plays.push(topic);
     });
     // An assignment whose window is far from now (nothing due) and a loop on screen: an idle screen.
     const far = hcmTime(Date.now() + 12 * 3600_000).slice(0, 5);
     const farEnd = hcmTime(Date.now() + 12 * 3600_000 + 600_000).slice(0, 5);
     const assign = (v: number, windows: string[], times: number): Promise<unknown> =>
       nocWatch.publishAsync(
-        'signage/device/sd-1/assignment',
+        deviceTopic('signage', 'sd-1', 'assignment'),
         JSON.stringify({
           version: v,
           campaigns: [{ id: 'spot', media: { url: `file://${spot}`, sha256: sha256File(spot), durationMs: 1000 }, timesPerDay: times, windows }],

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
+import { deviceTopic, fleetTopic, GROUP_KINDS, groupTopic, TELEMETRY_KINDS, type DeviceKind } from '../../agent/protocol/topics.js';
 import { CliError } from './conn.js';
 
 // The same policy for mosquitto's dynamic-security plugin, driven over its control topic
@@ -12,7 +13,8 @@ import { CliError } from './conn.js';
 export type DynsecCommand = Record<string, unknown> & { command: string };
 
 const CONTROL = '$CONTROL/dynamic-security/v1';
-const TELEMETRY = ['status', 'heartbeat', 'play', 'event'];
+/** What a device publishes: its telemetry and its command results. */
+const DEVICE_WRITES: DeviceKind[] = [...TELEMETRY_KINDS, 'cmd/result'];
 
 function acl(rolename: string, acltype: string, topic: string): DynsecCommand {
   return { command: 'addRoleACL', rolename, acltype, topic, allow: true, priority: 0 };
@@ -32,17 +34,17 @@ export function initCommands(p: string): DynsecCommand[] {
   return [
     { command: 'setDefaultACLAccess', acls: ['publishClientSend', 'publishClientReceive', 'subscribe', 'unsubscribe'].map((acltype) => ({ acltype, allow: acltype === 'unsubscribe' })) },
     { command: 'createRole', rolename: 'signage-device' },
-    ...reads('signage-device', `${p}/fleet/alert`),
-    ...reads('signage-device', `${p}/keys`),
+    ...reads('signage-device', fleetTopic(p, 'fleet/alert')),
+    ...reads('signage-device', fleetTopic(p, 'keys')),
     { command: 'createGroup', groupname: 'signage-devices' },
     { command: 'addGroupRole', groupname: 'signage-devices', rolename: 'signage-device' },
     { command: 'createRole', rolename: 'signage-noc' },
-    ...['assignment', 'override', 'alert', 'cmd'].flatMap((k) => [...reads('signage-noc', `${p}/device/+/${k}`), ...writes('signage-noc', `${p}/device/+/${k}`)]),
-    ...['assignment', 'override', 'alert'].flatMap((k) => [...reads('signage-noc', `${p}/group/+/${k}`), ...writes('signage-noc', `${p}/group/+/${k}`)]),
-    ...[`${p}/fleet/alert`, `${p}/keys`].flatMap((t) => [...reads('signage-noc', t), ...writes('signage-noc', t)]),
-    ...[...TELEMETRY, 'cmd/result'].flatMap((k) => reads('signage-noc', `${p}/device/+/${k}`)),
+    ...[...GROUP_KINDS.map((k) => deviceTopic(p, '+', k)), deviceTopic(p, '+', 'cmd')].flatMap((t) => [...reads('signage-noc', t), ...writes('signage-noc', t)]),
+    ...GROUP_KINDS.map((k) => groupTopic(p, '+', k)).flatMap((t) => [...reads('signage-noc', t), ...writes('signage-noc', t)]),
+    ...[fleetTopic(p, 'fleet/alert'), fleetTopic(p, 'keys')].flatMap((t) => [...reads('signage-noc', t), ...writes('signage-noc', t)]),
+    ...DEVICE_WRITES.flatMap((k) => reads('signage-noc', deviceTopic(p, '+', k))),
     { command: 'createRole', rolename: 'signage-ingest' },
-    ...TELEMETRY.flatMap((k) => reads('signage-ingest', `${p}/device/+/${k}`)),
+    ...TELEMETRY_KINDS.flatMap((k) => reads('signage-ingest', deviceTopic(p, '+', k))),
   ];
 }
 
@@ -53,11 +55,11 @@ export function addDeviceCommands(p: string, id: string, groups: string[], passw
     { command: 'deleteClient', username: id },
     { command: 'createRole', rolename: role },
     // Its own status too: the agent re-asserts its birth over a late Will of an old session.
-    ...['assignment', 'override', 'cmd', 'alert', 'status'].flatMap((k) => reads(role, `${p}/device/${id}/${k}`)),
-    ...[...TELEMETRY, 'cmd/result'].flatMap((k) => writes(role, `${p}/device/${id}/${k}`)),
+    ...(['assignment', 'override', 'cmd', 'alert', 'status'] as const).flatMap((k) => reads(role, deviceTopic(p, id, k))),
+    ...DEVICE_WRITES.flatMap((k) => writes(role, deviceTopic(p, id, k))),
     ...groups.flatMap((g) => [
       { command: 'createRole', rolename: `group-${g}` },
-      ...['assignment', 'override', 'alert'].flatMap((k) => reads(`group-${g}`, `${p}/group/${g}/${k}`)),
+      ...GROUP_KINDS.flatMap((k) => reads(`group-${g}`, groupTopic(p, g, k))),
       { command: 'createGroup', groupname: `group-${g}` },
       { command: 'addGroupRole', groupname: `group-${g}`, rolename: `group-${g}` },
     ]),

@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { writeFileAtomic } from '../../agent/fsx/atomic.js';
+import { deviceTopic, fleetTopic, GROUP_KINDS, groupTopic, TELEMETRY_KINDS } from '../../agent/protocol/topics.js';
 import { CliError } from './conn.js';
 
 // The broker's security state in one folder (default /etc/mosquitto/signage): registry.json is
@@ -97,24 +98,22 @@ export function renderAcl(reg: Registry, patterns: string): string {
       lines.push('topic deny #');
       continue;
     }
-    lines.push(`topic read ${p}/fleet/alert`, `topic read ${p}/keys`);
-    for (const g of d.groups) for (const k of ['assignment', 'override', 'alert']) lines.push(`topic read ${p}/group/${g}/${k}`);
+    lines.push(`topic read ${fleetTopic(p, 'fleet/alert')}`, `topic read ${fleetTopic(p, 'keys')}`);
+    for (const g of d.groups) for (const k of GROUP_KINDS) lines.push(`topic read ${groupTopic(p, g, k)}`);
   }
   return lines.join('\n') + '\n';
 }
-
-const TELEMETRY = ['status', 'heartbeat', 'play', 'event'];
 
 const ROLES: Record<Role, (p: string) => string[]> = {
   // Publishes desired state, alerts, key sets and commands; reads them back (signagectl reads
   // the retained version before publishing the next one) and reads all telemetry and results.
   noc: (p) => [
-    ...['assignment', 'override', 'alert', 'cmd'].map((k) => `topic readwrite ${p}/device/+/${k}`),
-    ...['assignment', 'override', 'alert'].map((k) => `topic readwrite ${p}/group/+/${k}`),
-    `topic readwrite ${p}/fleet/alert`,
-    `topic readwrite ${p}/keys`,
-    ...[...TELEMETRY, 'cmd/result'].map((k) => `topic read ${p}/device/+/${k}`),
+    ...[...GROUP_KINDS, 'cmd' as const].map((k) => `topic readwrite ${deviceTopic(p, '+', k)}`),
+    ...GROUP_KINDS.map((k) => `topic readwrite ${groupTopic(p, '+', k)}`),
+    `topic readwrite ${fleetTopic(p, 'fleet/alert')}`,
+    `topic readwrite ${fleetTopic(p, 'keys')}`,
+    ...[...TELEMETRY_KINDS, 'cmd/result' as const].map((k) => `topic read ${deviceTopic(p, '+', k)}`),
   ],
   // The proof-of-play and monitoring store: reads telemetry, writes nothing.
-  ingest: (p) => TELEMETRY.map((k) => `topic read ${p}/device/+/${k}`),
+  ingest: (p) => TELEMETRY_KINDS.map((k) => `topic read ${deviceTopic(p, '+', k)}`),
 };

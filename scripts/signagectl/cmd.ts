@@ -2,20 +2,16 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { MqttClient } from 'mqtt';
+import { encode } from '../../agent/protocol/encode.js';
+import type { CommandResult, Compliance } from '../../agent/protocol/outbound.js';
 import { localDateSchema } from '../../agent/protocol/schemas.js';
-import { CONNECTION_HELP, CONNECTION_OPTIONS, CliError, type Io, collect, connect, connectionFrom, parseDuration, targetStem } from './conn.js';
+import { deviceTopic, parseDeviceTopic } from '../../agent/protocol/topics.js';
+import { CONNECTION_HELP, CONNECTION_OPTIONS, CliError, type Io, collect, connect, connectionFrom, parseDuration, targetTopics } from './conn.js';
 import { csvLine, renderTable } from './table.js';
 
 // Commands (PROTOCOL §7). The request names the device's own result topic as its MQTT 5
 // response topic, with the request id as correlation data: a broker ACL that lets a device
 // publish only under {p}/device/{id}/ still lets it answer.
-
-export interface CommandResult {
-  id: string;
-  ok: boolean;
-  result?: unknown;
-  error?: string;
-}
 
 export const CMD_HELP = `Usage: signagectl cmd --device ID NAME [--args JSON] [--timeout S] [--out FILE]
 
@@ -44,9 +40,10 @@ ${CONNECTION_HELP}`;
 
 /** Sends requests and matches answers by id on the devices' result topics. One subscription for many. */
 export class Requester {
-  private readonly waiting = new Map<string, (r: CommandResult) => void>();
+  // Also looked up by an answer's own id, which is null when the agent could not read the request.
+  private readonly waiting = new Map<string | null, (r: CommandResult) => void>();
   private readonly onMessage = (topic: string, payload: Buffer, packet: { properties?: { correlationData?: Buffer } }): void => {
-    if (!topic.endsWith('/cmd/result')) return;
+    if (parseDeviceTopic(this.prefix, topic)?.kind !== 'cmd/result') return;
     let r: CommandResult;
     try {
       r = JSON.parse(payload.toString('utf8')) as CommandResult;
@@ -63,7 +60,7 @@ export class Requester {
   }
 
   async start(deviceIds: string[] | 'all'): Promise<void> {
-    const topics = deviceIds === 'all' ? [`${this.prefix}/device/+/cmd/result`] : deviceIds.map((d) => `${this.prefix}/device/${d}/cmd/result`);
+    const topics = (deviceIds === 'all' ? ['+'] : deviceIds).map((d) => deviceTopic(this.prefix, d, 'cmd/result'));
     await this.client.subscribeAsync(topics, { qos: 1 });
   }
 
@@ -73,7 +70,6 @@ export class Requester {
 
   async send(deviceId: string, name: string, args: Record<string, unknown> | undefined, timeoutMs: number): Promise<CommandResult | undefined> {
     const id = `ctl-${randomBytes(8).toString('hex')}`;
-    const device = `${this.prefix}/device/${deviceId}`;
     const answer = new Promise<CommandResult | undefined>((resolve) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
@@ -86,9 +82,9 @@ export class Requester {
       });
     });
     const body = { id, name, ...(args ? { args } : {}), expiresAt: new Date(Date.now() + timeoutMs).toISOString() };
-    await this.client.publishAsync(`${device}/cmd`, JSON.stringify(body), {
+    await this.client.publishAsync(deviceTopic(this.prefix, deviceId, 'cmd'), encode('cmd', body), {
       qos: 1,
-      properties: { responseTopic: `${device}/cmd/result`, correlationData: Buffer.from(id) },
+      properties: { responseTopic: deviceTopic(this.prefix, deviceId, 'cmd/result'), correlationData: Buffer.from(id) },
     });
     return answer;
   }
@@ -115,7 +111,7 @@ async function runOne(
 ): Promise<number> {
   const conn = connectionFrom(values);
   if (values.device === undefined) throw new CliError('--device ID is required');
-  targetStem(conn.prefix, { device: values.device });
+  targetTopics(conn.prefix, { device: values.device });
   let args: Record<string, unknown> | undefined;
   if (values.args !== undefined) {
     try {
@@ -135,8 +131,8 @@ async function runOne(
       io.err(`no answer from ${values.device} within ${Math.round(timeoutMs / 1000)} s (is it online? signagectl watch --once)`);
       return 1;
     }
-    const png = (r.result as { png?: unknown } | undefined)?.png;
-    if (values.out !== undefined && typeof png === 'string') {
+    const png = r.ok ? (r.result as { png?: unknown } | undefined)?.png : undefined;
+    if (r.ok && values.out !== undefined && typeof png === 'string') {
       const bytes = Buffer.from(png, 'base64');
       writeFileSync(values.out, bytes);
       r.result = { ...(r.result as object), png: `<${bytes.length} bytes written to ${values.out}>` };
@@ -150,20 +146,15 @@ async function runOne(
   }
 }
 
-interface ComplianceRow {
-  campaignId: string;
-  day?: string;
-  played: number;
-  target: number;
-  onTrack: boolean;
-}
+// A row without `day` is taken as the asked date (the filter below), so the tool reads it as optional.
+type ComplianceRow = Omit<Compliance, 'day'> & Partial<Pick<Compliance, 'day'>>;
 
 export async function reportCommand(argv: string[], io: Io, today = localToday()): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { ...CONNECTION_OPTIONS, device: { type: 'string' }, all: { type: 'boolean' }, date: { type: 'string' }, csv: { type: 'boolean' }, timeout: { type: 'string' }, wait: { type: 'string' } } });
   if (values.help) return (io.out(REPORT_HELP), 0);
   const conn = connectionFrom(values);
   if (values.device !== undefined && values.all) throw new CliError('give --device ID or --all, not both');
-  if (values.device !== undefined) targetStem(conn.prefix, { device: values.device });
+  if (values.device !== undefined) targetTopics(conn.prefix, { device: values.device });
   const date = values.date ?? today;
   if (!localDateSchema.safeParse(date).success) throw new CliError(`--date: "${date}" must be a real date YYYY-MM-DD`);
   const timeoutMs = parseDuration(values.timeout ?? '15s', '--timeout');
@@ -176,10 +167,11 @@ export async function reportCommand(argv: string[], io: Io, today = localToday()
     if (values.device !== undefined) {
       online = [values.device];
     } else {
-      const statuses = await collect(client, [`${conn.prefix}/device/+/status`], parseDuration(values.wait ?? '1s', '--wait'));
+      const statuses = await collect(client, [deviceTopic(conn.prefix, '+', 'status')], parseDuration(values.wait ?? '1s', '--wait'));
       online = [];
       for (const [topic, payload] of [...statuses].sort(([a], [b]) => a.localeCompare(b))) {
-        const id = topic.split('/').at(-2)!;
+        const id = parseDeviceTopic(conn.prefix, topic)?.deviceId;
+        if (id === undefined) continue;
         let up = false;
         try {
           up = (JSON.parse(payload.toString('utf8')) as { online?: unknown }).online === true;
@@ -189,7 +181,7 @@ export async function reportCommand(argv: string[], io: Io, today = localToday()
         (up ? online : offline).push(id);
       }
     }
-    if (online.length === 0 && offline.length === 0) io.err(`no screen has a retained status on ${conn.prefix}/device/+/status`);
+    if (online.length === 0 && offline.length === 0) io.err(`no screen has a retained status on ${deviceTopic(conn.prefix, '+', 'status')}`);
     await req.start(values.device !== undefined ? online : 'all');
     const answers = await Promise.all(online.map(async (d) => [d, await req.send(d, 'report', { date }, timeoutMs)] as const));
 

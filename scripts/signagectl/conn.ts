@@ -3,6 +3,8 @@ import path from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { brokerFix, connectOnce, toolClientOptions, type MqttSettings } from '../../agent/cli/broker.js';
 import { ConfigError, parseConfig } from '../../agent/config/config.js';
+import { ID_RE } from '../../agent/protocol/schemas.js';
+import { targetTopic, type GroupKind } from '../../agent/protocol/topics.js';
 
 // The broker connection of every signagectl command: the `mqtt` section of a config file in
 // the agent's own style (an agent's config works as is), or --url and friends.
@@ -119,13 +121,13 @@ export async function collect(client: MqttClient, topics: string[], waitMs: numb
   return got;
 }
 
-/** `--device ID` or `--group G` → the topic stem, validated. */
-export function targetStem(prefix: string, flags: { device?: string | undefined; group?: string | undefined }): { stem: string; label: string } {
-  const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** `--device ID` or `--group G` → its document topics, validated. */
+export function targetTopics(prefix: string, flags: { device?: string | undefined; group?: string | undefined }): { topic(kind: GroupKind): string; label: string } {
   if ((flags.device === undefined) === (flags.group === undefined)) throw new CliError('give exactly one of --device ID or --group G');
-  const [kind, id] = flags.device !== undefined ? ['device', flags.device] : ['group', flags.group!];
-  if (!ID.test(id)) throw new CliError(`--${kind}: "${id}" must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`);
-  return { stem: `${prefix}/${kind}/${id}`, label: `${kind} ${id}` };
+  const [kind, id] = flags.device !== undefined ? ['device', flags.device] as const : ['group', flags.group!] as const;
+  if (!ID_RE.test(id)) throw new CliError(`--${kind}: "${id}" must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`);
+  const target = kind === 'device' ? { device: id } : { group: id };
+  return { topic: (k) => targetTopic(prefix, target, k), label: `${kind} ${id}` };
 }
 
 /** A duration like 5s, 500ms, 2m, 6h, 1d (bare numbers are seconds) in ms. */

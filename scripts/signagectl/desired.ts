@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { assignmentSchema, droppedKeys, formatIssues, instantSchema, overrideSchema } from '../../agent/protocol/schemas.js';
-import { CONNECTION_HELP, CONNECTION_OPTIONS, CliError, type Io, collect, connect, connectionFrom, parseDuration, targetStem } from './conn.js';
+import { CONNECTION_HELP, CONNECTION_OPTIONS, CliError, type Io, collect, connect, connectionFrom, parseDuration, targetTopics } from './conn.js';
 
 // `assign` and `override`: retained desired state (PROTOCOL §3–§5).
 //
@@ -65,7 +65,8 @@ export async function assignCommand(argv: string[], io: Io): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { ...CONNECTION_OPTIONS, device: { type: 'string' }, group: { type: 'string' }, file: { type: 'string' }, wait: { type: 'string' }, 'dry-run': { type: 'boolean' } } });
   if (values.help) return help(io, ASSIGN_HELP);
   const conn = connectionFrom(values);
-  const { stem, label } = targetStem(conn.prefix, values);
+  const target = targetTopics(conn.prefix, values);
+  const { label } = target;
   if (values.file === undefined) throw new CliError('--file assignment.json is required');
   let doc: Record<string, unknown>;
   try {
@@ -81,7 +82,7 @@ export async function assignCommand(argv: string[], io: Io): Promise<number> {
   // ("window") would silently fall back to its default: say so while a person is looking.
   for (const k of droppedKeys(doc, check.data)) io.err(`signagectl assign: warning: ${k}: not a field of the contract; agents will ignore it`);
 
-  const topic = `${stem}/assignment`;
+  const topic = target.topic('assignment');
   const client = await connect(conn);
   try {
     const current = retainedVersion((await collect(client, [topic], parseDuration(values.wait ?? '1s', '--wait'))).get(topic));
@@ -122,8 +123,9 @@ export async function overrideCommand(argv: string[], io: Io, now = Date.now()):
   });
   if (values.help) return help(io, OVERRIDE_HELP);
   const conn = connectionFrom(values);
-  const { stem, label } = targetStem(conn.prefix, values);
-  const topic = `${stem}/override`;
+  const target = targetTopics(conn.prefix, values);
+  const { label } = target;
+  const topic = target.topic('override');
 
   if (values.clear) {
     if (values.campaign !== undefined || values.times !== undefined) throw new CliError('--clear takes no --campaign/--times');

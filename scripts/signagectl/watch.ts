@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { deviceTopic, parseDeviceTopic } from '../../agent/protocol/topics.js';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, type Io, connect, connectionFrom, parseDuration } from './conn.js';
 import { age, renderTable } from './table.js';
 
@@ -48,13 +49,13 @@ export class Fleet {
   constructor(private readonly prefix: string, private readonly defaultIntervalMs = 30_000) {}
 
   topics(): string[] {
-    return [`${this.prefix}/device/+/status`, `${this.prefix}/device/+/heartbeat`];
+    return [deviceTopic(this.prefix, '+', 'status'), deviceTopic(this.prefix, '+', 'heartbeat')];
   }
 
   update(topic: string, payload: Buffer, now: number): void {
-    const m = new RegExp(`^${escapeRe(this.prefix)}/device/([^/]+)/(status|heartbeat)$`).exec(topic);
-    if (!m) return;
-    const id = m[1]!;
+    const m = parseDeviceTopic(this.prefix, topic);
+    if (m?.kind !== 'status' && m?.kind !== 'heartbeat') return;
+    const id = m.deviceId;
     let doc: Record<string, unknown>;
     try {
       doc = JSON.parse(payload.toString('utf8')) as Record<string, unknown>;
@@ -64,7 +65,7 @@ export class Fleet {
     if (!doc || typeof doc !== 'object') return;
     const row = this.devices.get(id) ?? { id, compliance: [] };
     this.devices.set(id, row);
-    if (m[2] === 'status') {
+    if (m.kind === 'status') {
       const session = typeof doc.session === 'number' ? doc.session : undefined;
       // A late Will of an older session must not mark the current session offline.
       if (session !== undefined && row.session !== undefined && session < row.session) return;
@@ -134,10 +135,6 @@ function today(list: Compliance[]): string {
   const played = cur.reduce((s, c) => s + (c.played ?? 0), 0);
   const target = cur.reduce((s, c) => s + (c.target ?? 0), 0);
   return `${played}/${target}${cur.some((c) => c.onTrack === false) ? ' !' : ''}`;
-}
-
-function escapeRe(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 export async function watchCommand(argv: string[], io: Io): Promise<number> {
