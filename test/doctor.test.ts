@@ -1,7 +1,7 @@
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { type DoctorContext, type Exec, checkTimezone, runDoctor, systemExec } from '../agent/cli/doctor.js';
+import { type DoctorContext, type Exec, checkTimezone, isLoopbackUrl, runDoctor, systemExec } from '../agent/cli/doctor.js';
 import { parseConfig } from '../agent/config/config.js';
 import { silentLogger } from '../agent/core/log.js';
 import { sha256File } from './helpers/agent-proc.js';
@@ -74,6 +74,18 @@ t.test('an unreachable broker fails clearly', async (t) => {
   const { code, lines } = await doctor(t, { url: `mqtt://127.0.0.1:${port}` });
   t.equal(code, 1);
   t.match(line(lines, 'broker'), new RegExp(`^✗ broker: cannot connect to mqtt://127.0.0.1:${port}: .*ECONNREFUSED.* — fix: nothing listens there`));
+});
+
+t.test('plain mqtt:// to a host other than this box is a warning; TLS or loopback is not', async (t) => {
+  // `.invalid` never resolves (RFC 6761): the broker check fails and sends nothing anywhere, and
+  // the transport warning stands on the config alone.
+  const { lines } = await doctor(t, { url: 'mqtt://noc.invalid:1883' });
+  t.match(line(lines, 'broker transport'), /^! broker transport: mqtt:\/\/noc\.invalid:1883 is plain text to a host that is not this box — fix: use mqtts:\/\//);
+  const tls = await doctor(t, { url: 'mqtts://noc.invalid:8883' });
+  t.equal(line(tls.lines, 'broker transport'), '(no broker transport line)', 'mqtts: no warning');
+  t.equal(line((await doctor(t, { url: 'ws://noc.invalid:9001' })).lines, 'broker transport').slice(0, 2), '! ', 'ws:// warns too');
+  for (const u of ['mqtt://127.0.0.1:1', 'mqtt://localhost:1', 'mqtt://[::1]:1', 'mqtt://127.8.9.10:1', 'mqtt://[::ffff:127.0.0.1]:1']) t.ok(isLoopbackUrl(u), `${u} is loopback`);
+  for (const u of ['mqtt://10.0.0.5:1883', 'mqtt://noc.example.vn', 'mqtt://127.0.0.1.example.vn', 'mqtt://[::ffff:10.0.0.1]:1', 'not a url']) t.notOk(isLoopbackUrl(u), `${u} is not loopback`);
 });
 
 t.test('an unwritable dataDir fails clearly', async (t) => {

@@ -7,7 +7,7 @@ import type { CommandResult, Compliance } from '../../agent/protocol/outbound.js
 import { localDateSchema } from '../../agent/protocol/schemas.js';
 import { deviceTopic, parseDeviceTopic } from '../../agent/protocol/topics.js';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, CliError, type Io, collect, connect, connectionFrom, parseDuration, targetTopics } from './conn.js';
-import { csvLine, renderTable } from './table.js';
+import { csvLine, jsonForTerminal, renderTable, termSafe } from './table.js';
 
 // Commands (PROTOCOL §7). The request names the device's own result topic as its MQTT 5
 // response topic, with the request id as correlation data: a broker ACL that lets a device
@@ -137,8 +137,9 @@ async function runOne(
       writeFileSync(values.out, bytes);
       r.result = { ...(r.result as object), png: `<${bytes.length} bytes written to ${values.out}>` };
     }
-    io.out(JSON.stringify(r, null, 2));
-    if (!r.ok) io.err(`${values.device}: ${name} failed: ${r.error ?? 'no reason given'}`);
+    // The answer is the screen's words: nothing in it may drive the operator's terminal.
+    io.out(jsonForTerminal(r));
+    if (!r.ok) io.err(`${values.device}: ${name} failed: ${termSafe(r.error ?? 'no reason given')}`);
     return r.ok ? 0 : 1;
   } finally {
     req.stop();
