@@ -1,7 +1,6 @@
-import mqtt, { type MqttClient } from 'mqtt';
-import t, { type Test } from 'tap';
-import { main } from '../scripts/signagectl/cli.js';
+import t from 'tap';
 import { csvLine, jsonForTerminal, renderTable, termSafe } from '../scripts/signagectl/table.js';
+import { client, ctl } from './helpers/ctl.js';
 import { startBroker } from './helpers/mosquitto.js';
 
 // Issue 10 item 7: signagectl prints what screens send, and one screen may be an attacker's.
@@ -12,18 +11,6 @@ import { startBroker } from './helpers/mosquitto.js';
 const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 const EVIL = 'ok\u001b]0;pwned\u0007\u001b[2J\u009b31m\u202egnp.exe\r\n';
 
-async function ctl(argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l), isTTY: false });
-  return { code, out, err };
-}
-
-async function client(t: Test, url: string): Promise<MqttClient> {
-  const c = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0 });
-  t.teardown(() => c.endAsync());
-  return c;
-}
 
 t.test('termSafe shows controls as text; JSON stays valid and equal; tables and CSV are clean', async (t) => {
   t.notMatch(termSafe(EVIL), RAW_CONTROL, 'no raw control survives');

@@ -1,10 +1,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import mqtt, { type MqttClient } from 'mqtt';
 import t, { type Test } from 'tap';
-import { main } from '../scripts/signagectl/cli.js';
 import { nextVersion } from '../scripts/signagectl/desired.js';
 import { Fleet } from '../scripts/signagectl/watch.js';
+import { client, ctl } from './helpers/ctl.js';
 import { startBroker } from './helpers/mosquitto.js';
 import { tempDir } from './helpers/tmp.js';
 import { waitFor } from './helpers/wait.js';
@@ -15,18 +14,6 @@ import { waitFor } from './helpers/wait.js';
 
 const SHA = 'ab'.repeat(32);
 
-async function ctl(argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l), isTTY: false });
-  return { code, out, err };
-}
-
-async function client(t: Test, url: string): Promise<MqttClient> {
-  const c = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0 });
-  t.teardown(() => c.endAsync());
-  return c;
-}
 
 /** The retained payload on a topic (undefined when none), read by a fresh subscriber. */
 async function retained(t: Test, url: string, topic: string): Promise<string | undefined> {
