@@ -2,6 +2,7 @@ import mqtt from 'mqtt';
 import t from 'tap';
 import { VirtualClock } from '../agent/core/clock.js';
 import { silentLogger } from '../agent/core/log.js';
+import { EventRecorder } from '../agent/events/recorder.js';
 import { QUEUE_FULL, RejectedReporter } from '../agent/link/rejected.js';
 import type { SqliteStore } from '../agent/store/sqlite-store.js';
 import { assignment, openStore, rig, tempDir, topic } from './helpers/link-rig.js';
@@ -18,7 +19,7 @@ async function rowsOf(store: SqliteStore): Promise<any[]> {
 t.test('coalescing: the first rejection of a topic at once, the rest of its minute as one row with a count', async (t) => {
   const store = await openStore(t, tempDir(t));
   const clock = new VirtualClock(Date.parse('2024-08-15T01:00:00Z'));
-  const r = new RejectedReporter({ store, clock, log: silentLogger(), notifyOutbox: () => undefined });
+  const r = new RejectedReporter({ clock, log: silentLogger(), events: new EventRecorder({ store, clock, log: silentLogger() }) });
   const rejectedRows = async (s: SqliteStore): Promise<any[]> => {
     await r.idle();
     return rowsOf(s);
@@ -84,6 +85,9 @@ t.test('a flood of ~2,000 junk msgs/s (QoS 0) on the inbound topics: a few rejec
   // Sent after the flood: it must be applied.
   await r.obs.publish(topic.device('assignment'), JSON.stringify(assignment(9, ['after-flood'])), { retain: true });
   await waitFor('v9 applied after the flood', async () => (await r.store.appliedVersion('assignment', 'device')) === 9, 60_000);
+  // Its event is written after the document (its own transaction) and sent after that: wait for
+  // it before stopping the link, which would leave it in the store for the next start.
+  await waitFor('v9 reported', () => r.obs.events('applied').some((e) => e.detail.version === 9));
   const heap1 = process.memoryUsage().heapUsed;
   const rss1 = process.memoryUsage().rss;
 

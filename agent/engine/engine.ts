@@ -8,6 +8,7 @@ import type { EffectiveState } from '../schedule/desired.js';
 import { plan, type CatchUp, type Plan, type PlanInput } from '../schedule/planner.js';
 import { Zone } from '../schedule/zoned.js';
 import type { Store } from '../store/store.js';
+import type { Events } from '../events/recorder.js';
 import { ClockJumpDetector, FailureRests } from './guards.js';
 import { DayLedger } from './ledger.js';
 
@@ -38,7 +39,9 @@ export interface EngineContext {
   learnDuration?: (sha256: string, ms: number) => void;
   display?: () => DisplayState;
   clockSynced?: () => boolean;
-  /** Rows were added to the store's outbox. */
+  /** Agent events (`clock-jump`). */
+  events: Events;
+  /** Play rows were added to the store's outbox. */
   onOutbox?: () => void;
   /** Observability: called with every new plan (benchmarks measure re-plan latency with it). */
   onPlanned?: (p: Plan, reason: string) => void;
@@ -331,7 +334,7 @@ export class Engine {
     if (!jump) return false;
     this.ctx.log.warn({ deltaMs: jump.deltaMs }, 'wall clock jumped; re-planning from the new time');
     const detail = { from: new Date(jump.expected).toISOString(), to: new Date(now).toISOString(), deltaMs: jump.deltaMs };
-    this.track(this.ctx.store.recordEvent({ ts: detail.to, type: 'clock-jump', detail }).then(() => this.ctx.onOutbox?.()));
+    this.track(this.ctx.events.record('clock-jump', detail, detail.to));
     return true;
   }
 
