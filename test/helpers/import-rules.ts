@@ -78,6 +78,16 @@ export const RULES: Rule[] = [
     from: ['agent/link/**'], to: ['agent/desired/**', 'agent/engine/**', 'agent/player/**', 'agent/schedule/**'],
   },
   {
+    kind: 'forbid', id: 'desired-no-transport',
+    why: 'desired/ decides and stores what the link hands it; it neither fetches nor plays',
+    from: ['agent/desired/**'], to: ['agent/link/**', 'agent/engine/**', 'agent/player/**', 'agent/media/**', 'mqtt'],
+  },
+  {
+    kind: 'only', id: 'events-low',
+    why: 'the event recorder sits just above the store: every part may raise events, so it may use none of them',
+    from: ['agent/events/**'], allow: ['agent/core/**', 'agent/protocol/**', 'agent/store/store.ts', 'agent/store/recovery.ts'],
+  },
+  {
     kind: 'forbid', id: 'agent-self-contained',
     why: 'the agent ships alone: it never reaches into the operator tools, the fleet service or the tests',
     from: ['agent/**'], to: ['fleet/**', 'scripts/**', 'test/**'],
