@@ -1,17 +1,22 @@
 import type { Config } from './config/config.js';
 import type { Clock, TimerHandle } from './core/clock.js';
 import type { Logger } from './core/log.js';
-import type { AgentEvent, DisplayState, EpochMs, MediaRef } from './core/types.js';
+import type { DisplayState, EpochMs, MediaRef } from './core/types.js';
+import type { AppliedVersions, DesiredMessage, DesiredState } from './core/desired.js';
+import { DesiredApplier } from './desired/applier.js';
 import { Engine } from './engine/engine.js';
+import type { Events } from './events/recorder.js';
 import type { ClockSync } from './health/clock-sync.js';
 import type { HealthSampler } from './health/sampler.js';
 import type { Housekeeping } from './housekeeping/housekeeping.js';
-import type { Link, LinkHost } from './link/link.js';
+import type { LinkHost } from './link/host.js';
+import type { Link } from './link/link.js';
 import type { MediaCache } from './media/cache.js';
 import { LoopSelection } from './media/loop.js';
 import type { Clip } from './core/clip.js';
 import type { Player } from './player/player.js';
 import { effectiveState, type EffectiveState } from './schedule/desired.js';
+import type { HeartbeatFields } from './protocol/outbound.js';
 import type { Plan } from './schedule/planner.js';
 import type { Store } from './store/store.js';
 import type { SystemdNotifier } from './systemd/notify.js';
@@ -19,6 +24,8 @@ import type { SystemdNotifier } from './systemd/notify.js';
 export interface AgentContext {
   clock: Clock;
   store: Store;
+  /** Where agent events are recorded (the same recorder the link wakes its outbox from). */
+  events: Events;
   link: Link;
   player: Player;
   log: Logger;
@@ -49,6 +56,8 @@ interface Component {
  */
 export class Agent implements LinkHost {
   readonly engine: Engine;
+  /** Decides and stores the documents the link hands on (desired/). */
+  readonly applier: DesiredApplier;
   private desired: EffectiveState;
   private started: Component[] = [];
   private watchdogTimer: TimerHandle | undefined;
@@ -60,6 +69,14 @@ export class Agent implements LinkHost {
     this.log = ctx.log.child({ component: 'agent' });
     this.desired = effectiveState({ assignments: [], overrides: [] }, ctx.config.groups);
     this.loop = new LoopSelection((m) => this.resolve(m));
+    this.applier = new DesiredApplier({
+      store: ctx.store,
+      clock: ctx.clock,
+      log: ctx.log.child({ component: 'desired' }),
+      events: ctx.events,
+      groups: ctx.config.groups,
+      onChange: (state) => this.onDesiredChanged(state),
+    });
     this.engine = new Engine({
       clock: ctx.clock,
       store: ctx.store,
@@ -73,6 +90,7 @@ export class Agent implements LinkHost {
       learnDuration: (sha, ms) => ctx.media.setDuration(sha, ms),
       display: ctx.display ?? (() => 'unknown'),
       clockSynced: () => ctx.clockSync.lastKnown(),
+      events: ctx.events,
       onOutbox: () => ctx.link.notifyOutbox(),
       ...(ctx.onPlanned ? { onPlanned: ctx.onPlanned } : {}),
     });
@@ -82,7 +100,8 @@ export class Agent implements LinkHost {
     const { store, media, health, player, link, notifier } = this.ctx;
     await this.step('store', () => store.start(), () => store.stop());
     await this.reportReplacedStore();
-    this.desired = effectiveState(await store.loadDesired(), this.ctx.config.groups);
+    await this.step('desired', () => this.applier.start(), () => this.applier.stop());
+    this.desired = effectiveState(this.applier.current(), this.ctx.config.groups);
     const hk = this.ctx.housekeeping;
     if (hk) await this.step('housekeeping', () => hk.start(), () => hk.stop());
     await this.step('media', () => media.start(), () => media.stop());
@@ -135,23 +154,12 @@ export class Agent implements LinkHost {
     const r = this.ctx.store.replacement();
     if (!r) return;
     this.log.warn({ ...r, storeId: this.ctx.store.storeId() }, 'store replaced by a fresh one');
-    await this.recordEvent('store-replaced', {
+    await this.ctx.events.record('store-replaced', {
       ...r,
       storeId: this.ctx.store.storeId(),
       countsReset: true,
       note: "a fresh store cannot know the plays of the old one: today's counts start at zero",
     });
-  }
-
-  /** Records an agent event (PROTOCOL §3 `event`) through the outbox. */
-  async recordEvent(type: string, detail: unknown): Promise<void> {
-    const e: AgentEvent = { ts: new Date(this.ctx.clock.now()).toISOString(), type, detail };
-    try {
-      await this.ctx.store.recordEvent(e);
-      this.ctx.link.notifyOutbox();
-    } catch (err) {
-      this.log.error({ err, type }, 'could not record an event');
-    }
   }
 
   /** A media file became playable: the loop and the plan may use it now. */
@@ -160,21 +168,26 @@ export class Agent implements LinkHost {
     this.engine.replan('media verified');
   }
 
-  // --- LinkHost
-
-  onDesiredChanged(): void {
-    void this.ctx.store
-      .loadDesired()
-      .then((d) => {
-        this.desired = effectiveState(d, this.ctx.config.groups);
-        this.ctx.media.want(this.neededMedia());
-        this.updateLoop();
-        this.engine.replan('desired state changed');
-      })
-      .catch((err: unknown) => this.log.error({ err }, 'could not load the desired state'));
+  /** A document was stored: the state the store wrote is in force now, and the NOC hears of it. */
+  private async onDesiredChanged(state: DesiredState): Promise<void> {
+    this.desired = effectiveState(state, this.ctx.config.groups);
+    this.ctx.media.want(this.neededMedia());
+    this.updateLoop();
+    this.engine.replan('desired state changed');
+    await this.ctx.link.publishStatus();
   }
 
-  async heartbeatFields(): Promise<Record<string, unknown>> {
+  // --- LinkHost
+
+  offerDesired(m: DesiredMessage): Promise<unknown> {
+    return this.applier.offer(m);
+  }
+
+  applied(): AppliedVersions {
+    return this.applier.applied();
+  }
+
+  async heartbeatFields(): Promise<HeartbeatFields> {
     const [h, compliance] = await Promise.all([this.ctx.health.sample(), this.engine.compliance()]);
     const ps = this.ctx.player.state();
     const sh = this.ctx.store.health();
@@ -219,7 +232,7 @@ export class Agent implements LinkHost {
       agentVersion: this.ctx.agentVersion,
       bootedAt: new Date(this.ctx.bootedAt).toISOString(),
       uptimeSec: Math.round((now - this.ctx.bootedAt) / 1000),
-      applied: this.desired.applied,
+      applied: this.applier.applied(),
       campaigns: this.desired.campaigns.map((c) => c.id),
       player: this.ctx.player.state(),
       linkConnected: this.ctx.link.connected(),

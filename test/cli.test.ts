@@ -120,7 +120,7 @@ t.test('plan without --assignment reads what the agent applied, and counts today
   const store = new SqliteStore({ file: path.join(dir, 'data', 'agent.db'), log: silentLogger() });
   await store.start();
   const a = JSON.parse(readFileSync(path.join(fixtures, 'directive.json'), 'utf8'));
-  await store.applyDesired('assignment', 'device', 1, { ...a, campaigns: [{ ...a.campaigns[0], startDate: undefined, endDate: undefined }] }, Date.now());
+  await store.applyIfNewer('device', { kind: 'assignment', doc: { ...a, version: 1, campaigns: [{ ...a.campaigns[0], startDate: undefined, endDate: undefined }] } }, Date.now());
   await store.stop();
   const r = await cli(['plan', '--config', config, '--json', '--date', '2030-01-02']);
   t.equal(r.code, 0, r.stderr);
@@ -142,7 +142,7 @@ t.test('plan --date D plans D from its start with nothing played, even when D is
   await store.start();
   // A whole-day campaign, 24 a day: one slot every hour at :30.
   const media = { url: 'file:///srv/x.mp4', sha256: 'c'.repeat(64), durationMs: 10_000 };
-  await store.applyDesired('assignment', 'device', 1, { version: 1, campaigns: [{ id: 'hourly', media, timesPerDay: 24 }] }, Date.now());
+  await store.applyIfNewer('device', { kind: 'assignment', doc: { version: 1, campaigns: [{ id: 'hourly', media, timesPerDay: 24 }] } }, Date.now());
   const start = zone.dayBounds(today).start;
   for (let i = 0; i < 3; i++) {
     const id = await store.recordPlayStart({ campaignId: 'hourly', mediaSha256: media.sha256, day: today, scheduledAt: start + i * 1000, startedAt: start + i * 1000, inWindow: true, display: 'unknown', clockSynced: true });

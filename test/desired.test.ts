@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { Assignment, Campaign, MediaRef, Override } from '../agent/core/types.js';
 import { effectiveState } from '../agent/schedule/desired.js';
-import type { DesiredDoc, DesiredState } from '../agent/store/store.js';
+import { appliedVersions, type DesiredDoc, type DesiredState } from '../agent/core/desired.js';
 
 const media = (name: string): MediaRef => ({ url: `file:///${name}.mp4`, sha256: 'e'.repeat(64) });
 const camp = (id: string, timesPerDay: number): Campaign => ({ id, media: media(id), timesPerDay });
@@ -38,21 +38,23 @@ t.test('device over group, earlier group over later, union otherwise', async (t)
       ['late-only', 1],
     ],
   );
-  t.same(e.applied, { device: 7, groups: { early: 2, late: 4 } });
+  t.same(appliedVersions(d, ['early', 'late']), { device: 7, groups: { early: 2, late: 4 }, overrides: { groups: {} } }, 'a group not in the config is not in force');
   t.same(e.overrides, []);
   t.same(e.loop, []);
 });
 
-t.test('no device assignment: applied.device is 0, groups in config order', async (t) => {
+t.test('no device assignment: applied has no device, groups in config order', async (t) => {
   const d: DesiredState = {
     assignments: [asg('group/b', 3, { campaigns: [camp('x', 1)] }), asg('group/a', 5, { campaigns: [camp('x', 2)] })],
     overrides: [],
   };
   const e = effectiveState(d, ['b', 'a']);
-  t.same(e.applied, { device: 0, groups: { b: 3, a: 5 } });
+  t.same(appliedVersions(d, ['b', 'a']), { groups: { b: 3, a: 5 }, overrides: { groups: {} } });
+  t.same(Object.keys(appliedVersions(d, ['b', 'a']).groups), ['b', 'a']);
   t.same(e.campaigns.map((c) => c.timesPerDay), [1], 'group b comes first in config order');
   t.same(effectiveState(d, ['a', 'b']).campaigns.map((c) => c.timesPerDay), [2]);
-  t.same(effectiveState({ assignments: [], overrides: [] }, ['a']), { campaigns: [], loop: [], overrides: [], applied: { device: 0, groups: {} } });
+  t.same(effectiveState({ assignments: [], overrides: [] }, ['a']), { campaigns: [], loop: [], overrides: [] });
+  t.same(appliedVersions({ assignments: [], overrides: [] }, ['a']), { groups: {}, overrides: { groups: {} } });
 });
 
 t.test('loop: device first, else the first group (config order) that has one', async (t) => {
@@ -91,8 +93,17 @@ t.test('overrides: device layer first, groups in order, cleared skipped, expires
   t.same(withDevice.overrides.map((o) => o.source), ['device', 'group/a', 'group/b']);
 });
 
-t.test('a cleared assignment contributes nothing but keeps its version', async (t) => {
-  const e = effectiveState({ assignments: [asg('device', 3, null), asg('group/a', 2, { campaigns: [camp('y', 1)] })], overrides: [] }, ['a']);
+t.test('a cleared document contributes nothing and is not listed as applied', async (t) => {
+  const d: DesiredState = { assignments: [asg('device', 3, null), asg('group/a', 2, { campaigns: [camp('y', 1)] })], overrides: [ovr('device', 4, null), ovr('group/a', 5, { campaigns: {} })] };
+  const e = effectiveState(d, ['a']);
   t.same(e.campaigns.map((c) => c.id), ['y']);
-  t.same(e.applied, { device: 3, groups: { a: 2 } });
+  t.same(appliedVersions(d, ['a']), { groups: { a: 2 }, overrides: { groups: { a: 5 } } });
+});
+
+t.test('applied: the status document\'s bytes (device before groups, overrides last)', async (t) => {
+  const d: DesiredState = {
+    assignments: [asg('group/all', 3, { campaigns: [] }), asg('device', 7, { campaigns: [] })],
+    overrides: [ovr('group/all', 2, { campaigns: {} }), ovr('device', 1, { campaigns: {} })],
+  };
+  t.equal(JSON.stringify(appliedVersions(d, ['all'])), '{"device":7,"groups":{"all":3},"overrides":{"device":1,"groups":{"all":2}}}');
 });

@@ -4,6 +4,7 @@ import { VirtualClock, flushJobs } from '../agent/core/clock.js';
 import { silentLogger } from '../agent/core/log.js';
 import type { Assignment, Campaign } from '../agent/core/types.js';
 import { Engine } from '../agent/engine/engine.js';
+import { EventRecorder } from '../agent/events/recorder.js';
 import { simulate } from '../agent/sim/simulation.js';
 import { SimulatedPlayer } from '../agent/player/simulated.js';
 import { effectiveState, type EffectiveState } from '../agent/schedule/desired.js';
@@ -85,6 +86,7 @@ async function rig(t: Teardown, file: string, at: number, campaigns: Campaign[],
     clock, store, player, log: silentLogger(), deviceId: 'dev', timezone: TZ,
     desired: () => state.desired,
     resolve: (m) => ({ path: m.url, sha256: m.sha256, durationMs: m.durationMs ?? 30_000 }),
+    events: new EventRecorder({ store, clock, log: silentLogger() }),
   });
   await player.start();
   await engine.start();

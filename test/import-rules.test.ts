@@ -47,6 +47,8 @@ t.test('the fixture breaks every rule, and each break is reported', async (t) =>
     'store-bottom | agent/store/store.ts -> agent/link/client.ts',
     'concrete-store | agent/engine/engine.ts -> agent/store/sqlite-store.ts',
     'link-no-policy | agent/link/router.ts -> agent/desired/policy.ts',
+    'desired-no-transport | agent/desired/policy.ts -> mqtt',
+    'events-low | agent/events/recorder.ts -> agent/engine/engine.ts',
     'agent-self-contained | agent/engine/engine.ts -> scripts/tool.ts',
     'agent-self-contained | agent/engine/engine.ts -> fleet/noc.ts',
     'fleet-protocol-only | fleet/noc.ts -> agent/store/store.ts',

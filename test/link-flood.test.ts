@@ -2,6 +2,7 @@ import mqtt from 'mqtt';
 import t from 'tap';
 import { VirtualClock } from '../agent/core/clock.js';
 import { silentLogger } from '../agent/core/log.js';
+import { EventRecorder } from '../agent/events/recorder.js';
 import { QUEUE_FULL, RejectedReporter } from '../agent/link/rejected.js';
 import type { SqliteStore } from '../agent/store/sqlite-store.js';
 import { assignment, openStore, rig, tempDir, topic } from './helpers/link-rig.js';
@@ -18,7 +19,7 @@ async function rowsOf(store: SqliteStore): Promise<any[]> {
 t.test('coalescing: the first rejection of a topic at once, the rest of its minute as one row with a count', async (t) => {
   const store = await openStore(t, tempDir(t));
   const clock = new VirtualClock(Date.parse('2024-08-15T01:00:00Z'));
-  const r = new RejectedReporter({ store, clock, log: silentLogger(), notifyOutbox: () => undefined });
+  const r = new RejectedReporter({ clock, log: silentLogger(), events: new EventRecorder({ store, clock, log: silentLogger() }) });
   const rejectedRows = async (s: SqliteStore): Promise<any[]> => {
     await r.idle();
     return rowsOf(s);

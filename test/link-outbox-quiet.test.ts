@@ -1,9 +1,7 @@
 import t from 'tap';
 import { pino } from 'pino';
-import { SystemClock } from '../agent/core/clock.js';
-import { MqttLink } from '../agent/link/link.js';
 import { startBroker } from './helpers/mosquitto.js';
-import { FakeHost, Observer, PREFIX, DEVICE, makeConfig, openStore, tempDir } from './helpers/link-rig.js';
+import { makeLink, Observer, PREFIX, DEVICE, makeConfig, openStore, tempDir } from './helpers/link-rig.js';
 import { waitFor } from './helpers/wait.js';
 
 // Issue 8 (SD budget): a lane nobody listens to is retried every 30 s. Logging every retry at
@@ -20,9 +18,7 @@ t.test('repeated no-subscriber pauses of a lane are logged at info once per seri
   const lines: Array<{ level: number; msg: string; lane?: string }> = [];
   const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
   const obs = await Observer.connect(t, broker.url, [`${PREFIX}/device/+/status`]);
-  const link = new MqttLink({ config, store, clock: new SystemClock(), log, agentVersion: '0.1.0-test', bootedAt: Date.now(), tuning: { noSubscriberRetryMs: 100 } });
-  link.attach(new FakeHost());
-  t.teardown(() => link.stop());
+  const link = makeLink(t, config, store, undefined, { noSubscriberRetryMs: 100 }, log);
   await link.start();
   await waitFor('birth', () => obs.on('status').some((m) => m.json().online === true));
 

@@ -9,6 +9,7 @@ import { silentLogger } from '../agent/core/log.js';
 import { ClockSync } from '../agent/health/clock-sync.js';
 import { HealthSampler } from '../agent/health/sampler.js';
 import { MqttLink } from '../agent/link/link.js';
+import { EventRecorder } from '../agent/events/recorder.js';
 import { MediaCache } from '../agent/media/cache.js';
 import { LoopSelection } from '../agent/media/loop.js';
 import { SqliteStore } from '../agent/store/sqlite-store.js';
@@ -64,9 +65,10 @@ t.test('a new loop replaces the old one on screen only once verified; a 404 neve
     setLoops.push(clips.map((c) => c.path));
     setLoop(clips);
   };
+  const events = new EventRecorder({ store, clock, log });
   agent = new Agent({
-    clock, store, log, config, media,
-    link: new MqttLink({ config, store, clock, log, agentVersion: 'test', bootedAt: clock.now() }),
+    clock, store, events, log, config, media,
+    link: new MqttLink({ config, store, events, clock, log, agentVersion: 'test', bootedAt: clock.now() }),
     player: h.player,
     health: new HealthSampler({ dataDir: dir, log }),
     clockSync: new ClockSync({ log, runCommand: async () => 'yes' }),

@@ -3,7 +3,7 @@ import t, { type Test } from 'tap';
 import type { z } from 'zod';
 import { silentLogger } from '../agent/core/log.js';
 import {
-  DELIVERY, Topics, agentEvent, agentEventSchema, appliedOf, commandError, commandOk, commandResultSchema, commandSchema, deviceTopic, encode,
+  DELIVERY, Topics, agentEvent, agentEventSchema, commandError, commandOk, commandResultSchema, commandSchema, deviceTopic, encode,
   encodeCommandResult, encodeEvent, encodeHeartbeat, encodePlayEvent, encodeStatus, encodeStatusBytes, fleetTopic, groupTopic, heartbeat,
   heartbeatSchema, parseDeviceTopic, playEvent, playEventSchema, statusOffline, statusOnline, statusSchema, typedPublisher,
   type Delivery, type PlayEvent, type PlayFacts, type ProtocolTopics,
@@ -72,11 +72,8 @@ t.test('event (§3): {ts, type, detail}', async (t) => {
 });
 
 t.test('status (§8): birth with storeId, agentVersion, bootedAt, applied; the Will', async (t) => {
-  const applied = appliedOf(
-    [{ source: 'device', version: 7, doc: {} }, { source: 'group/all', version: 3, doc: {} }, { source: 'group/old', version: 2, doc: null }],
-    [{ source: 'group/all', version: 4, doc: {} }],
-  );
-  t.same(applied, { device: 7, groups: { all: 3 }, overrides: { groups: { all: 4 } } }, 'cleared documents are not in force');
+  // Computed by core/desired.ts appliedVersions (its tests in desired.test.ts); here only its wire form.
+  const applied = { device: 7, groups: { all: 3 }, overrides: { groups: { all: 4 } } };
   const birth = statusOnline({ session: 12, storeId: 'abc', agentVersion: '0.1.0', bootedAt: Date.UTC(2024, 7, 15), applied });
   const text = encodeStatus(birth);
   t.equal(text, '{"online":true,"session":12,"storeId":"abc","agentVersion":"0.1.0","bootedAt":"2024-08-15T00:00:00.000Z","applied":{"device":7,"groups":{"all":3},"overrides":{"groups":{"all":4}}}}');

@@ -6,6 +6,7 @@ import { flushJobs, VirtualClock } from '../agent/core/clock.js';
 import { silentLogger } from '../agent/core/log.js';
 import type { Campaign } from '../agent/core/types.js';
 import { Engine } from '../agent/engine/engine.js';
+import { EventRecorder } from '../agent/events/recorder.js';
 import { SimulatedPlayer } from '../agent/player/simulated.js';
 import { effectiveState } from '../agent/schedule/desired.js';
 import { Zone } from '../agent/schedule/zoned.js';
@@ -142,6 +143,7 @@ t.test('engine on a full disk: no more spots than were due, none lost once space
     clock, store, player, log: silentLogger(), deviceId: 'dev', timezone: TZ,
     desired: () => desired,
     resolve: (m) => ({ path: m.url, sha256: m.sha256, durationMs: 30_000 }),
+    events: new EventRecorder({ store, clock, log: silentLogger() }),
   });
   const settle = async (): Promise<void> => {
     await flushJobs();

@@ -97,10 +97,10 @@ t.test('desired state: versions per topic, cleared override keeps its version', 
   const file = tempFile(t);
   const s = await open(file);
   t.equal(await s.appliedVersion('assignment', 'device'), 0);
-  await s.applyDesired('assignment', 'device', 7, { version: 7, campaigns: [] }, 1);
-  await s.applyDesired('assignment', 'group/all', 3, { version: 3, campaigns: [] }, 2);
-  await s.applyDesired('override', 'device', 4, { version: 4, campaigns: { c1: { timesPerDay: 20 } } }, 3);
-  await s.applyDesired('override', 'device', 4, null, 4);
+  await s.applyIfNewer('device', { kind: 'assignment', doc: { version: 7, campaigns: [] } }, 1);
+  await s.applyIfNewer('group/all', { kind: 'assignment', doc: { version: 3, campaigns: [] } }, 2);
+  await s.applyIfNewer('device', { kind: 'override', doc: { version: 4, campaigns: { c1: { timesPerDay: 20 } } } }, 3);
+  await s.applyIfNewer('device', { kind: 'override', clear: true }, 4);
   await s.stop();
   const s2 = await open(file);
   t.teardown(() => s2.stop());
@@ -109,6 +109,51 @@ t.test('desired state: versions per topic, cleared override keeps its version', 
   const d = await s2.loadDesired();
   t.same(d.assignments.map((a) => [a.source, a.version]), [['device', 7], ['group/all', 3]]);
   t.equal(d.overrides[0]?.doc, null);
+});
+
+t.test('applyIfNewer: writes only above the stored version, answers with what was there and the state after', async (t) => {
+  const s = await open(tempFile(t));
+  t.teardown(() => s.stop());
+  const a7 = { version: 7, campaigns: [] };
+  const r1 = await s.applyIfNewer('device', { kind: 'assignment', doc: a7 }, 10);
+  t.equal(r1.outcome, 'applied');
+  t.equal(r1.previous, undefined);
+  t.same(r1.state, { assignments: [{ source: 'device', version: 7, doc: a7, appliedAt: 10 }], overrides: [] });
+  const r2 = await s.applyIfNewer('device', { kind: 'assignment', doc: { version: 7, campaigns: [], loop: [] } }, 11);
+  t.equal(r2.outcome, 'unchanged', 'the same version is not newer, whatever it holds');
+  t.same(r2.previous, { source: 'device', version: 7, doc: a7, appliedAt: 10 });
+  t.equal((await s.applyIfNewer('device', { kind: 'assignment', doc: { version: 6, campaigns: [] } }, 12)).outcome, 'unchanged');
+  t.equal((await s.applyIfNewer('device', { kind: 'override', clear: true }, 13)).outcome, 'unchanged', 'no override to clear');
+  const o = { version: 2, campaigns: { c1: { timesPerDay: 1 } } };
+  t.equal((await s.applyIfNewer('device', { kind: 'override', doc: o }, 14)).outcome, 'applied', 'kinds are separate topics');
+  const c = await s.applyIfNewer('device', { kind: 'override', clear: true }, 15);
+  t.equal(c.outcome, 'cleared');
+  t.same(c.previous, { source: 'device', version: 2, doc: o, appliedAt: 14 });
+  t.same(c.state.overrides, [{ source: 'device', version: 2, doc: null, appliedAt: 15 }], 'the version stays');
+  t.equal((await s.applyIfNewer('device', { kind: 'override', clear: true }, 16)).outcome, 'unchanged', 'cleared already');
+  t.same(await s.loadDesired(), c.state, 'the state it answered is the state stored');
+});
+
+t.test('applyIfNewer is one transaction: concurrent applies on one topic cannot both win', async (t) => {
+  const s = await open(tempFile(t));
+  t.teardown(() => s.stop());
+  const doc = (version: number, id: string): { version: number; campaigns: [] ; loop: Array<{ url: string; sha256: string }> } => ({ version, campaigns: [], loop: [{ url: `file:///${id}.mp4`, sha256: 'b'.repeat(64) }] });
+  // Two publishers reuse version 5: exactly one document is stored, and it is the one that says so.
+  const same = await Promise.all([
+    s.applyIfNewer('device', { kind: 'assignment', doc: doc(5, 'a') }, 1),
+    s.applyIfNewer('device', { kind: 'assignment', doc: doc(5, 'b') }, 1),
+  ]);
+  t.same(same.map((r) => r.outcome).sort(), ['applied', 'unchanged']);
+  const winner = same.find((r) => r.outcome === 'applied')!;
+  t.same((await s.loadDesired()).assignments[0]!.doc, winner.state.assignments[0]!.doc);
+  t.same(same.find((r) => r.outcome === 'unchanged')!.previous?.doc, winner.state.assignments[0]!.doc, 'the loser saw the winner');
+  // Many versions at once, in any order: the highest ends up stored and no lower one after it.
+  const versions = [9, 6, 12, 7, 11, 8, 10];
+  const rs = await Promise.all(versions.map((v) => s.applyIfNewer('group/all', { kind: 'assignment', doc: doc(v, `v${v}`) }, v)));
+  t.equal(await s.appliedVersion('assignment', 'group/all'), 12);
+  const wrote = rs.filter((r) => r.outcome === 'applied').map((r) => r.state.assignments.find((a) => a.source === 'group/all')!.version);
+  t.same(wrote, [...wrote].sort((x, y) => x - y), 'each write was above the one before it');
+  t.equal(wrote.at(-1), 12);
 });
 
 t.test('outbox: oldest first, delete by id, trim drops the oldest, events share it', async (t) => {

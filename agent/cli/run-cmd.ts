@@ -3,6 +3,7 @@ import { Agent } from '../agent.js';
 import type { Config } from '../config/config.js';
 import { SystemClock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
+import { EventRecorder } from '../events/recorder.js';
 import { ClockSync } from '../health/clock-sync.js';
 import { HealthSampler } from '../health/sampler.js';
 import { Housekeeping } from '../housekeeping/housekeeping.js';
@@ -35,8 +36,10 @@ export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
     recover: true,
     evidence: [path.join(config.dataDir, 'media', INDEX_FILE)],
   });
-  // Late-bound: the cache and the player report to the agent, which needs them to exist first.
-  let agent: Agent | undefined;
+  // Every part that raises an event records it here; the link wakes its outbox on each one.
+  const events = new EventRecorder({ store, clock, log: log.child({ component: 'events' }) });
+  // The cache learns of the agent through this one hook: the agent needs the cache to exist first.
+  const verified = { onVerified: (): void => undefined };
   const media = new MediaCache({
     dir: path.join(config.dataDir, 'media'),
     maxBytes: config.media.cacheMaxMB * 1024 * 1024,
@@ -44,8 +47,8 @@ export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
     log: log.child({ component: 'media' }),
     mpvPath: config.player.mpvPath,
     events: {
-      onVerified: () => agent?.onMediaVerified(),
-      onFailed: (ref, reason) => void agent?.recordEvent('media-failed', { url: ref.url, sha256: ref.sha256, reason }),
+      onVerified: () => verified.onVerified(),
+      onFailed: (ref, reason) => void events.record('media-failed', { url: ref.url, sha256: ref.sha256, reason }),
     },
   });
   const player = new MpvPlayer({
@@ -56,16 +59,17 @@ export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
     screenshotDir: path.join(config.dataDir, 'tmp'),
     desktop: env.desktop,
     events: {
-      onRestarted: (reason) => void agent?.recordEvent('player-restarted', { reason }),
-      onOutputSuspect: (detail) => void agent?.recordEvent('output-suspect', detail),
+      onRestarted: (reason) => void events.record('player-restarted', { reason }),
+      onOutputSuspect: (detail) => void events.record('output-suspect', detail),
     },
   });
-  const link = new MqttLink({ config, store, clock, log: log.child({ component: 'link' }), agentVersion: env.agentVersion, bootedAt });
+  const link = new MqttLink({ config, store, events, clock, log: log.child({ component: 'link' }), agentVersion: env.agentVersion, bootedAt });
   const notifier = new SystemdNotifier({ ...(env.notifySocket ? { socketPath: env.notifySocket } : {}), log: log.child({ component: 'systemd' }) });
   const watchdogMs = notifier.watchdogIntervalMs(env.watchdogUsec);
-  agent = new Agent({
+  const agent = new Agent({
     clock,
     store,
+    events,
     link,
     player,
     log,
@@ -80,5 +84,6 @@ export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
     agentVersion: env.agentVersion,
     bootedAt,
   });
+  verified.onVerified = () => agent.onMediaVerified();
   return agent;
 }

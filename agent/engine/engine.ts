@@ -3,6 +3,7 @@ import type { Campaign, Compliance, EpochMs, LocalDate } from '../core/types.js'
 import type { EffectiveState } from '../schedule/desired.js';
 import { plan, type CatchUp, type Plan, type PlanInput } from '../schedule/planner.js';
 import { Zone } from '../schedule/zoned.js';
+import type { Events } from '../events/recorder.js';
 import { ComplianceBook } from './compliance.js';
 import { ClockJumpDetector, FailureRests } from './guards.js';
 import { DayLedger } from './ledger.js';
@@ -21,6 +22,8 @@ export interface EngineContext extends SpotRunnerContext {
   timezone: string;
   /** What is in force now (merged assignments and overrides). */
   desired: () => EffectiveState;
+  /** Agent events (`clock-jump`). */
+  events: Events;
   /** Observability: called with every new plan (benchmarks measure re-plan latency with it). */
   onPlanned?: (p: Plan, reason: string) => void;
   /** Longest sleep between re-plans (default 30 s); a virtual clock needs none. */
@@ -270,7 +273,7 @@ export class Engine {
     if (!jump) return false;
     this.ctx.log.warn({ deltaMs: jump.deltaMs }, 'wall clock jumped; re-planning from the new time');
     const detail = { from: new Date(jump.expected).toISOString(), to: new Date(now).toISOString(), deltaMs: jump.deltaMs };
-    this.track(this.ctx.store.recordEvent({ ts: detail.to, type: 'clock-jump', detail }).then(() => this.ctx.onOutbox?.()));
+    this.track(this.ctx.events.record('clock-jump', detail, detail.to));
     return true;
   }
 

@@ -7,7 +7,7 @@ import type { KeyRing } from '../protocol/envelope.js';
 import { InboundQueue } from './inbound-queue.js';
 import { commandError, commandOk, type CommandResult } from '../protocol/outbound.js';
 import type { RejectedReporter } from './rejected.js';
-import type { LinkHost } from './link.js';
+import type { LinkHost } from './host.js';
 
 // PROTOCOL §7. Order of checks: decode → expiry → known name → at-most-once claim → run.
 // A command that cannot be decoded is also a `rejected` event (§3), and still answered when

@@ -2,7 +2,7 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import type { EpochMs } from '../core/types.js';
 import type { Store } from '../store/store.js';
-import type { LinkHost } from './link.js';
+import type { LinkHost } from './host.js';
 import type { Topics } from '../protocol/topics.js';
 import type { Wire } from './wire.js';
 import { typedPublisher, type TypedPublish } from '../protocol/encode.js';

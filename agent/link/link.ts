@@ -4,29 +4,21 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import type { EpochMs } from '../core/types.js';
 import type { Store } from '../store/store.js';
+import type { AppliedVersions } from '../core/desired.js';
+import type { EventRecorder } from '../events/recorder.js';
 import { backoffDelay, linkClientOptions } from './connect-options.js';
 import { CommandRunner, type ReplyRoute, type CommandReply } from './commands.js';
 import type { KeyRing } from '../protocol/envelope.js';
 import { HeartbeatPublisher } from './heartbeat.js';
+import type { LinkHost } from './host.js';
 import { DesiredIntake } from './intake.js';
 import { OutboxPublisher } from './outbox.js';
 import { RejectedReporter } from './rejected.js';
 import { Subscriptions } from './subscriptions.js';
 import { Topics } from '../protocol/topics.js';
+import { typedPublisher, type TypedPublish } from '../protocol/encode.js';
+import { statusOffline, statusOnline } from '../protocol/outbound.js';
 import type { PublishOpts, Wire } from './wire.js';
-
-export interface LinkHost {
-  /** Desired state changed (stored already): re-plan now. */
-  onDesiredChanged(): void;
-  /** Fields of the heartbeat other than ts, deviceId, uptimeSec, backlog (PROTOCOL §8). */
-  heartbeatFields(): Promise<Record<string, unknown>>;
-  /** Commands (PROTOCOL §7). Each returns the `result` object or throws an Error whose message becomes `error`. */
-  playNow(campaignId: string): Promise<unknown>;
-  screenshot(): Promise<Buffer>;
-  restartPlayer(): Promise<void>;
-  report(date: string): Promise<unknown>;
-  status(): Promise<Record<string, unknown>>;
-}
 
 export interface Link {
   attach(host: LinkHost): void;
@@ -40,6 +32,8 @@ export interface Link {
 export interface LinkContext {
   config: Config;
   store: Store;
+  /** The link wakes its outbox on every event recorded, and records its own through it. */
+  events: EventRecorder;
   clock: Clock;
   log: Logger;
   agentVersion: string;
@@ -51,8 +45,6 @@ export interface LinkContext {
     connectTimeoutMs?: number;
     /** `rejected` coalescing window per topic (PROTOCOL v1.1 §3: a minute); 0 writes each one. */
     rejectedWindowMs?: number;
-    /** First retry of a document the store could not take. */
-    desiredRetryMs?: number;
     /** First retry of a refused subscription (30 s, doubling to 15 min). */
     subscribeRetryMs?: number;
     /** Delay before fetching the retained copy of a topic whose message was dropped unread. */
@@ -96,49 +88,43 @@ export class MqttLink implements Link {
   readonly outbox: OutboxPublisher;
   private readonly heartbeat: HeartbeatPublisher;
   private readonly wire: Wire;
+  private readonly send: TypedPublish<Promise<number>>;
 
   constructor(private readonly ctx: LinkContext) {
-    const { config, store, clock, log } = ctx;
+    const { config, store, clock, log, events } = ctx;
+    events.onRecorded(() => this.notifyOutbox());
     this.topics = new Topics(config.mqtt.topicPrefix, config.deviceId, config.groups);
     // Read by the config schema: a bad key never gets this far.
     this.keys = config.security.assignmentKeys;
     this.wire = { connected: () => this.up, publish: (t, p, o) => this.publishRaw(t, p, o) };
-    const notifyOutbox = (): void => this.notifyOutbox();
+    this.send = typedPublisher((k) => this.topics.of(k), (t, p, o) => this.publishRaw(t, p, o));
     this.subscriptions = new Subscriptions({
-      clock, log, store, notifyOutbox,
+      clock, log, events,
       live: () => (this.up && !this.stopping ? this.client : undefined),
       busy: () => this.intake.queued > 0,
       ...(ctx.tuning?.subscribeRetryMs !== undefined ? { retryMs: ctx.tuning.subscribeRetryMs } : {}),
       ...(ctx.tuning?.refetchMs !== undefined ? { refetchMs: ctx.tuning.refetchMs } : {}),
     });
     this.rejected = new RejectedReporter({
-      store, clock, log, notifyOutbox,
+      clock, log, events,
       ...(ctx.tuning?.rejectedWindowMs !== undefined ? { windowMs: ctx.tuning.rejectedWindowMs } : {}),
     });
     this.intake = new DesiredIntake({
-      store, clock, log, keys: this.keys, notifyOutbox, rejected: this.rejected,
+      log, keys: this.keys, rejected: this.rejected,
+      deliver: (m) => this.host?.offerDesired(m),
       refetch: (topic) => this.subscriptions.refetch(topic),
-      ...(ctx.tuning?.desiredRetryMs !== undefined ? { retryMs: ctx.tuning.desiredRetryMs } : {}),
       ...(ctx.tuning?.intakeMaxQueued !== undefined ? { maxQueued: ctx.tuning.intakeMaxQueued } : {}),
-      onApplied: async () => {
-        try {
-          this.host?.onDesiredChanged();
-        } catch (e) {
-          log.error({ err: e }, 'host.onDesiredChanged threw');
-        }
-        await this.publishStatus();
-      },
     });
     this.commands = new CommandRunner({
       store, clock, log, keys: this.keys,
-      target: `device/${config.deviceId}`,
+      target: this.topics.target,
       defaultReplyTopic: this.topics.cmdResult,
       host: () => this.host,
       reply: (route, body) => this.reply(route, body),
       rejected: this.rejected,
     });
     this.outbox = new OutboxPublisher({
-      store, clock, log, wire: this.wire, topics: this.topics,
+      store, events, clock, log, wire: this.wire, topics: this.topics,
       inFlight: config.outbox.inFlight, maxEvents: config.outbox.maxEvents,
       ...(ctx.tuning?.noSubscriberRetryMs !== undefined ? { noSubscriberRetryMs: ctx.tuning.noSubscriberRetryMs } : {}),
       ...(ctx.tuning?.trimEveryMs !== undefined ? { trimEveryMs: ctx.tuning.trimEveryMs } : {}),
@@ -174,8 +160,7 @@ export class MqttLink implements Link {
     if (!c) return;
     if (this.up) {
       // A clean DISCONNECT deletes the Will, so say "offline" ourselves, retained, first.
-      const offline = JSON.stringify({ online: false, session: this.session });
-      await withTimeout(this.publishRaw(this.topics.status, offline, { qos: 1, retain: true }), 3000).catch(() => undefined);
+      await withTimeout(this.send('status', statusOffline(this.session)), 3000).catch(() => undefined);
       await withTimeout(new Promise<void>((r) => c.end(false, {}, () => r())), 3000).catch(() => c.end(true));
     } else {
       c.end(true);
@@ -199,8 +184,8 @@ export class MqttLink implements Link {
   publishStatus(): Promise<void> {
     const next = this.statusChain.then(async () => {
       if (!this.up) return;
-      const body = { online: true, session: this.session, storeId: this.ctx.store.storeId(), agentVersion: this.ctx.agentVersion, bootedAt: new Date(this.ctx.bootedAt).toISOString(), applied: await this.applied() };
-      await this.publishRaw(this.topics.status, JSON.stringify(body), { qos: 1, retain: true });
+      const { store, agentVersion, bootedAt } = this.ctx;
+      await this.send('status', statusOnline({ session: this.session, storeId: store.storeId(), agentVersion, bootedAt, applied: this.applied() }));
     });
     this.statusChain = next.catch((e: unknown) => this.ctx.log.debug({ err: e }, 'status not published'));
     return this.statusChain;
@@ -211,20 +196,9 @@ export class MqttLink implements Link {
     return this.session;
   }
 
-  /** Versions in force, as in the status document. */
-  async applied(): Promise<Record<string, unknown>> {
-    const s = await this.ctx.store.loadDesired();
-    const fold = (docs: { source: string; version: number; doc: unknown }[]): { device?: number; groups: Record<string, number> } => {
-      let device: number | undefined;
-      const groups: Record<string, number> = {};
-      for (const d of docs) {
-        if (d.doc === null) continue;
-        if (d.source === 'device') device = d.version;
-        else if (d.source.startsWith('group/')) groups[d.source.slice(6)] = d.version;
-      }
-      return device === undefined ? { groups } : { device, groups };
-    };
-    return { ...fold(s.assignments), overrides: fold(s.overrides) };
+  /** Versions in force, as in the status document (the host's; none before it is attached). */
+  applied(): AppliedVersions {
+    return this.host?.applied() ?? { groups: {}, overrides: { groups: {} } };
   }
 
   // --- connection management
@@ -346,7 +320,7 @@ export class MqttLink implements Link {
   }
 
   private async reply(route: ReplyRoute, body: CommandReply): Promise<void> {
-    await this.publishRaw(route.topic, JSON.stringify(body), { qos: 1, ...(route.correlationData ? { correlationData: route.correlationData } : {}) });
+    await this.send('cmd/result', body, route);
   }
 
   private onMessage(topic: string, payload: Buffer, retained: boolean, responseTopic: string | undefined, correlationData: Buffer | undefined): void {

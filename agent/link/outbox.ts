@@ -1,6 +1,7 @@
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import type { OutboxRow, Store } from '../store/store.js';
+import type { Events } from '../events/recorder.js';
 import type { Topics } from '../protocol/topics.js';
 import { RC_NO_MATCHING_SUBSCRIBERS, type Wire } from './wire.js';
 
@@ -20,6 +21,7 @@ export const LANES: readonly LaneKind[] = ['play', 'event'];
 
 export interface OutboxContext {
   store: Store;
+  events: Events;
   clock: Clock;
   log: Logger;
   wire: Wire;
@@ -283,8 +285,8 @@ export class OutboxPublisher {
       if (dropped > 0) {
         this.dropped += dropped;
         log.warn({ dropped, max: this.ctx.maxEvents }, 'outbox full: oldest events dropped (event rows before play rows)');
-        await store.recordEvent({ ts: new Date(clock.now()).toISOString(), type: 'outbox-dropped', detail: { count: dropped, max: this.ctx.maxEvents } });
-        this.kick();
+        // The recorder wakes the lanes (it kicks this outbox).
+        await this.ctx.events.record('outbox-dropped', { count: dropped, max: this.ctx.maxEvents });
       }
     } catch (e) {
       log.warn({ err: e }, 'outbox trim failed');

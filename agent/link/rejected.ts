@@ -1,6 +1,6 @@
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
-import type { Store } from '../store/store.js';
+import type { EventDetails, Events } from '../events/recorder.js';
 
 // PROTOCOL v1.1 §3: `rejected` events are rate-limited per topic, at most one row a minute, so
 // a flood of junk cannot flood the outbox (issue 14: 51,175 rows, each its own fsync'd
@@ -13,10 +13,9 @@ import type { Store } from '../store/store.js';
 export const QUEUE_FULL = 'inbound queue full: dropped unread';
 
 export interface RejectedContext {
-  store: Store;
   clock: Clock;
   log: Logger;
-  notifyOutbox(): void;
+  events: Events;
   /** 0 writes every rejection (tests that check each reason). */
   windowMs?: number;
 }
@@ -101,14 +100,9 @@ export class RejectedReporter {
     this.write({ topic, reason: w.reason, count: w.count, ...(w.dropped > 0 ? { dropped: w.dropped } : {}) });
   }
 
-  private write(detail: Record<string, unknown>): void {
-    const { store, clock, log } = this.ctx;
+  /** One at a time, so idle() and flush() know when every row noted so far is written. */
+  private write(detail: EventDetails['rejected']): void {
     this.stats.rows++;
-    this.writing = this.writing
-      .then(async () => {
-        await store.recordEvent({ ts: new Date(clock.now()).toISOString(), type: 'rejected', detail });
-        this.ctx.notifyOutbox();
-      })
-      .catch((e: unknown) => log.error({ err: e, detail }, 'could not record a rejected event'));
+    this.writing = this.writing.then(() => this.ctx.events.record('rejected', detail));
   }
 }

@@ -1,7 +1,7 @@
 import type { MqttClient } from 'mqtt';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
-import type { Store } from '../store/store.js';
+import type { Events } from '../events/recorder.js';
 
 // The link's subscriptions on one connection, as the SUBACK grants them (PROTOCOL v1.1 §8). A
 // topic the broker refuses (reason code ≥ 0x80, e.g. 0x87 from an ACL) is named in one
@@ -15,8 +15,7 @@ type Subs = Record<string, { qos: 1 }>;
 export interface SubscriptionsContext {
   clock: Clock;
   log: Logger;
-  store: Store;
-  notifyOutbox(): void;
+  events: Events;
   /** The client of the live connection, or undefined while down or stopping. */
   live(): MqttClient | undefined;
   /** True while the intake still has messages waiting (a re-fetch then waits). */
@@ -106,12 +105,7 @@ export class Subscriptions {
     log.warn({ refused, retryMs: this.retryDelay }, 'mqtt: broker refused subscriptions; retrying later');
     // Named once per connection, and again only when the refused set changes.
     if ([...this.refused.keys()].sort().join(' ') !== before) {
-      try {
-        await this.ctx.store.recordEvent({ ts: new Date(this.ctx.clock.now()).toISOString(), type: 'subscribe-refused', detail: { topics: refused } });
-        this.ctx.notifyOutbox();
-      } catch (e) {
-        log.error({ err: e }, 'could not record subscribe-refused');
-      }
+      await this.ctx.events.record('subscribe-refused', { topics: refused });
     }
     const ms = this.retryDelay;
     this.retryDelay = Math.min(RETRY_MAX_MS, ms * 2);

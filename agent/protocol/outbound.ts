@@ -194,28 +194,6 @@ export function statusOffline(session: number): StatusOffline {
   return { online: false, session };
 }
 
-/** One stored desired document, as far as `applied` needs it (null doc: cleared). */
-export interface AppliedSource {
-  source: string;
-  version: number;
-  doc: unknown;
-}
-
-/** The status document's `applied`, from the stored assignments and overrides. */
-export function appliedOf(assignments: readonly AppliedSource[], overrides: readonly AppliedSource[]): Applied {
-  const fold = (docs: readonly AppliedSource[]): z.infer<typeof versionsSchema> => {
-    let device: number | undefined;
-    const groups: Record<string, number> = {};
-    for (const d of docs) {
-      if (d.doc === null) continue;
-      if (d.source === 'device') device = d.version;
-      else if (d.source.startsWith('group/')) groups[d.source.slice(6)] = d.version;
-    }
-    return device === undefined ? { groups } : { device, groups };
-  };
-  return { ...fold(assignments), overrides: fold(overrides) };
-}
-
 export function commandOk(id: string | null, result: unknown): CommandResult {
   return { id, ok: true, result };
 }

@@ -1,5 +1,5 @@
 import type { Assignment, Campaign, MediaRef } from '../core/types.js';
-import type { DesiredDoc, DesiredState } from '../store/store.js';
+import type { DesiredDoc, DesiredState } from '../core/desired.js';
 import type { OverrideLayer } from './planner.js';
 
 // PROTOCOL §3: what is in force is the union of the device assignment and the group
@@ -11,8 +11,6 @@ export interface EffectiveState {
   loop: MediaRef[];
   /** Device layer first, then groups in config order; cleared overrides omitted. */
   overrides: OverrideLayer[];
-  /** Applied assignment versions: device (0 when none) and each configured group that has one. */
-  applied: { device: number; groups: Record<string, number> };
 }
 
 function bySource<T>(docs: readonly DesiredDoc<T>[], source: string): DesiredDoc<T> | undefined {
@@ -25,13 +23,9 @@ export function effectiveState(d: DesiredState, groups: string[]): EffectiveStat
   const campaigns: Campaign[] = [];
   const seen = new Set<string>();
   let loop: MediaRef[] | undefined;
-  const applied: EffectiveState['applied'] = { device: 0, groups: {} };
-  for (const [i, source] of sources.entries()) {
+  for (const source of sources) {
     const a = bySource<Assignment>(d.assignments, source);
-    if (!a) continue;
-    if (i === 0) applied.device = a.version;
-    else applied.groups[groups[i - 1]!] = a.version;
-    if (!a.doc) continue;
+    if (!a?.doc) continue;
     for (const c of a.doc.campaigns) {
       if (seen.has(c.id)) continue;
       seen.add(c.id);
@@ -55,5 +49,5 @@ export function effectiveState(d: DesiredState, groups: string[]): EffectiveStat
     overrides.push(layer);
   }
 
-  return { campaigns, loop: loop ?? [], overrides, applied };
+  return { campaigns, loop: loop ?? [], overrides };
 }

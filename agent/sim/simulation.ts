@@ -8,6 +8,7 @@ import { effectiveState, type EffectiveState } from '../schedule/desired.js';
 import { addDays, Zone } from '../schedule/zoned.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { Engine } from '../engine/engine.js';
+import { EventRecorder } from '../events/recorder.js';
 
 /** A daily power cut, in local seconds of day; `end <= start` means it runs past midnight. */
 export interface Outage {
@@ -56,8 +57,9 @@ export async function simulate(input: SimulationInput): Promise<SimulationResult
   try {
     const t0 = zone.dayBounds(input.from).start;
     const clock = new VirtualClock(t0);
-    await store.applyDesired('assignment', 'device', input.assignment.version, input.assignment, t0);
-    const desired: EffectiveState = effectiveState(await store.loadDesired(), input.groups);
+    const { state } = await store.applyIfNewer('device', { kind: 'assignment', doc: input.assignment }, t0);
+    const desired: EffectiveState = effectiveState(state, input.groups);
+    const events = new EventRecorder({ store, clock, log: input.log });
     const learned = new Map<string, number>();
 
     let engine: Engine | undefined;
@@ -81,6 +83,7 @@ export async function simulate(input: SimulationInput): Promise<SimulationResult
         durationOf: (sha) => learned.get(sha),
         learnDuration: (sha, ms) => learned.set(sha, ms),
         clockSynced: () => true,
+        events,
         maxSleepMs: 6 * 3600_000,
         jumpCheckMs: 0,
       });
@@ -133,6 +136,7 @@ export async function simulate(input: SimulationInput): Promise<SimulationResult
       timezone: input.timezone,
       desired: () => desired,
       resolve: () => undefined,
+      events,
     });
     const compliance: Compliance[] = [];
     const plays: SimulationResult['plays'] = [];

@@ -2,14 +2,16 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { SystemClock, type Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
-import type { AgentEvent, Assignment, EpochMs, LocalDate, Override, PlayEvent } from '../core/types.js';
+import type { AgentEvent, EpochMs, LocalDate, PlayEvent } from '../core/types.js';
 import { FreeSpaceFloor } from './free-space.js';
 import { Db, type Query } from './db.js';
 import { migrate } from './migrations.js';
 import { encodeEvent, encodePlayEvent } from '../protocol/encode.js';
 import { insertStart, interruptedEnd, playEventOf, rowOf, startOf, type PlayDbRow } from './play-sql.js';
 import { keepSidecars, moveAside, readMarker, unusableReason, writeMarker, type StoreReplacement } from './recovery.js';
-import type { DesiredDoc, DesiredKind, DesiredState, LedgerEntry, OutboxRow, PlayEnd, PlayRow, PlayStart, SourceKey, Store, StoreHealth } from './store.js';
+import type { LedgerEntry, OutboxRow, PlayEnd, PlayRow, PlayStart, Store, StoreHealth } from './store.js';
+import type { ApplyResult, DesiredChange, DesiredKind, DesiredState, SourceKey } from '../core/desired.js';
+import { applyIfNewerIn, readDesired } from './desired-sql.js';
 import { cannotWrite, WriteBuffer, type Pending, type PendingPlay } from './write-buffer.js';
 
 /** Commands older than this are forgotten; a command id replayed after that is refused by its expiresAt anyway. */
@@ -165,18 +167,7 @@ export class SqliteStore implements Store {
   // --- desired state
 
   async loadDesired(): Promise<DesiredState> {
-    const rows = await this.d.read((q) =>
-      q.all<{ kind: DesiredKind; source: string; version: number; doc: string | null; applied_at: number }>(
-        'SELECT kind, source, version, doc, applied_at FROM desired ORDER BY kind, source',
-      ),
-    );
-    const out: DesiredState = { assignments: [], overrides: [] };
-    for (const r of rows) {
-      const base = { source: r.source, version: r.version, appliedAt: r.applied_at };
-      if (r.kind === 'assignment') out.assignments.push({ ...base, doc: r.doc === null ? null : (JSON.parse(r.doc) as Assignment) } as DesiredDoc<Assignment>);
-      else out.overrides.push({ ...base, doc: r.doc === null ? null : (JSON.parse(r.doc) as Override) } as DesiredDoc<Override>);
-    }
-    return out;
+    return this.d.read((q) => readDesired(q));
   }
 
   async appliedVersion(kind: DesiredKind, source: SourceKey): Promise<number> {
@@ -184,14 +175,8 @@ export class SqliteStore implements Store {
     return r?.version ?? 0;
   }
 
-  async applyDesired(kind: DesiredKind, source: SourceKey, version: number, doc: Assignment | Override | null, at: EpochMs): Promise<void> {
-    await this.d.tx((q) =>
-      q.run(
-        `INSERT INTO desired(kind, source, version, doc, applied_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT(kind, source) DO UPDATE SET version = MAX(version, excluded.version), doc = excluded.doc, applied_at = excluded.applied_at`,
-        [kind, source, version, doc === null ? null : JSON.stringify(doc), at],
-      ),
-    );
+  applyIfNewer(source: SourceKey, change: DesiredChange, at: EpochMs): Promise<ApplyResult> {
+    return this.d.tx((q) => applyIfNewerIn(q, source, change, at));
   }
 
   // --- plays

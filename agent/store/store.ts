@@ -1,22 +1,6 @@
 import type { StoreReplacement } from './recovery.js';
-import type { AgentEvent, Assignment, DisplayState, EpochMs, LocalDate, Outcome, Override, PlayEvent } from '../core/types.js';
-
-/** Where a desired-state document came from: `device` or `group/{g}`. */
-export type SourceKey = string;
-export type DesiredKind = 'assignment' | 'override';
-
-export interface DesiredDoc<T> {
-  source: SourceKey;
-  version: number;
-  /** null = cleared (an empty override payload). */
-  doc: T | null;
-  appliedAt: EpochMs;
-}
-
-export interface DesiredState {
-  assignments: DesiredDoc<Assignment>[];
-  overrides: DesiredDoc<Override>[];
-}
+import type { AgentEvent, DisplayState, EpochMs, LocalDate, Outcome, PlayEvent } from '../core/types.js';
+import type { ApplyResult, DesiredChange, DesiredKind, DesiredState, SourceKey } from '../core/desired.js';
 
 export interface PlayStart {
   campaignId: string;
@@ -98,8 +82,13 @@ export interface Store {
   loadDesired(): Promise<DesiredState>;
   /** Last applied version for that topic, or 0. */
   appliedVersion(kind: DesiredKind, source: SourceKey): Promise<number>;
-  /** Stores the document and its version; `doc: null` clears an override (version unchanged). */
-  applyDesired(kind: DesiredKind, source: SourceKey, version: number, doc: Assignment | Override | null, at: EpochMs): Promise<void>;
+  /**
+   * Checks and writes in one transaction, so two documents on one topic can never both win: a
+   * document is written only when its version is above the topic's (or the topic has none); a
+   * clear only when an override is in force there (its version stays, so an older one cannot
+   * come back). Returns what the topic held before and the whole state after.
+   */
+  applyIfNewer(source: SourceKey, change: DesiredChange, at: EpochMs): Promise<ApplyResult>;
 
   // --- plays (PROTOCOL §6, §8)
   /** Records a started play; returns its row id. */

@@ -6,6 +6,7 @@ import { parseConfig } from '../../agent/config/config.js';
 import { SystemClock } from '../../agent/core/clock.js';
 import { silentLogger } from '../../agent/core/log.js';
 import { MqttLink } from '../../agent/link/link.js';
+import { EventRecorder } from '../../agent/events/recorder.js';
 import { deviceTopic } from '../../agent/protocol/topics.js';
 import { SqliteStore } from '../../agent/store/sqlite-store.js';
 import { startBroker } from '../../test/helpers/mosquitto.js';
@@ -109,7 +110,8 @@ async function outboxDrain(url: string, payloads: string[], window: number): Pro
   const store = new SqliteStore({ file: path.join(dir, 'agent.db'), log: silentLogger() });
   await store.start();
   const config = parseConfig({ deviceId: DEVICE, mqtt: { url }, outbox: { inFlight: window, maxEvents: 10_000_000 } }, path.join(dir, 'config.json'));
-  const link = new MqttLink({ config, store, clock: new SystemClock(), log: silentLogger(), agentVersion: 'bench', bootedAt: Date.now() });
+  const clock = new SystemClock();
+  const link = new MqttLink({ config, store, events: new EventRecorder({ store, clock, log: silentLogger() }), clock, log: silentLogger(), agentVersion: 'bench', bootedAt: Date.now() });
   try {
     await link.start();
     await until(() => link.connected(), 10_000);

@@ -9,6 +9,7 @@ import { silentLogger } from '../../agent/core/log.js';
 import { ClockSync } from '../../agent/health/clock-sync.js';
 import { HealthSampler } from '../../agent/health/sampler.js';
 import { MqttLink } from '../../agent/link/link.js';
+import { EventRecorder } from '../../agent/events/recorder.js';
 import { MediaCache } from '../../agent/media/cache.js';
 import { SimulatedPlayer } from '../../agent/player/simulated.js';
 import { deviceTopic } from '../../agent/protocol/topics.js';
@@ -38,9 +39,10 @@ export async function bench(): Promise<void> {
     const store = new SqliteStore({ file: path.join(dir, 'agent.db'), log });
     const media = new MediaCache({ dir: path.join(dir, 'media'), maxBytes: 64 << 20, clock, log });
     const waiters: Array<(reason: string) => void> = [];
+    const events = new EventRecorder({ store, clock, log });
     const agent = new Agent({
-      clock, store, log, config, media,
-      link: new MqttLink({ config, store, clock, log, agentVersion: 'bench', bootedAt: clock.now() }),
+      clock, store, events, log, config, media,
+      link: new MqttLink({ config, store, events, clock, log, agentVersion: 'bench', bootedAt: clock.now() }),
       player: new SimulatedPlayer({ clock }),
       health: new HealthSampler({ dataDir: dir, log }),
       clockSync: new ClockSync({ log, runCommand: async () => 'yes' }),

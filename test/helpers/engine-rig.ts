@@ -2,6 +2,7 @@ import { VirtualClock, flushJobs } from '../../agent/core/clock.js';
 import { silentLogger } from '../../agent/core/log.js';
 import type { Assignment, Campaign, Override } from '../../agent/core/types.js';
 import { Engine, type EngineContext } from '../../agent/engine/engine.js';
+import { EventRecorder } from '../../agent/events/recorder.js';
 import { SimulatedPlayer } from '../../agent/player/simulated.js';
 import { effectiveState, type EffectiveState } from '../../agent/schedule/desired.js';
 import { SqliteStore } from '../../agent/store/sqlite-store.js';
@@ -68,6 +69,7 @@ export async function engineRig(t: Teardown, file: string, at: number, campaigns
         : { path: m.url, sha256: m.sha256, durationMs: m.durationMs ?? 30_000 },
     durationOf: (sha) => learned.get(sha),
     learnDuration: (sha, ms) => learned.set(sha, ms),
+    events: new EventRecorder({ store, clock, log: silentLogger() }),
     ...o.engine,
   });
   await player.start();

@@ -1,17 +1,14 @@
 // A link in its own process, so a test can SIGKILL (or SIGSTOP) it like a real power cut.
 // argv: brokerUrl dataDir. Prints `connected <session>` once connected.
-import { SystemClock } from '../../agent/core/clock.js';
 import { silentLogger } from '../../agent/core/log.js';
-import { MqttLink } from '../../agent/link/link.js';
 import { SqliteStore } from '../../agent/store/sqlite-store.js';
-import { FakeHost, makeConfig } from './link-rig.js';
+import { buildLink, makeConfig } from './link-rig.js';
 
 const [url, dir] = process.argv.slice(2);
 if (!url || !dir) throw new Error('usage: link-child URL DIR');
 const store = new SqliteStore({ file: `${dir}/agent.db`, log: silentLogger() });
 await store.start();
-const link = new MqttLink({ config: makeConfig(dir, url), store, clock: new SystemClock(), log: silentLogger(), agentVersion: 'child', bootedAt: Date.now() });
-link.attach(new FakeHost());
+const { link } = buildLink(makeConfig(dir, url), store);
 await link.start();
 const poll = setInterval(() => {
   if (link.connected() && link.currentSession() > 0) {

@@ -3,14 +3,20 @@ import mqtt, { type IClientPublishOptions, type MqttClient } from 'mqtt';
 import { parseConfig, type Config, type ConfigInput } from '../../agent/config/config.js';
 import { SystemClock } from '../../agent/core/clock.js';
 import { silentLogger } from '../../agent/core/log.js';
-import { MqttLink, type LinkContext, type LinkHost } from '../../agent/link/link.js';
+import type { AppliedVersions, DesiredMessage } from '../../agent/core/desired.js';
+import { DesiredApplier } from '../../agent/desired/applier.js';
+import { EventRecorder } from '../../agent/events/recorder.js';
+import type { LinkHost } from '../../agent/link/host.js';
+import { MqttLink, type LinkContext } from '../../agent/link/link.js';
 import { SqliteStore } from '../../agent/store/sqlite-store.js';
+import type { Store } from '../../agent/store/store.js';
 import { startBroker, type Broker } from './mosquitto.js';
 import { waitFor } from './wait.js';
 import { tempDir as sharedTempDir } from './tmp.js';
 
 // Shared set-up for test/link-*.test.ts: a private broker, a real SQLite store in a temp dir,
-// an MqttLink, a fake LinkHost (the agent's side), and an observer client playing the NOC.
+// an MqttLink, a fake LinkHost (the agent's side, with the real desired/ applier), and an
+// observer client playing the NOC.
 
 interface T {
   teardown(fn: () => unknown): void;
@@ -23,8 +29,32 @@ export class FakeHost implements LinkHost {
   desiredChanged = 0;
   played: string[] = [];
   restarts = 0;
-  onDesiredChanged(): void {
-    this.desiredChanged++;
+  /** The real applier, made anew for each link bound (as an agent restart would). */
+  desired: DesiredApplier | undefined;
+
+  constructor(private readonly opts: { desiredRetryMs?: number } = {}) {}
+
+  /** Wires the host to a link the way the agent does: its applier over the store, status through the link. */
+  bind(link: MqttLink, store: Store, events: EventRecorder, config: Config): DesiredApplier {
+    const desired = new DesiredApplier({
+      store, events, clock: new SystemClock(), log: silentLogger(), groups: config.groups,
+      ...(this.opts.desiredRetryMs !== undefined ? { retryMs: this.opts.desiredRetryMs } : {}),
+      onChange: async () => {
+        this.desiredChanged++;
+        await link.publishStatus();
+      },
+    });
+    this.desired = desired;
+    // Serial with the offers: a document arriving first waits for the stored state to load.
+    void desired.start();
+    return desired;
+  }
+  offerDesired(m: DesiredMessage): Promise<unknown> {
+    if (!this.desired) throw new Error('FakeHost not bound to a link');
+    return this.desired.offer(m);
+  }
+  applied(): AppliedVersions {
+    return this.desired?.applied() ?? { groups: {}, overrides: { groups: {} } };
   }
   async heartbeatFields(): Promise<Record<string, unknown>> {
     return { cpuTempC: 51.5, load1: 0.3, player: { state: 'playing', campaignId: 'c1', url: 'file:///x.mp4' }, clockSynced: true, compliance: [] };
@@ -73,10 +103,22 @@ export async function openStore(t: T, dir: string): Promise<SqliteStore> {
   return store;
 }
 
-export function makeLink(t: T, config: Config, store: SqliteStore, host: LinkHost = new FakeHost(), tuning: LinkContext['tuning'] = {}, log = silentLogger()): MqttLink {
-  const link = new MqttLink({ config, store, clock: new SystemClock(), log, agentVersion: '0.1.0-test', bootedAt: Date.now() - 5000, tuning });
+/** A link over `store` with its own event recorder; a FakeHost is bound to it. No teardown (child processes). */
+export function buildLink(config: Config, store: SqliteStore, host: LinkHost = new FakeHost(), tuning: LinkContext['tuning'] = {}, log = silentLogger()): { link: MqttLink; desired?: DesiredApplier } {
+  const clock = new SystemClock();
+  const events = new EventRecorder({ store, clock, log });
+  const link = new MqttLink({ config, store, events, clock, log, agentVersion: '0.1.0-test', bootedAt: Date.now() - 5000, tuning });
+  const desired = host instanceof FakeHost ? host.bind(link, store, events, config) : undefined;
   link.attach(host);
-  t.teardown(() => link.stop());
+  return desired ? { link, desired } : { link };
+}
+
+export function makeLink(t: T, config: Config, store: SqliteStore, host: LinkHost = new FakeHost(), tuning: LinkContext['tuning'] = {}, log = silentLogger()): MqttLink {
+  const { link, desired } = buildLink(config, store, host, tuning, log);
+  t.teardown(async () => {
+    await link.stop();
+    await desired?.stop();
+  });
   return link;
 }
 

@@ -1,0 +1,25 @@
+import type { DesiredKind, SourceKey } from '../core/desired.js';
+import type { StoreReplacement } from '../store/recovery.js';
+
+// Every `event` message the agent publishes (PROTOCOL §3 `{"ts","type","detail"}`), by type,
+// with the detail as published. A new type is added here first, so the NOC's list is this map.
+
+export interface EventDetails {
+  /** A desired-state document was stored (or an override cleared: `cleared: true`). */
+  applied: { topic: string; kind: DesiredKind; source: SourceKey; version: number; cleared?: true };
+  /** An inbound message refused; later ones within the minute are folded into `count`/`dropped`. */
+  rejected: { topic: string; reason: string; count?: number; dropped?: number };
+  'media-failed': { url: string; sha256: string; reason: string };
+  'player-restarted': { reason: string };
+  /** The player's evidence that the picture may not be on the screen. */
+  'output-suspect': Record<string, unknown>;
+  'clock-jump': { from: string; to: string; deltaMs: number };
+  'store-replaced': StoreReplacement & { storeId: string; countsReset: true; note: string };
+  'outbox-dropped': { count: number; max: number };
+  'subscribe-refused': { topics: Array<{ topic: string; code: number }> };
+  /** Recorded by the store itself (it sits below this component): listed for the NOC's sake. */
+  'store-recovered': Record<string, unknown>;
+  'disk-low': { freeMB: number; minFreeMB: number };
+}
+
+export type EventType = keyof EventDetails;

@@ -1,0 +1,24 @@
+import type { AppliedVersions, DesiredMessage } from '../core/desired.js';
+import type { HeartbeatFields } from '../protocol/outbound.js';
+
+/**
+ * The agent's side of the link: what the link hands on and asks. Its own file so that the link's
+ * parts (commands, heartbeat, intake) and the agent can all name it without importing link.ts.
+ */
+export interface LinkHost {
+  /**
+   * A decoded assignment or override, in arrival order (PROTOCOL §3–§5). The host decides and
+   * stores it (desired/); a refusal comes back through `m.reject`. Resolves when it is handled.
+   */
+  offerDesired(m: DesiredMessage): Promise<unknown>;
+  /** Versions in force, as in the status document. */
+  applied(): AppliedVersions;
+  /** Fields of the heartbeat other than ts, deviceId, uptimeSec, backlog (PROTOCOL §8). */
+  heartbeatFields(): Promise<HeartbeatFields>;
+  /** Commands (PROTOCOL §7). Each returns the `result` object or throws an Error whose message becomes `error`. */
+  playNow(campaignId: string): Promise<unknown>;
+  screenshot(): Promise<Buffer>;
+  restartPlayer(): Promise<void>;
+  report(date: string): Promise<unknown>;
+  status(): Promise<Record<string, unknown>>;
+}
