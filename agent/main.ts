@@ -23,6 +23,8 @@ async function run(config: Config): Promise<number> {
     watchdogUsec: process.env.WATCHDOG_USEC,
     desktop: Boolean(process.env.DISPLAY || process.env.WAYLAND_DISPLAY),
     agentVersion: VERSION,
+    // The health probes parse timedatectl's and vcgencmd's words: the C locale, whatever the box's.
+    commandEnv: { ...process.env, LC_ALL: 'C' },
   });
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection (kept running)'));
   process.on('uncaughtException', (err) => {

@@ -1,7 +1,8 @@
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { type DoctorContext, type Exec, checkTimezone, isLoopbackUrl, runDoctor, systemExec } from '../agent/cli/doctor.js';
+import { type DoctorContext, type Exec, checkTimezone, runDoctor, systemExec } from '../agent/cli/doctor.js';
+import { isLoopbackUrl } from '../agent/cli/doctor-broker.js';
 import { parseConfig } from '../agent/config/config.js';
 import { silentLogger } from '../agent/core/log.js';
 import { sha256File } from './helpers/agent-proc.js';

@@ -2,7 +2,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { silentLogger } from '../agent/core/log.js';
-import { diskFreeMB, findThrottledFile, parseThrottled, readThermalZoneC } from '../agent/health/probes.js';
+import { diskFreeMB } from '../agent/fsx/free-space.js';
+import { findThrottledFile, parseThrottled, readThermalZoneC } from '../agent/health/probes.js';
 import { HealthSampler } from '../agent/health/sampler.js';
 import { tempDir } from './helpers/tmp.js';
 

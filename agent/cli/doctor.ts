@@ -1,55 +1,22 @@
 import { execFile } from 'node:child_process';
 import { mkdir, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Config } from '../config/config.js';
 import { SystemClock } from '../core/clock.js';
-import type { Logger } from '../core/log.js';
-import { diskFreeMB, findThrottledFile, parseThrottled } from '../health/probes.js';
+import { diskFreeMB } from '../fsx/free-space.js';
+import { findThrottledFile, parseThrottled } from '../health/probes.js';
 import { MediaCache } from '../media/cache.js';
 import { FINAL_RE } from '../media/index-file.js';
 import { listHdmiConnectors } from '../player/display.js';
 import { buildMpvArgs } from '../player/mpv-args.js';
 import { inspectStore } from '../store/inspect.js';
 import { storeFileOf } from './paths.js';
-import { brokerFix, connectOnce, toolClientOptions } from './broker.js';
+import { checkBroker, checkTransport } from './doctor-broker.js';
+import type { CheckResult, DoctorContext, Exec, Level } from './doctor-check.js';
 
 // `signage-agent doctor` (PROTOCOL §1, issue 5): what an installer runs at the box. One line per
 // check, a fix on every line that is not fine. Warnings never fail the run; failures exit 1.
 
-export type Level = 'ok' | 'warn' | 'fail' | 'skip';
-
-export interface CheckResult {
-  name: string;
-  level: Level;
-  detail: string;
-  fix?: string;
-}
-
-export interface ExecResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  /** The program does not exist (ENOENT). */
-  missing: boolean;
-}
-
-export type Exec = (cmd: string, args: string[], timeoutMs: number) => Promise<ExecResult>;
-
-export interface DoctorContext {
-  config: Config;
-  log: Logger;
-  out: (line: string) => void;
-  /** Programs are run through this (tests may replace it). */
-  exec?: Exec;
-  sysfsRoot?: string;
-  /** A graphical session is running (main.ts knows from the environment); picks mpv's default output. */
-  desktop?: boolean;
-  mpvTimeoutMs?: number;
-  brokerTimeoutMs?: number;
-  /** Below this much free space in dataDir: a warning. */
-  minFreeMB?: number;
-  unitName?: string;
-}
+export type { CheckResult, DoctorContext, Exec, ExecResult, Level } from './doctor-check.js';
 
 const MARK: Record<Level, string> = { ok: '✓', warn: '!', fail: '✗', skip: '-' };
 
@@ -235,44 +202,6 @@ export function checkTimezone(tz: string, now = new Date()): CheckResult {
   } catch {
     return { name: 'timezone', level: 'fail', detail: `${tz} is not a known IANA timezone`, fix: 'set timezone to a name such as Asia/Ho_Chi_Minh' };
   }
-}
-
-async function checkBroker(ctx: DoctorContext): Promise<CheckResult> {
-  const m = ctx.config.mqtt;
-  const timeout = ctx.brokerTimeoutMs ?? 5000;
-  let client;
-  try {
-    const opts = await toolClientOptions(m, `${ctx.config.deviceId}-doctor`, timeout);
-    client = await connectOnce(m.url, opts, timeout);
-  } catch (e) {
-    const msg = (e as Error).message || String(e);
-    return { name: 'broker', level: 'fail', detail: `cannot connect to ${m.url}: ${msg}`, fix: brokerFix(msg) };
-  }
-  await client.endAsync().catch(() => undefined);
-  const tls = /^(mqtts|wss|ssl):/.test(m.url) ? ' over TLS' : '';
-  return { name: 'broker', level: 'ok', detail: `connected to ${m.url}${tls}${m.username ? ` as ${m.username}` : ''}` };
-}
-
-/**
- * Issue 10 item 7: on plain MQTT anyone on the path reads the password and every message, and
- * can forge desired state and commands for this screen. A line only when that is the case (it
- * does not need the broker to answer: a box set up that way is worth a warning before it is).
- */
-function checkTransport(ctx: DoctorContext): CheckResult[] {
-  const url = ctx.config.mqtt.url;
-  if (/^(mqtts|wss|ssl):/.test(url) || isLoopbackUrl(url)) return [];
-  return [{ name: 'broker transport', level: 'warn', detail: `${url} is plain text to a host that is not this box`, fix: 'use mqtts:// (port 8883: provisioning/broker/, docs/security.md) or a VPN; plain mqtt:// only to 127.0.0.1' }];
-}
-
-/** The broker is this box itself (127.0.0.0/8, ::1, localhost, IPv4-mapped 127/8): plain text never leaves it. */
-export function isLoopbackUrl(url: string): boolean {
-  let host: string;
-  try {
-    host = new URL(url).hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  } catch {
-    return false;
-  }
-  return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host) || /^::ffff:(127\.|7f[0-9a-f]{2}:)/.test(host);
 }
 
 async function checkMedia(ctx: DoctorContext): Promise<CheckResult> {

@@ -5,6 +5,7 @@ import { SystemClock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import { EventRecorder } from '../events/recorder.js';
 import { ClockSync } from '../health/clock-sync.js';
+import { execCommand } from '../health/command.js';
 import { HealthSampler } from '../health/sampler.js';
 import { Housekeeping } from '../housekeeping/housekeeping.js';
 import { MqttLink } from '../link/link.js';
@@ -21,6 +22,8 @@ export interface RunEnv {
   watchdogUsec?: string;
   desktop: boolean;
   agentVersion: string;
+  /** The environment of the helper programs the health probes run (timedatectl, vcgencmd): LC_ALL=C. */
+  commandEnv?: Readonly<Record<string, string | undefined>>;
 }
 
 /** Builds the daemon's one context from a validated config: every side effect is chosen here. */
@@ -75,8 +78,8 @@ export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
     log,
     config,
     media,
-    health: new HealthSampler({ dataDir: config.dataDir, log: log.child({ component: 'health' }) }),
-    clockSync: new ClockSync({ log: log.child({ component: 'clock' }) }),
+    health: new HealthSampler({ dataDir: config.dataDir, log: log.child({ component: 'health' }), runCommand: execCommand(3000, env.commandEnv) }),
+    clockSync: new ClockSync({ log: log.child({ component: 'clock' }), runCommand: execCommand(3000, env.commandEnv) }),
     housekeeping: new Housekeeping({ store, clock, log: log.child({ component: 'housekeeping' }), timezone: config.timezone, keepDays: config.history.keepDays }),
     notifier,
     ...(watchdogMs ? { watchdogMs } : {}),

@@ -1,9 +1,10 @@
-import { readdir, readFile, statfs } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ThrottledState } from '../protocol/outbound.js';
 
-// Subprocess-free probes of a Linux / Raspberry Pi box. Each reads a few bytes from sysfs
-// or calls statfs, so they are cheap enough to run on every heartbeat. `doctor` reuses them.
+// Subprocess-free probes of a Linux / Raspberry Pi box. Each reads a few bytes from sysfs, so
+// they are cheap enough to run on every heartbeat (free space is fsx/free-space.ts's statfs).
+// `doctor` reuses them.
 
 // The heartbeat's `throttled` object: its shape is the contract's, defined once in the protocol.
 export type { ThrottledState } from '../protocol/outbound.js';
@@ -61,20 +62,6 @@ export async function findThrottledFile(sysfsRoot = '/sys'): Promise<string | un
   return undefined;
 }
 
-/** Free space (MB, for the agent's user) of the filesystem holding `dir`, or of its nearest existing parent. */
-export async function diskFreeMB(dir: string): Promise<number> {
-  let d = path.resolve(dir);
-  for (;;) {
-    try {
-      const s = await statfs(d);
-      return Math.floor((Number(s.bavail) * Number(s.bsize)) / (1024 * 1024));
-    } catch (e) {
-      const parent = path.dirname(d);
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || parent === d) throw e;
-      d = parent;
-    }
-  }
-}
 
 async function entries(dir: string): Promise<string[]> {
   try {

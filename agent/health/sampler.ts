@@ -3,7 +3,8 @@ import { loadavg } from 'node:os';
 import si from 'systeminformation';
 import type { Logger } from '../core/log.js';
 import { execCommand, isMissingBinary, type RunCommand } from './command.js';
-import { diskFreeMB, findThrottledFile, parseThrottled, readThermalZoneC, type ThrottledState } from './probes.js';
+import { diskFreeMB } from '../fsx/free-space.js';
+import { findThrottledFile, parseThrottled, readThermalZoneC, type ThrottledState } from './probes.js';
 
 /** Heartbeat health fields (PROTOCOL §8) plus Pi throttling when the box has the firmware interface. */
 export interface HealthSample {

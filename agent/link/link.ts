@@ -1,3 +1,6 @@
+// size: the connection's life (attempt, CONNECT, close, backoff) and the routing of what arrives
+// share one piece of state (client, up, session, pending acks); the parts that need none of it
+// are beside it (status, subscriptions, intake, commands, heartbeat, outbox, rejected).
 import mqtt, { type IClientOptions, type MqttClient, type Packet } from 'mqtt';
 import type { Config } from '../config/config.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
@@ -14,10 +17,10 @@ import type { LinkHost } from './host.js';
 import { DesiredIntake } from './intake.js';
 import { OutboxPublisher } from './outbox.js';
 import { RejectedReporter } from './rejected.js';
+import { StatusPublisher } from './status.js';
 import { Subscriptions } from './subscriptions.js';
 import { Topics } from '../protocol/topics.js';
 import { typedPublisher, type TypedPublish } from '../protocol/encode.js';
-import { statusOffline, statusOnline } from '../protocol/outbound.js';
 import type { PublishOpts, Wire } from './wire.js';
 
 export interface Link {
@@ -74,12 +77,10 @@ export class MqttLink implements Link {
   private failures = 0;
   private lastError: string | undefined;
   private reconnectTimer: TimerHandle | undefined;
-  private statusChain: Promise<void> = Promise.resolve();
   /** PUBACK reason codes by packet id, captured before mqtt.js hides them (it reports 0x10 as success). */
   private readonly pubackRc = new Map<number, number>();
   private pending = new Set<(e: Error) => void>();
   private readonly subscriptions: Subscriptions;
-  private statusRepublishQueued = false;
   readonly rejected: RejectedReporter;
   private readonly topics: Topics;
   private readonly keys: KeyRing | undefined;
@@ -89,6 +90,7 @@ export class MqttLink implements Link {
   private readonly heartbeat: HeartbeatPublisher;
   private readonly wire: Wire;
   private readonly send: TypedPublish<Promise<number>>;
+  private readonly status: StatusPublisher;
 
   constructor(private readonly ctx: LinkContext) {
     const { config, store, clock, log, events } = ctx;
@@ -98,6 +100,13 @@ export class MqttLink implements Link {
     this.keys = config.security.assignmentKeys;
     this.wire = { connected: () => this.up, publish: (t, p, o) => this.publishRaw(t, p, o) };
     this.send = typedPublisher((k) => this.topics.of(k), (t, p, o) => this.publishRaw(t, p, o));
+    this.status = new StatusPublisher({
+      log, send: this.send, agentVersion: ctx.agentVersion, bootedAt: ctx.bootedAt,
+      session: () => this.session,
+      live: () => this.up && !this.stopping,
+      storeId: () => store.storeId(),
+      applied: () => this.applied(),
+    });
     this.subscriptions = new Subscriptions({
       clock, log, events,
       live: () => (this.up && !this.stopping ? this.client : undefined),
@@ -160,7 +169,7 @@ export class MqttLink implements Link {
     if (!c) return;
     if (this.up) {
       // A clean DISCONNECT deletes the Will, so say "offline" ourselves, retained, first.
-      await withTimeout(this.send('status', statusOffline(this.session)), 3000).catch(() => undefined);
+      await withTimeout(this.status.offline(), 3000).catch(() => undefined);
       await withTimeout(new Promise<void>((r) => c.end(false, {}, () => r())), 3000).catch(() => c.end(true));
     } else {
       c.end(true);
@@ -182,13 +191,7 @@ export class MqttLink implements Link {
   }
 
   publishStatus(): Promise<void> {
-    const next = this.statusChain.then(async () => {
-      if (!this.up) return;
-      const { store, agentVersion, bootedAt } = this.ctx;
-      await this.send('status', statusOnline({ session: this.session, storeId: store.storeId(), agentVersion, bootedAt, applied: this.applied() }));
-    });
-    this.statusChain = next.catch((e: unknown) => this.ctx.log.debug({ err: e }, 'status not published'));
-    return this.statusChain;
+    return this.status.publish();
   }
 
   /** Current session number (0 before the first connection). */
@@ -334,25 +337,7 @@ export class MqttLink implements Link {
       void this.commands.handle(topic, payload, props);
     } else if (!retained) {
       // The retained copy sent on subscribe is whatever preceded our birth, which replaces it.
-      this.onOwnStatus(payload);
-    }
-  }
-
-  /**
-   * A Will of an earlier session can land after our birth (a half-open old connection dropped
-   * late). It carries the old session number; re-assert the current status over it.
-   */
-  private onOwnStatus(payload: Buffer): void {
-    try {
-      const s = JSON.parse(payload.toString('utf8')) as { online?: unknown; session?: unknown };
-      // One republish at a time: a flood of fake Wills must not queue a flood of publishes.
-      if (s && s.online === false && s.session !== this.session && this.up && !this.stopping && !this.statusRepublishQueued) {
-        this.ctx.log.info({ stale: s.session, session: this.session }, 'late Will of an old session: republishing status');
-        this.statusRepublishQueued = true;
-        void this.publishStatus().finally(() => { this.statusRepublishQueued = false; });
-      }
-    } catch {
-      // Not ours to judge; ignore.
+      this.status.onOwnStatus(payload);
     }
   }
 }

@@ -1,6 +1,6 @@
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
-import { diskFreeMB } from '../health/probes.js';
+import { diskFreeMB } from '../fsx/free-space.js';
 
 const CHECK_MS = 60_000;
 

@@ -1,3 +1,6 @@
+// size: one class is the whole Store interface over one serialised connection: which lane each
+// call takes and which calls share a transaction is the part worth reading together; the SQL of
+// each area lives beside it (play-sql, desired-sql, migrations, write-buffer, recovery).
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { SystemClock, type Clock } from '../core/clock.js';

@@ -123,11 +123,4 @@ export const RULES: Rule[] = [
  * What main breaks as the reshape of issue 9 begins (9d72cfd), each with what removes it. Remove an
  * entry when that lands: the test fails on an entry that matches nothing, so the list only shrinks.
  */
-export const KNOWN_EXCEPTIONS: KnownException[] = [
-  // not in any branch yet: diskFreeMB (statfs) wants a home below both, e.g. fsx/; the helper commands' environment (process.env plus LC_ALL=C) wants handing in from main.ts
-  { rule: 'store-bottom', key: 'agent/store/free-space.ts -> agent/health/probes.ts', until: 'open' },
-  { rule: 'process-main-only', key: 'agent/health/command.ts: process.env', until: 'open' },
-  // item 5 splits mpv-player.ts and engine.ts; the others need a split or a "// size:" reason by their owners
-  { rule: 'size-reason', key: 'agent/link/link.ts', until: 'open (item 2 shrinks it)' },
-  { rule: 'size-reason', key: 'agent/store/sqlite-store.ts', until: 'open' },
-];
+export const KNOWN_EXCEPTIONS: KnownException[] = [];
