@@ -157,3 +157,13 @@ t.test('file:// is confined to media.fileRoots: outside, .., and symlinks out ar
   while (!rig.failed.some((f) => f.ref.sha256 === 'e'.repeat(64))) await rig.next();
   t.match(rig.failed.at(-1)!.reason, /^cannot read file:.*gone\.mp4: ENOENT/, 'inside a root, a missing file says so');
 });
+
+t.test('a name lookup that hangs is given up by the stall watchdog ("could not fetch")', async (t) => {
+  const rig = await startCache(t, tempDir(t, 'media-'), { ctx: { lookup: () => new Promise(() => undefined) } });
+  rig.cache.want([{ url: 'http://hangs.example.test/a.mp4', sha256: 'a'.repeat(64) }]);
+  const failed = rig.next();
+  await new Promise((r) => setTimeout(r, 50));
+  await rig.clock.advanceBy(61_000);
+  t.equal(await failed, 'failed');
+  t.equal(rig.failed[0]!.reason, 'could not fetch');
+});

@@ -82,7 +82,8 @@ async function request(o: TransferOpts, headers: Record<string, string>, signal:
   let url = new URL(o.url);
   for (let hop = 0; ; hop++) {
     try {
-      await checkHttpTarget(url, o.sources, o.lookup);
+      // getaddrinfo cannot be cancelled: the watchdog's abort must not wait for it.
+      await Promise.race([checkHttpTarget(url, o.sources, o.lookup), aborted(signal)]);
     } catch (e) {
       if (e instanceof SourceRefused) throw e;
       throw asTransferError(e, signal); // the name did not resolve
@@ -262,6 +263,11 @@ function asTransferError(e: unknown, signal: AbortSignal): TransferError {
   const code = err.code ?? err.cause?.code;
   const detail = err.cause?.message ?? err.message;
   return new TransferError(COULD_NOT_FETCH, 'transient', code ? `${code}: ${detail}` : detail);
+}
+
+/** Rejects when `signal` aborts (with its reason), never resolves otherwise. */
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => (signal.aborted ? reject(signal.reason) : signal.addEventListener('abort', () => reject(signal.reason), { once: true })));
 }
 
 /** Aborts a transfer that makes no progress for `idleMs`, checked a few times per period on the injected clock. */
