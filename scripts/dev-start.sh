@@ -82,7 +82,8 @@ cat >"$dev/signage-agent.json" <<JSON
   "dataDir": "$dev/data",
   "heartbeatSec": 10,
   "mqtt": { "url": "mqtt://127.0.0.1:$port", "topicPrefix": "signage" },
-  "player": $player
+  "player": $player,
+  "media": { "fileRoots": ["$dev/media"] }
 }
 JSON
 # An invalid system timezone name would stop the agent: fall back to the contract's default.

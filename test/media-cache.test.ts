@@ -30,21 +30,30 @@ t.test('evicts least recently used beyond maxBytes, never a pinned file', async 
   t.ok(rig.cache.status().bytes <= 250_000);
 });
 
-t.test('pinned files stay even when they exceed maxBytes', async (t) => {
+t.test('pinned files stay even when they exceed maxBytes (a smaller cache after a restart)', async (t) => {
   const srv = await startMediaServer(t);
   const refs = ['x', 'y'].map((n) => {
     const body = blob(100_000);
     srv.serve(`/${n}`, { body });
     return { url: srv.url(`/${n}`), sha256: sha256(body) };
   });
-  const rig = await startCache(t, tempDir(t, 'media-'), { maxBytes: 150_000 });
+  const dir = tempDir(t, 'media-');
+  const before = await startCache(t, dir, { maxBytes: 250_000 });
+  before.cache.want(refs);
+  await Promise.all(refs.map((r) => before.until(r.sha256)));
+  await before.cache.stop();
+  // cacheMaxMB lowered below what the plan already has: nothing it needs is deleted (the plan
+  // is known before the cache starts, as the agent's store has it).
+  const rig = await startCache(t, dir, { maxBytes: 150_000, start: false });
   rig.cache.want(refs);
-  await Promise.all(refs.map((r) => rig.until(r.sha256)));
+  await rig.cache.start();
+  await rig.cache.rechecked();
   t.equal(rig.cache.status().files, 2);
   t.ok(refs.every((r) => rig.cache.resolve(r)), 'both resolvable: the plan in force needs them');
   rig.cache.want([refs[1]!]);
   await waitFor('rig.cache.status().files === 1', () => rig.cache.status().files === 1, 10_000);
   t.equal(rig.cache.resolve(refs[0]!), undefined, 'unpinned one evicted once the plan dropped it');
+  t.equal(srv.requests.length, 2, 'nothing fetched again');
 });
 
 t.test('a file larger than the whole cache fails instead of filling the disk', async (t) => {

@@ -49,6 +49,7 @@ t.test('a new loop replaces the old one on screen only once verified; a 404 neve
     maxBytes: a.length + b.length - 1,
     clock,
     log,
+    sources: { fileRoots: [], allowHosts: ['127.0.0.1'] }, // the media server is on loopback
     events: {
       onVerified: (sha) => {
         if (sha === B.sha256) aOnDiskWhenBVerified = existsSync(fileOf(A));

@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { CachedFile } from '../agent/media/index-file.js';
-import { backoffDelay, evictionOrder, RARE_BACKOFF, TRANSIENT_BACKOFF } from '../agent/media/policy.js';
+import { backoffDelay, evictionOrder, planNeed, RARE_BACKOFF, TRANSIENT_BACKOFF } from '../agent/media/policy.js';
 
 t.test('backoff doubles from its first delay up to its cap, with ±20% jitter', async (t) => {
   t.same([0, 1, 2, 3].map((n) => backoffDelay(TRANSIENT_BACKOFF, n, 0.5)), [5_000, 10_000, 20_000, 40_000]);
@@ -20,4 +20,17 @@ t.test('eviction order: unwanted parts, then least recently used files; kept one
   const order = evictionOrder(files, parts, (sha) => keep.has(sha));
   t.same(order.map((v) => `${v.kind}:${v.sha256[0]}`), ['part:e', 'file:b', 'file:c', 'file:a']);
   t.equal(order[0]!.name, `${'e'.repeat(64)}.part`);
+});
+
+t.test('planNeed: the file, downloads in progress, and verified files listed before it', async (t) => {
+  const sizes = new Map([
+    ['c1', { size: 10, verified: true }],
+    ['c2', { size: 20, verified: false }], // downloading
+    ['old', { size: 40, verified: true }], // the old loop still on screen, listed last
+  ]);
+  const of = (s: string): { size: number; verified: boolean } | undefined => sizes.get(s);
+  t.equal(planNeed(['c1', 'c2', 'new', 'old'], 'new', 5, of), 35, 'the old loop listed after it is not counted');
+  t.equal(planNeed(['new', 'c1', 'c2'], 'new', 5, of), 25, 'a download in progress counts wherever it is listed');
+  t.equal(planNeed(['old', 'new'], 'new', 5, of), 45);
+  t.equal(planNeed(['new'], 'new', 5, of), 5);
 });

@@ -7,6 +7,7 @@ import { findThrottledFile, parseThrottled } from '../health/probes.js';
 import { MediaCache } from '../media/cache.js';
 import { FINAL_RE } from '../media/index-file.js';
 import { listHdmiConnectors } from '../player/display.js';
+import { LAVF_FORMATS } from '../core/media-formats.js';
 import { buildMpvArgs } from '../player/mpv-args.js';
 import { inspectStore } from '../store/inspect.js';
 import { storeFileOf } from './paths.js';
@@ -74,6 +75,8 @@ async function checkMpv(ctx: DoctorContext, exec: Exec): Promise<CheckResult[]> 
     ...buildMpvArgs(ctx.config.player.args, { desktop: ctx.desktop ?? false, ...(ctx.sysfsRoot ? { sysfsRoot: ctx.sysfsRoot } : {}) }),
     '--idle=no',
     '--force-window=no',
+    // The test picture comes from libavfilter, which the agent's demuxer list leaves out.
+    `--demuxer-lavf-o-append=format_whitelist=${[...LAVF_FORMATS, 'lavfi'].join(',')}`,
     '--frames=1',
     '--msg-level=all=error,term-msg=status',
     '--term-playing-msg=doctor: vo=${current-vo} hwdec=${hwdec}',
@@ -206,7 +209,7 @@ export function checkTimezone(tz: string, now = new Date()): CheckResult {
 
 async function checkMedia(ctx: DoctorContext): Promise<CheckResult> {
   const dir = path.join(ctx.config.dataDir, 'media');
-  const cache = new MediaCache({ dir, maxBytes: ctx.config.media.cacheMaxMB * 1024 * 1024, clock: new SystemClock(), log: ctx.log });
+  const cache = new MediaCache({ dir, maxBytes: ctx.config.media.cacheMaxMB * 1024 * 1024, clock: new SystemClock(), log: ctx.log, sources: ctx.config.media });
   const problems = await cache.verifyAll();
   if (problems.length === 1 && problems[0]?.startsWith('cannot read') && /ENOENT/.test(problems[0])) {
     return { name: 'media cache', level: 'ok', detail: `${dir} empty (nothing downloaded yet)` };

@@ -49,6 +49,8 @@ export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
     clock,
     log: log.child({ component: 'media' }),
     mpvPath: config.player.mpvPath,
+    sources: config.media,
+    minFreeBytes: config.media.minFreeMB * 1024 * 1024,
     events: {
       onVerified: () => verified.onVerified(),
       onFailed: (ref, reason) => void events.record('media-failed', { url: ref.url, sha256: ref.sha256, reason }),

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import { readKeyRing, type KeyRing } from '../protocol/envelope.js';
@@ -24,6 +25,23 @@ const assignmentKeysSchema = z
     for (const p of problems) ctx.issues.push({ code: 'custom', path: [p.index], message: p.problem, input: entries[p.index] });
     return ring;
   });
+
+/** Where `file://` media may be read from (issue 10): places meant for media, not the whole box. */
+export const DEFAULT_FILE_ROOTS = ['/srv/signage', '/srv/house', '/media', '{dataDir}/media-in'];
+
+const fileRootSchema = z
+  .string()
+  .refine((r) => path.isAbsolute(r) || r.startsWith('{dataDir}/'), 'must be an absolute directory (or start with {dataDir}/)');
+
+/** A host name, an IP address, or an IP/prefix. */
+function validHostEntry(h: string): boolean {
+  const [ip, bits, ...rest] = h.split('/');
+  const family = isIP(ip ?? '');
+  if (bits !== undefined) return rest.length === 0 && family !== 0 && /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+  return family !== 0 || /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$/.test(h);
+}
+
+const mediaDefaults = { cacheMaxMB: 2048, minFreeMB: 256, fileRoots: DEFAULT_FILE_ROOTS, allowHosts: [] as string[] };
 
 const configSchema = z.strictObject({
   deviceId: idSchema,
@@ -54,8 +72,13 @@ const configSchema = z.strictObject({
   media: z
     .strictObject({
       cacheMaxMB: z.number().int().min(16).max(1_000_000).default(2048),
+      /** Free space on the data filesystem a download may not eat into. */
+      minFreeMB: z.number().int().min(0).max(1_000_000).default(256),
+      fileRoots: z.array(fileRootSchema).max(64).default(DEFAULT_FILE_ROOTS),
+      /** Hosts that may resolve to loopback/private/link-local addresses (a LAN media server). */
+      allowHosts: z.array(z.string().refine(validHostEntry, 'must be a host name, an IP address or an IP/prefix')).max(256).default([]),
     })
-    .default({ cacheMaxMB: 2048 }),
+    .default(mediaDefaults),
   security: z
     .strictObject({
       assignmentKeys: assignmentKeysSchema,
@@ -108,6 +131,7 @@ export function parseConfig(raw: unknown, configPath: string, isRoot = false): C
     ...c,
     dataDir,
     configPath: path.resolve(configPath),
+    media: { ...c.media, fileRoots: c.media.fileRoots.map((r) => path.resolve(r.replace(/^\{dataDir\}\//, `${dataDir}/`))) },
     mqtt: {
       ...c.mqtt,
       passwordFile: resolve(c.mqtt.passwordFile),

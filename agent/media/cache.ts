@@ -1,39 +1,19 @@
 import { existsSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import path from 'node:path';
-import type { Clock } from '../core/clock.js';
-import type { Logger } from '../core/log.js';
 import type { MediaRef } from '../core/types.js';
 import type { Clip } from '../core/clip.js';
 import { Downloads, type Downloaded, type MediaFailure } from './downloads.js';
 import { type CachedFile, checkFiles, scanCacheDir } from './index-file.js';
+import type { MediaCacheCtx } from './cache-ctx.js';
 import { IndexWriter } from './index-writer.js';
-import { evictionOrder, learnedLengthFits } from './policy.js';
+import { evictionOrder, learnedLengthFits, lengthOf, mb, planNeed } from './policy.js';
 import { probeDuration } from './probe.js';
 import { Rechecker, type RecheckResult } from './recheck.js';
+import { checkFreeSpace } from './room.js';
+import { TransferError } from './transfer.js';
 
-export interface MediaCacheEvents {
-  /** A file was downloaded and its sha256 checked: re-plan, campaigns using it can play now. */
-  onVerified?(sha256: string): void;
-  /** An attempt failed (reported once per distinct reason, not on every retry): the `media-failed` event. */
-  onFailed?(ref: MediaRef, reason: string): void;
-}
-
-export interface MediaCacheCtx {
-  dir: string;
-  maxBytes: number;
-  clock: Clock;
-  log: Logger;
-  events?: MediaCacheEvents;
-  fetchImpl?: typeof fetch;
-  /** Parallel downloads (default 2: a Pi's SD card and uplink gain nothing from more). */
-  concurrency?: number;
-  /** mpv used to probe each verified file's length (default `mpv`). */
-  mpvPath?: string;
-  probeTimeoutMs?: number;
-  /** One cached file re-hashed per period after the start-up sweep (default 5 min). */
-  recheckEveryMs?: number;
-}
+export type { MediaCacheCtx, MediaCacheEvents } from './cache-ctx.js';
 
 const LAST_USED_PERSIST_MS = 3_600_000;
 
@@ -45,6 +25,8 @@ const LAST_USED_PERSIST_MS = 3_600_000;
 export class MediaCache {
   private files = new Map<string, CachedFile>();
   private parts = new Map<string, number>();
+  /** Sizes that downloads in progress announced (their `.part` files will grow to that). */
+  private readonly announced = new Map<string, number>();
   /** What the plan in force wants, by sha256: pinned against eviction, and the URLs to fetch again. */
   private pinned = new Map<string, MediaRef>();
   private readonly downloads: Downloads;
@@ -70,12 +52,15 @@ export class MediaCache {
       clock: ctx.clock,
       log: ctx.log,
       fetchImpl: ctx.fetchImpl ?? globalThis.fetch,
+      sources: ctx.sources,
+      ...(ctx.lookup ? { lookup: ctx.lookup } : {}),
       concurrency: ctx.concurrency ?? 2,
       stopped: () => this.stopped,
-      makeRoom: (sha, bytes) => this.evict(bytes - (this.parts.get(sha) ?? 0)),
+      makeRoom: (sha, bytes) => this.makeRoom(sha, bytes),
       probe: (name, signal) => this.probe(name, signal),
       onDownloaded: (d, probed) => this.verified(d, probed),
       onPartLeft: (sha, bytes) => {
+        this.announced.delete(sha);
         if (bytes === undefined) this.parts.delete(sha);
         else this.parts.set(sha, bytes);
       },
@@ -119,8 +104,9 @@ export class MediaCache {
   /** The media the plan in force needs. Starts downloads of missing ones; pins these against eviction. */
   want(refs: MediaRef[]): void {
     const wanted = new Map(refs.map((r) => [r.sha256.toLowerCase(), r] as const));
+    const freed = [...this.pinned.keys()].some((s) => !wanted.has(s));
     this.pinned = wanted;
-    this.downloads.want(wanted, (sha) => this.files.has(sha));
+    this.downloads.want(wanted, (sha) => this.files.has(sha), freed);
     this.evictSoon();
   }
 
@@ -250,10 +236,27 @@ export class MediaCache {
     this.files.set(sha, f);
     this.recheck.markChecked(sha);
     this.parts.delete(sha);
+    this.announced.delete(sha);
     this.ctx.log.info({ sha256: sha, url: d.url, bytes: d.size, probedMs: probed, after: d.after }, 'media verified');
     this.index.markDirty();
     this.evictSoon();
     this.ctx.events?.onVerified?.(sha);
+  }
+
+  /**
+   * A download announced its size: refuse it if the plan's media would then pass the cache size
+   * (planNeed) or the disk's free-space floor, else evict what is not needed to make room.
+   */
+  private async makeRoom(sha: string, bytes: number): Promise<void> {
+    const sizeOf = (s: string): { size: number; verified: boolean } | undefined => {
+      const n = this.files.get(s)?.size ?? this.announced.get(s) ?? this.parts.get(s);
+      return n === undefined ? undefined : { size: n, verified: this.files.has(s) };
+    };
+    const need = planNeed([...this.pinned.keys()], sha, bytes, sizeOf);
+    if (need > this.ctx.maxBytes) throw new TransferError(`cache full: plan needs ${mb(need)} MB > cacheMaxMB ${mb(this.ctx.maxBytes, true)} MB`, 'rare', undefined, true);
+    this.announced.set(sha, bytes);
+    await this.evict(bytes - (this.parts.get(sha) ?? 0));
+    await checkFreeSpace(this.ctx.dir, path.join(this.ctx.dir, `${sha}.part`), bytes, this.ctx.minFreeBytes ?? 0);
   }
 
   private evictSoon(): void {
@@ -291,8 +294,4 @@ export class MediaCache {
     this.evicting = next.catch(() => undefined);
     return next;
   }
-}
-
-function lengthOf(f: CachedFile): number | undefined {
-  return typeof f.probedMs === 'number' ? f.probedMs : f.durationMs;
 }

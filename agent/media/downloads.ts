@@ -1,10 +1,11 @@
-import { stat } from 'node:fs/promises';
+import { stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import type { MediaRef } from '../core/types.js';
 import { extensionOf } from './index-file.js';
 import { backoffDelay, RARE_BACKOFF, TRANSIENT_BACKOFF } from './policy.js';
+import type { Lookup, SourcePolicy } from './sources.js';
 import { transfer, TransferError } from './transfer.js';
 
 export interface MediaFailure {
@@ -31,6 +32,8 @@ export interface DownloadsContext {
   clock: Clock;
   log: Logger;
   fetchImpl: typeof fetch;
+  sources: SourcePolicy;
+  lookup?: Lookup;
   concurrency: number;
   /** The cache is stopping: start nothing, schedule no retry. */
   stopped(): boolean;
@@ -53,6 +56,8 @@ interface Job {
   rareFailures: number;
   reason?: string;
   reported?: string;
+  /** The last attempt was refused for want of room: worth trying again as soon as the plan shrinks. */
+  noRoom?: boolean;
   nextRetryAt: number;
   retry?: TimerHandle;
   abort?: AbortController;
@@ -88,14 +93,18 @@ export class Downloads {
     await Promise.allSettled([...this.running]);
   }
 
-  /** Exactly these are wanted (by lower-case sha256): others are dropped, missing ones queued. */
-  want(wanted: Map<string, MediaRef>, inCache: (sha256: string) => boolean): void {
+  /** Exactly these are wanted (by lower-case sha256): others are dropped, missing ones queued. `freed`: cached media left the plan. */
+  want(wanted: Map<string, MediaRef>, inCache: (sha256: string) => boolean, freed = false): void {
+    let dropped = freed;
     for (const [sha, job] of this.jobs) {
       if (wanted.has(sha)) continue;
       job.retry?.cancel();
       job.abort?.abort();
       this.jobs.delete(sha);
+      dropped = true;
     }
+    // Media dropped from the plan may have freed the room another file was refused for.
+    if (dropped) for (const job of this.jobs.values()) if (job.noRoom && job.state === 'waiting') this.requeue(job);
     for (const [sha, ref] of wanted) {
       if (inCache(sha)) continue;
       const job = this.jobs.get(sha);
@@ -161,6 +170,8 @@ export class Downloads {
       finalPath: path.join(this.ctx.dir, name),
       maxBytes: this.ctx.maxBytes,
       fetchImpl: this.ctx.fetchImpl,
+      sources: this.ctx.sources,
+      ...(this.ctx.lookup ? { lookup: this.ctx.lookup } : {}),
       clock: this.ctx.clock,
       signal: abort.signal,
       onSize: (bytes) => this.ctx.makeRoom(sha, bytes),
@@ -188,7 +199,10 @@ export class Downloads {
 
   private async failed(job: Job, e: unknown, aborted: boolean): Promise<void> {
     const sha = job.ref.sha256;
-    const partSize = await stat(path.join(this.ctx.dir, `${sha}.part`)).then((s) => s.size, () => undefined);
+    const part = path.join(this.ctx.dir, `${sha}.part`);
+    // Refused for want of room: what it wrote so far is exactly what must not stay.
+    if (e instanceof TransferError && e.noRoom) await unlink(part).catch(() => undefined);
+    const partSize = await stat(part).then((s) => s.size, () => undefined);
     this.ctx.onPartLeft(sha, partSize);
     if (aborted || this.ctx.stopped() || this.jobs.get(sha) !== job) return; // no longer wanted, or shutting down
     const err = e instanceof TransferError ? e : new TransferError((e as Error)?.message ?? String(e), 'transient');
@@ -202,9 +216,11 @@ export class Downloads {
     }
     job.state = 'waiting';
     job.nextRetryAt = this.ctx.clock.now() + delay;
+    job.noRoom = err.noRoom;
     if (err.kind !== 'restart') {
       job.reason = err.message;
-      this.ctx.log.warn({ sha256: sha, url: job.ref.url, reason: err.message, retryInMs: delay }, 'media download failed');
+      // The detail (errno, resolved address, hash got) stays on the box: see COULD_NOT_FETCH.
+      this.ctx.log.warn({ sha256: sha, url: job.ref.url, reason: err.message, detail: err.detail, retryInMs: delay }, 'media download failed');
       if (job.reported !== err.message) {
         job.reported = err.message;
         this.ctx.onFailed(job.ref, err.message);

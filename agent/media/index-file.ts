@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { MEDIA_EXTENSIONS } from '../core/media-formats.js';
 import type { EpochMs } from '../core/types.js';
 import type { Logger } from '../core/log.js';
 import { ATOMIC_TEMP_SUFFIX, writeFileAtomic } from '../fsx/atomic.js';
@@ -137,7 +138,8 @@ async function readIndex(dir: string, log: Logger): Promise<IndexDoc> {
 export function extensionOf(url: string): string {
   try {
     const ext = path.posix.extname(new URL(url).pathname).toLowerCase();
-    return /^\.[a-z0-9]{1,5}$/.test(ext) ? ext : '';
+    // Only media extensions: `.m3u`, `.edl` or `.txt` would be a hint to mpv to read a playlist.
+    return MEDIA_EXTENSIONS.has(ext) ? ext : '';
   } catch {
     return '';
   }

@@ -48,3 +48,42 @@ export function evictionOrder(files: Iterable<CachedFile>, parts: ReadonlyMap<st
 export function learnedLengthFits(probedMs: number, measuredMs: number): boolean {
   return Math.abs(measuredMs - probedMs) <= 1_000 + 0.1 * probedMs;
 }
+
+/** A cached clip's length for planning: mpv's probe of the file, else what plays measured. */
+export function lengthOf(f: CachedFile): number | undefined {
+  return typeof f.probedMs === 'number' ? f.probedMs : f.durationMs;
+}
+
+export interface WantedSize {
+  size: number;
+  /** Verified and on disk (else a download in progress that announced this size). */
+  verified: boolean;
+}
+
+/**
+ * The bytes the plan needs once `sha256` (of `bytes`) is in: itself, every other wanted file
+ * downloading, and the wanted verified files listed before it. Verified files listed after it
+ * are left out: the agent lists campaigns, then the loop, then the old loop still on screen
+ * during a loop replacement, which stays (pinned, on top of the budget) only until the new one
+ * takes over. `order` is the wanted sha256s in the agent's order.
+ */
+export function planNeed(order: readonly string[], sha256: string, bytes: number, sizeOf: (sha256: string) => WantedSize | undefined): number {
+  let need = bytes;
+  let before = true;
+  for (const s of order) {
+    if (s === sha256) {
+      before = false;
+      continue;
+    }
+    const w = sizeOf(s);
+    if (w && (before || !w.verified)) need += w.size;
+  }
+  return need;
+}
+
+/** Megabytes for a reason: whole from 10 up, one decimal below (small test caches); `down` for a limit. */
+export function mb(bytes: number, down = false): string {
+  const m = bytes / (1024 * 1024);
+  const round = down ? Math.floor : Math.ceil;
+  return m >= 10 ? String(round(m)) : (round(m * 10) / 10).toFixed(1);
+}

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { MPV_MEDIA_SAFETY_ARGS } from '../core/media-formats.js';
 
 export interface ProbeOpts {
   mpvPath: string;
@@ -34,7 +35,7 @@ function runProbe(file: string, o: ProbeOpts, deadline: number, extra: string[])
     const args = [
       '--no-config', '--load-scripts=no', '--ytdl=no', '--osc=no', '--input-terminal=no',
       '--vo=null', '--ao=null', '--hwdec=no', '--untimed', '--frames=1', '--image-display-duration=0',
-      '--idle=no', '--msg-level=all=no,term-msg=info', ...extra,
+      '--idle=no', '--msg-level=all=no,term-msg=info', ...MPV_MEDIA_SAFETY_ARGS, ...extra,
       `--term-playing-msg=${MARK} \${=duration} \${=current-tracks/video/image}`,
       '--', file,
     ];

@@ -2,9 +2,19 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Clock } from '../core/clock.js';
 import { fsyncDir } from '../fsx/atomic.js';
+import { checkHttpTarget, openConfined, SourceRefused, type Lookup, type SourcePolicy } from './sources.js';
+
+/**
+ * The one reason a `media-failed` event gives for any failure to reach or hear from a server:
+ * refused, timed out, unreachable, unresolvable or silent all look alike to whoever published
+ * the URL, so a URL cannot be used to scan ports (the detail goes to the local log only).
+ */
+export const COULD_NOT_FETCH = 'could not fetch';
+const MAX_REDIRECTS = 5;
+/** Without a Content-Length, the cache is asked for room again every this many bytes. */
+const GROWTH_STEP = 1 << 20;
 
 /** Why a transfer failed, and how soon trying again makes sense. */
 export class TransferError extends Error {
@@ -15,6 +25,10 @@ export class TransferError extends Error {
      * restart: a resume went wrong and the partial file is gone, so try again from zero at once.
      */
     readonly kind: 'transient' | 'rare' | 'restart',
+    /** What really happened, for the local log only (never in an event). */
+    readonly detail?: string,
+    /** Refused because the cache or the disk has no room for it (retried once the plan shrinks). */
+    readonly noRoom = false,
   ) {
     super(message);
   }
@@ -29,11 +43,18 @@ export interface TransferOpts {
   /** Refuse anything bigger (the cache could never hold it). */
   maxBytes: number;
   fetchImpl: typeof fetch;
+  /** Where media may come from (sources.ts). */
+  sources: SourcePolicy;
+  /** DNS for the address check (tests); default the system resolver, all addresses. */
+  lookup?: Lookup;
   clock: Clock;
   signal: AbortSignal;
   /** Abort when no byte arrived for this long (a stalled TCP connection never errors by itself). */
   idleMs?: number;
-  /** Called before writing, with the full size when the server announced it (lets the cache make room). */
+  /**
+   * Called before writing with the full size when it is known, else every MiB with the size so
+   * far: lets the cache make room, or refuse (by throwing a TransferError) media it cannot hold.
+   */
   onSize?(bytes: number): Promise<void> | void;
 }
 
@@ -43,9 +64,47 @@ export interface TransferOpts {
  * is kept after a network error (resume with Range next time) and deleted on a mismatch.
  */
 export async function transfer(o: TransferOpts): Promise<number> {
-  if (o.url.startsWith('file://')) return copyLocal(o);
-  if (/^https?:\/\//.test(o.url)) return download(o);
+  try {
+    if (o.url.startsWith('file://')) return await copyLocal(o);
+    if (/^https?:\/\//.test(o.url)) return await download(o);
+  } catch (e) {
+    if (e instanceof SourceRefused) throw new TransferError(e.message, 'rare');
+    throw e;
+  }
   throw new TransferError(`unsupported URL scheme: ${o.url.slice(0, 16)}`, 'rare');
+}
+
+/**
+ * Requests `o.url`, following redirects by hand so that every hop's target is checked against
+ * the source policy before anything is sent to it (fetch's own redirects would not be).
+ */
+async function request(o: TransferOpts, headers: Record<string, string>, signal: AbortSignal): Promise<Response> {
+  let url = new URL(o.url);
+  for (let hop = 0; ; hop++) {
+    try {
+      // getaddrinfo cannot be cancelled: the watchdog's abort must not wait for it.
+      await Promise.race([checkHttpTarget(url, o.sources, o.lookup), aborted(signal)]);
+    } catch (e) {
+      if (e instanceof SourceRefused) throw e;
+      throw asTransferError(e, signal); // the name did not resolve
+    }
+    let res: Response;
+    try {
+      res = await o.fetchImpl(url, { signal, headers, redirect: 'manual' });
+    } catch (e) {
+      throw asTransferError(e, signal);
+    }
+    if (![301, 302, 303, 307, 308].includes(res.status)) return res;
+    await res.body?.cancel().catch(() => undefined);
+    const location = res.headers.get('location');
+    if (!location) throw new TransferError(`HTTP ${res.status} without a Location`, 'rare');
+    if (hop >= MAX_REDIRECTS) throw new TransferError(`too many redirects (more than ${MAX_REDIRECTS})`, 'rare');
+    try {
+      url = new URL(location, url);
+    } catch {
+      throw new TransferError(`HTTP ${res.status} to an invalid Location`, 'rare');
+    }
+  }
 }
 
 async function download(o: TransferOpts): Promise<number> {
@@ -55,14 +114,10 @@ async function download(o: TransferOpts): Promise<number> {
   const ctrl = new AbortController();
   const abortOnParent = (): void => ctrl.abort(o.signal.reason);
   o.signal.addEventListener('abort', abortOnParent);
-  const watchdog = new Watchdog(o.clock, o.idleMs ?? 60_000, () => ctrl.abort(new TransferError('stalled: no data received', 'transient')));
+  // A silent server is one more way a port can answer: the same reason as a refused connection.
+  const watchdog = new Watchdog(o.clock, o.idleMs ?? 60_000, () => ctrl.abort(new TransferError(COULD_NOT_FETCH, 'transient', 'stalled: no data received')));
   try {
-    let res: Response;
-    try {
-      res = await o.fetchImpl(o.url, { signal: ctrl.signal, headers: offset > 0 ? { range: `bytes=${offset}-` } : {} });
-    } catch (e) {
-      throw asTransferError(e, ctrl.signal);
-    }
+    const res = await request(o, offset > 0 ? { range: `bytes=${offset}-` } : {}, ctrl.signal);
     let start = 0;
     if (res.status === 206) {
       if (offset === 0 || contentRangeStart(res.headers.get('content-range')) !== offset) {
@@ -89,15 +144,22 @@ async function download(o: TransferOpts): Promise<number> {
     }
     const fh = await open(o.partPath, start > 0 ? 'a' : 'w');
     let size = start;
+    let announced = Number.isFinite(length) ? Infinity : start;
     try {
       if (!res.body) throw new TransferError('empty response body', 'transient');
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
         watchdog.progress();
         size += chunk.byteLength;
         if (size > o.maxBytes) throw new TransferError(`too large: over cache size ${o.maxBytes}`, 'rare');
+        if (size >= announced + GROWTH_STEP) {
+          announced = size;
+          await o.onSize?.(size);
+        }
         h.update(chunk);
         await writeAll(fh, chunk);
       }
+      // The last piece since the last step counts too, before the file can be accepted.
+      if (announced !== Infinity && size > announced) await o.onSize?.(size);
       await fh.sync();
     } catch (e) {
       throw asTransferError(e, ctrl.signal);
@@ -112,22 +174,30 @@ async function download(o: TransferOpts): Promise<number> {
 }
 
 async function copyLocal(o: TransferOpts): Promise<number> {
-  let src: string;
+  let src: { fh: FileHandle; file: string };
   try {
-    src = fileURLToPath(o.url);
-    const st = await stat(src);
-    if (!st.isFile()) throw new TransferError(`not a file: ${src}`, 'rare');
-    if (st.size > o.maxBytes) throw new TransferError(`too large: ${st.size} bytes > cache size ${o.maxBytes}`, 'rare');
-    await o.onSize?.(st.size);
+    src = await openConfined(o.url, o.sources.fileRoots);
   } catch (e) {
-    if (e instanceof TransferError) throw e;
+    if (e instanceof SourceRefused) throw e;
     throw new TransferError(`cannot read ${o.url}: ${(e as Error).message}`, 'rare');
   }
+  try {
+    const st = await src.fh.stat();
+    if (!st.isFile()) throw new TransferError(`not a file: ${src.file}`, 'rare');
+    if (st.size > o.maxBytes) throw new TransferError(`too large: ${st.size} bytes > cache size ${o.maxBytes}`, 'rare');
+    await o.onSize?.(st.size);
+    return await copyFrom(o, src.fh);
+  } finally {
+    await src.fh.close().catch(() => undefined);
+  }
+}
+
+async function copyFrom(o: TransferOpts, src: FileHandle): Promise<number> {
   const h = createHash('sha256');
   const fh = await open(o.partPath, 'w');
   let size = 0;
   try {
-    for await (const chunk of createReadStream(src, { signal: o.signal, highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>) {
+    for await (const chunk of src.createReadStream({ signal: o.signal, highWaterMark: 256 * 1024, autoClose: false, start: 0 }) as AsyncIterable<Buffer>) {
       size += chunk.byteLength;
       h.update(chunk);
       await writeAll(fh, chunk);
@@ -146,8 +216,10 @@ async function verify(o: TransferOpts, h: Hash, size: number, resumed: boolean):
   if (got !== o.sha256) {
     await unlink(o.partPath).catch(() => undefined);
     // After a resume the server's file may have changed under us: one clean retry soon.
-    if (resumed) throw new TransferError(`sha256 mismatch after resume (got ${got}); restarting from zero`, 'restart');
-    throw new TransferError(`sha256 mismatch: got ${got}`, 'rare');
+    // The hash got is never in the reason: it would tell a URL's publisher what a file it may
+    // not read contains (or confirm a guess), and the operator fixes the source either way.
+    if (resumed) throw new TransferError('sha256 mismatch after resume; restarting from zero', 'restart', `got ${got}`);
+    throw new TransferError('sha256 mismatch', 'rare', `got ${got}`);
   }
   return finish(o, size);
 }
@@ -190,7 +262,12 @@ function asTransferError(e: unknown, signal: AbortSignal): TransferError {
   const err = e as NodeJS.ErrnoException & { cause?: { code?: string; message?: string } };
   const code = err.code ?? err.cause?.code;
   const detail = err.cause?.message ?? err.message;
-  return new TransferError(code ? `${code}: ${detail}` : detail, 'transient');
+  return new TransferError(COULD_NOT_FETCH, 'transient', code ? `${code}: ${detail}` : detail);
+}
+
+/** Rejects when `signal` aborts (with its reason), never resolves otherwise. */
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => (signal.aborted ? reject(signal.reason) : signal.addEventListener('abort', () => reject(signal.reason), { once: true })));
 }
 
 /** Aborts a transfer that makes no progress for `idleMs`, checked a few times per period on the injected clock. */

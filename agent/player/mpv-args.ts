@@ -1,3 +1,4 @@
+import { MPV_MEDIA_SAFETY_ARGS } from '../core/media-formats.js';
 import { listHdmiConnectors } from './display.js';
 
 /**
@@ -36,6 +37,8 @@ export const AGENT_MPV_ARGS: readonly string[] = [
   '--screenshot-high-bit-depth=no',
   '--screenshot-png-compression=1',
   '--msg-level=all=warn',
+  // Only media containers, never a playlist inside a hash-verified file (core/media-formats.ts).
+  ...MPV_MEDIA_SAFETY_ARGS,
 ];
 
 export interface MpvHost {

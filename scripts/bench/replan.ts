@@ -37,7 +37,7 @@ export async function bench(): Promise<void> {
     const config = parseConfig({ deviceId: 'bench-1', groups: ['all'], dataDir: dir, mqtt: { url: broker.url } }, path.join(dir, 'c.json'), false);
     const clock = new SystemClock();
     const store = new SqliteStore({ file: path.join(dir, 'agent.db'), log });
-    const media = new MediaCache({ dir: path.join(dir, 'media'), maxBytes: 64 << 20, clock, log });
+    const media = new MediaCache({ dir: path.join(dir, 'media'), maxBytes: 64 << 20, clock, log, sources: config.media });
     const waiters: Array<(reason: string) => void> = [];
     const events = new EventRecorder({ store, clock, log });
     const agent = new Agent({

@@ -272,6 +272,9 @@ export function chaosAgent(t: Teardown, dir: string, deviceId: string, broker: B
     timezone: o.timezone,
     heartbeatSec: o.heartbeatSec ?? 5,
     player: { args: ['--vo=null', '--ao=null', `--log-file=${o.mpvLog}`] },
+    // chaosClips copies the clips into `dir`. The disk-full scenario's dataDir is an 8 MB tmpfs:
+    // the default 256 MB free-space floor would refuse every clip before the scenario starts.
+    media: { fileRoots: [dir], allowHosts: ['127.0.0.1'], minFreeMB: 1 },
   }).register(t);
   if (o.logLevel) a.logLevel = o.logLevel;
   return new ChaosAgent(a, o.env ?? {}, o.mpvLog, t);

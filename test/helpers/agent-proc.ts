@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CLIP_DIR } from './clips.js';
 import type { Teardown } from './tmp.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -45,6 +46,9 @@ export class AgentProcess {
       heartbeatSec: 5,
       mqtt: { url: brokerUrl, reconnectMinMs: 200, reconnectMaxMs: 2000, keepaliveSec: 5 },
       player: { args: ['--vo=null', '--ao=null'] },
+      // file:// clips come from the shared clip dir or the test's own dir, http media from a
+      // server on loopback: each allowed explicitly, as a site lists its own (issue 10).
+      media: { fileRoots: [CLIP_DIR, dir], allowHosts: ['127.0.0.1'] },
       ...extra,
     };
     writeFileSync(this.configFile, JSON.stringify(config, null, 2));

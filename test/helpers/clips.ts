@@ -17,7 +17,8 @@ export interface ClipSpec {
 
 // Clips are inputs only, so test files share them: one cache directory, each clip written under
 // a temporary name and renamed, so parallel test files racing to make the same clip are safe.
-const cacheDir = path.join(os.tmpdir(), 'signage-test-clips');
+export const CLIP_DIR = path.join(os.tmpdir(), 'signage-test-clips');
+const cacheDir = CLIP_DIR;
 
 /** An H.264 mp4 made by ffmpeg: `pattern` is testsrc2 (moving every frame), `black` all black, `still` one unmoving grey picture. */
 export async function makeClip(spec: ClipSpec): Promise<string> {

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { pino } from 'pino';
 import { VirtualClock } from '../../agent/core/clock.js';
-import { silentLogger } from '../../agent/core/log.js';
+import { silentLogger, type Logger } from '../../agent/core/log.js';
 import type { MediaRef } from '../../agent/core/types.js';
 import { MediaCache, type MediaCacheCtx } from '../../agent/media/cache.js';
 import type { Teardown } from './tmp.js';
@@ -20,7 +22,14 @@ export function blob(bytes: number): Buffer {
   return randomBytes(bytes);
 }
 
-export async function startCache(t: Teardown, dir: string, opts: { maxBytes?: number; clock?: VirtualClock; start?: boolean; ctx?: Pick<MediaCacheCtx, 'mpvPath' | 'probeTimeoutMs' | 'recheckEveryMs'> } = {}): Promise<Rig> {
+/** A logger whose JSON lines are kept: what the box's journal would get. */
+export function captureLogger(): { log: Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'debug', base: undefined }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+  return { log, lines };
+}
+
+export async function startCache(t: Teardown, dir: string, opts: { maxBytes?: number; clock?: VirtualClock; start?: boolean; ctx?: Partial<Pick<MediaCacheCtx, 'mpvPath' | 'probeTimeoutMs' | 'recheckEveryMs' | 'sources' | 'lookup' | 'minFreeBytes' | 'log'>> } = {}): Promise<Rig> {
   const clock = opts.clock ?? new VirtualClock(Date.parse('2026-01-10T08:00:00Z'));
   const waiters: Array<(k: 'verified' | 'failed') => void> = [];
   const shaWaiters = new Map<string, Array<() => void>>();
@@ -35,6 +44,9 @@ export async function startCache(t: Teardown, dir: string, opts: { maxBytes?: nu
       maxBytes: opts.maxBytes ?? 64 * 1024 * 1024,
       clock,
       log: silentLogger(),
+      // The test media server listens on loopback and file:// sources are in temp dirs: both
+      // allowed here explicitly, as a site would allow its LAN media server (issue 10).
+      sources: { fileRoots: [tmpdir()], allowHosts: ['127.0.0.1'] },
       ...opts.ctx,
       events: {
         onVerified: (sha) => {
