@@ -14,6 +14,7 @@ import type { Link } from './link/link.js';
 import type { MediaCache } from './media/cache.js';
 import { LoopSelection } from './media/loop.js';
 import type { Clip } from './core/clip.js';
+import type { Subscribe } from './core/listeners.js';
 import type { Player } from './player/player.js';
 import { effectiveState, type EffectiveState } from './schedule/desired.js';
 import type { HeartbeatFields } from './protocol/outbound.js';
@@ -31,6 +32,8 @@ export interface AgentContext {
   log: Logger;
   config: Config;
   media: MediaCache;
+  /** A clip became playable (the cache's onVerified): the loop and the plan may use it now. */
+  mediaVerified?: Subscribe<[string]>;
   health: HealthSampler;
   clockSync: ClockSync;
   housekeeping?: Housekeeping;
@@ -69,6 +72,7 @@ export class Agent implements LinkHost {
     this.log = ctx.log.child({ component: 'agent' });
     this.desired = effectiveState({ assignments: [], overrides: [] }, ctx.config.groups);
     this.loop = new LoopSelection((m) => this.resolve(m));
+    ctx.mediaVerified?.on(() => this.onMediaVerified());
     this.applier = new DesiredApplier({
       store: ctx.store,
       clock: ctx.clock,

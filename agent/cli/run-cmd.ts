@@ -2,6 +2,7 @@ import path from 'node:path';
 import { Agent } from '../agent.js';
 import type { Config } from '../config/config.js';
 import { SystemClock } from '../core/clock.js';
+import { Listeners } from '../core/listeners.js';
 import type { Logger } from '../core/log.js';
 import { EventRecorder } from '../events/recorder.js';
 import { ClockSync } from '../health/clock-sync.js';
@@ -41,8 +42,8 @@ export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
   });
   // Every part that raises an event records it here; the link wakes its outbox on each one.
   const events = new EventRecorder({ store, clock, log: log.child({ component: 'events' }) });
-  // The cache learns of the agent through this one hook: the agent needs the cache to exist first.
-  const verified = { onVerified: (): void => undefined };
+  // The agent is built after the cache and subscribes to this in its constructor.
+  const mediaVerified = new Listeners<[string]>();
   const media = new MediaCache({
     dir: path.join(config.dataDir, 'media'),
     maxBytes: config.media.cacheMaxMB * 1024 * 1024,
@@ -52,7 +53,7 @@ export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
     sources: config.media,
     minFreeBytes: config.media.minFreeMB * 1024 * 1024,
     events: {
-      onVerified: () => verified.onVerified(),
+      onVerified: (sha) => mediaVerified.emit(sha),
       onFailed: (ref, reason) => void events.record('media-failed', { url: ref.url, sha256: ref.sha256, reason }),
     },
   });
@@ -71,7 +72,7 @@ export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
   const link = new MqttLink({ config, store, events, clock, log: log.child({ component: 'link' }), agentVersion: env.agentVersion, bootedAt });
   const notifier = new SystemdNotifier({ ...(env.notifySocket ? { socketPath: env.notifySocket } : {}), log: log.child({ component: 'systemd' }) });
   const watchdogMs = notifier.watchdogIntervalMs(env.watchdogUsec);
-  const agent = new Agent({
+  return new Agent({
     clock,
     store,
     events,
@@ -80,6 +81,7 @@ export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
     log,
     config,
     media,
+    mediaVerified,
     health: new HealthSampler({ dataDir: config.dataDir, log: log.child({ component: 'health' }), runCommand: execCommand(3000, env.commandEnv) }),
     clockSync: new ClockSync({ log: log.child({ component: 'clock' }), runCommand: execCommand(3000, env.commandEnv) }),
     housekeeping: new Housekeeping({ store, clock, log: log.child({ component: 'housekeeping' }), timezone: config.timezone, keepDays: config.history.keepDays }),
@@ -89,6 +91,4 @@ export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
     agentVersion: env.agentVersion,
     bootedAt,
   });
-  verified.onVerified = () => agent.onMediaVerified();
-  return agent;
 }
