@@ -50,6 +50,7 @@ t.test('a key set signed by a root key: scoped, expiring operator keys; rotation
   t.match(await rejectedReason(r.obs, KEYS, tampered, 'tampered set'), /bad signature/);
   t.match(await rejectedReason(r.obs, KEYS, keySet(root, Number.MAX_SAFE_INTEGER, []), 'poisoned set version'), /more than a day ahead/);
   t.match(await rejectedReason(r.obs, KEYS, keySet(root, 1, [entry(key('root-1'), ['*'], ['cmd'])]), 'redefines a configured id'), /configured key/);
+  t.match(await rejectedReason(r.obs, KEYS, keySet(root, 1, [entry({ ...root, id: 'not-root' }, ['*'], ['cmd'])]), 'the root key under another id'), /is a root key/);
 
   // The real one, retained as the NOC publishes it.
   await r.obs.publish(KEYS, good1, { retain: true });

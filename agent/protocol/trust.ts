@@ -145,6 +145,8 @@ export function decodeKeySet(payload: Uint8Array, roots: KeyRing, taken: Readonl
       if (taken.has(k.keyId)) return { ok: false, reason: `keys.${i}.keyId: "${k.keyId}" is a configured key; a key set cannot redefine it` };
       const e = readKeyEntry(`${k.keyId}:${k.publicKey}`);
       if ('problem' in e) return { ok: false, reason: `keys.${i}.publicKey: ${e.problem}` };
+      // A root key listed under another id would sign documents after all.
+      if ([...roots.values()].some((r) => r.equals(e.key))) return { ok: false, reason: `keys.${i}.publicKey: is a root key; a root key signs key sets only` };
       keys.set(k.keyId, { keyId: k.keyId, key: e.key, targets: k.scopes.targets, kinds: k.scopes.kinds, expiresAt: Date.parse(k.expiresAt) });
     }
     return { ok: true, doc, set: { version: doc.version, issuedAt: doc.issuedAt, signedBy: opened.keyId, keys } };
