@@ -131,9 +131,7 @@ export class MqttLink implements Link {
         store, events, clock, log, roots, rejected: this.rejected,
         taken: new Set([...roots.keys(), ...(config.security.assignmentKeys?.keys() ?? [])]),
         // Documents signed by a new key that came before the set are fetched again.
-        onChange: () => {
-          for (const t of Object.keys(this.topics.subscriptions())) if (this.topics.parse(t)?.kind === 'assignment' || this.topics.parse(t)?.kind === 'override') this.subscriptions.refetch(t);
-        },
+        onChange: () => this.refetchDesired(),
       })
       : undefined;
     this.intake = new DesiredIntake({
@@ -166,6 +164,14 @@ export class MqttLink implements Link {
   /** What verifies the next signed message: the configured keys and the key set in force. */
   trust(): Trust | undefined {
     return this.trustBase && { ...this.trustBase, keySet: this.keySets?.keySet };
+  }
+
+  /** Asks the broker for every retained desired-state document again (the intake ignores repeats). */
+  private refetchDesired(): void {
+    for (const t of Object.keys(this.topics.subscriptions())) {
+      const kind = this.topics.parse(t)?.kind;
+      if (kind === 'assignment' || kind === 'override') this.subscriptions.refetch(t);
+    }
   }
 
   attach(host: LinkHost): void {
