@@ -139,5 +139,18 @@ t.test('keygen → assign --key → a real agent process applies it', { skip: ex
   t.match(events.find((e) => e.type === 'applied')?.detail, { keyId: 'noc', version });
   const ping = await ctl(['cmd', '--url', broker.url, '--device', 'sig-e2e', '--key', ops.key, 'ping']);
   t.equal(ping.code, 0, ping.err.join('\n'));
+
+  // notAfter: in force until then, and dropped at that moment by the agent's own timer (no message).
+  const campaigns = async (): Promise<unknown> => {
+    const st = await ctl(['cmd', '--url', broker.url, '--device', 'sig-e2e', '--key', ops.key, 'status']);
+    return (JSON.parse(st.out.join('\n')) as { result?: { campaigns?: unknown } }).result?.campaigns;
+  };
+  const short = await ctl(['assign', '--url', broker.url, '--device', 'sig-e2e', '--file', file, '--key', ops.key, '--not-after', '+5s']);
+  t.equal(short.code, 0, short.err.join('\n'));
+  const v2 = Number(/version (\d+)/.exec(short.out[0] ?? '')?.[1]);
+  t.ok(await waitedFor('applied', () => last.applied?.device === v2, 20_000, 50), 'the short-lived assignment applied');
+  t.same(await campaigns(), ['signed-spot'], 'in force before its notAfter');
+  t.ok(await waitedFor('dropped at notAfter', async () => JSON.stringify(await campaigns()) === '[]', 20_000, 500), 'no campaign in force after its notAfter');
+  t.ok(agent.lines.some((l) => /notAfter/.test(String(l.msg))), 'the agent says why it re-planned');
   t.equal(await agent.stop(), 0);
 });
