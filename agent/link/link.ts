@@ -1,6 +1,6 @@
 // size: the connection's life (attempt, CONNECT, close, backoff) and the routing of what arrives
 // share one piece of state (client, up, session, pending acks); the parts that need none of it
-// are beside it (status, subscriptions, intake, commands, heartbeat, outbox, rejected).
+// are beside it (status, subscriptions, intake, the key set, commands, heartbeat, outbox, rejected).
 import mqtt, { type IClientOptions, type MqttClient, type Packet } from 'mqtt';
 import type { Config } from '../config/config.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
