@@ -1,3 +1,5 @@
+// size: the Agent composes every part, starts and stops them in order, and is the link's host; the
+// state in force (desired documents, the notAfter timer, the loop) is what those share.
 import type { Config } from './config/config.js';
 import type { Clock, TimerHandle } from './core/clock.js';
 import type { Logger } from './core/log.js';
@@ -16,7 +18,7 @@ import { LoopSelection } from './media/loop.js';
 import type { Clip } from './core/clip.js';
 import type { Subscribe } from './core/listeners.js';
 import type { Player } from './player/player.js';
-import { effectiveState, type EffectiveState } from './schedule/desired.js';
+import { effectiveState, nextNotAfter, type EffectiveState } from './schedule/desired.js';
 import type { HeartbeatFields } from './protocol/outbound.js';
 import type { Plan } from './schedule/planner.js';
 import type { Store } from './store/store.js';
@@ -64,6 +66,9 @@ export class Agent implements LinkHost {
   private desired: EffectiveState;
   private started: Component[] = [];
   private watchdogTimer: TimerHandle | undefined;
+  /** Fires at the next assignment `notAfter`, when what is in force changes without a message. */
+  private endTimer: TimerHandle | undefined;
+  private held: DesiredState = { assignments: [], overrides: [] };
   private readonly log: Logger;
   private readonly loop: LoopSelection;
   private loopSet: Clip[] | undefined;
@@ -105,7 +110,7 @@ export class Agent implements LinkHost {
     await this.step('store', () => store.start(), () => store.stop());
     await this.reportReplacedStore();
     await this.step('desired', () => this.applier.start(), () => this.applier.stop());
-    this.desired = effectiveState(this.applier.current(), this.ctx.config.groups);
+    this.inForce(this.applier.current());
     const hk = this.ctx.housekeeping;
     if (hk) await this.step('housekeeping', () => hk.start(), () => hk.stop());
     await this.step('media', () => media.start(), () => media.stop());
@@ -130,6 +135,7 @@ export class Agent implements LinkHost {
 
   async stop(): Promise<void> {
     this.watchdogTimer?.cancel();
+    this.endTimer?.cancel();
     await this.ctx.notifier?.stopping().catch(() => undefined);
     for (const c of [...this.started].reverse()) {
       try {
@@ -174,11 +180,36 @@ export class Agent implements LinkHost {
 
   /** A document was stored: the state the store wrote is in force now, and the NOC hears of it. */
   private async onDesiredChanged(state: DesiredState): Promise<void> {
-    this.desired = effectiveState(state, this.ctx.config.groups);
+    this.inForce(state);
     this.ctx.media.want(this.neededMedia());
     this.updateLoop();
     this.engine.replan('desired state changed');
     await this.ctx.link.publishStatus();
+  }
+
+  /**
+   * What is in force now: the documents held, less assignments past their notAfter (issue 10
+   * item 4), and a timer for the next notAfter to re-plan without them. The wait is capped at an
+   * hour so that a stepped wall clock is caught up with soon.
+   */
+  private inForce(state: DesiredState): void {
+    const now = this.ctx.clock.now();
+    this.held = state;
+    this.desired = effectiveState(state, this.ctx.config.groups, now);
+    this.endTimer?.cancel();
+    this.endTimer = undefined;
+    const next = nextNotAfter(state, now);
+    if (next === undefined) return;
+    this.endTimer = this.ctx.clock.setTimer(Math.min(next - now + 50, 3_600_000), () => {
+      this.endTimer = undefined;
+      const before = this.desired.campaigns.length;
+      this.inForce(this.held);
+      if (this.desired.campaigns.length === before && this.ctx.clock.now() < next) return;
+      this.log.info({ campaigns: this.desired.campaigns.length }, 'an assignment reached its notAfter: re-planning without it');
+      this.ctx.media.want(this.neededMedia());
+      this.updateLoop();
+      this.engine.replan('assignment notAfter');
+    });
   }
 
   // --- LinkHost

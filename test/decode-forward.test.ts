@@ -10,7 +10,7 @@ import { assignment } from './helpers/link-rig.js';
 
 const TARGET = 'device/dev-1';
 const bytes = (doc: unknown): Buffer => Buffer.from(JSON.stringify(doc));
-const desired = (kind: 'assignment' | 'override', doc: unknown): ReturnType<typeof decodeDesired> => decodeDesired(kind, TARGET, bytes(doc), undefined);
+const desired = (kind: 'assignment' | 'override', doc: unknown): ReturnType<typeof decodeDesired> => decodeDesired(kind, TARGET, bytes(doc), undefined, Date.now());
 
 t.test('unknown fields at every level of an assignment are ignored, and dropped from the document', async (t) => {
   const a: any = assignment(7, ['c1'], { loop: [{ url: 'file:///srv/loop.mp4', sha256: 'b'.repeat(64), poster: 'x.png' }] });
@@ -57,10 +57,10 @@ t.test('overrides and commands: unknown fields ignored, nested ones too', async 
   t.notOk(bad.ok);
   if (!bad.ok) t.match(bad.reason, /campaigns\.c1\.timesPerDay/);
 
-  const c = decodeCommand(bytes({ id: 'c-1', name: 'ping', priority: 'high', expiresAt: '2030-01-01T00:00:00Z' }), TARGET, undefined);
+  const c = decodeCommand(bytes({ id: 'c-1', name: 'ping', priority: 'high', expiresAt: '2030-01-01T00:00:00Z' }), TARGET, undefined, Date.now());
   t.ok(c.ok, `command accepted: ${c.ok ? '' : c.reason}`);
   if (c.ok) t.notOk('priority' in c.doc, 'unknown command field dropped');
-  const cb = decodeCommand(bytes({ id: 'c-2', name: 42, priority: 'high' }), TARGET, undefined);
+  const cb = decodeCommand(bytes({ id: 'c-2', name: 42, priority: 'high' }), TARGET, undefined, Date.now());
   t.notOk(cb.ok);
   if (!cb.ok) t.match(cb.reason, /name/);
 });
@@ -69,11 +69,11 @@ t.test('a §9 envelope with an extra field is opened; the signed document may ca
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
   const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(12);
   const keys = parseKeyRing([raw.toString('base64')])!;
-  const doc = Buffer.from(JSON.stringify({ ...assignment(2), target: TARGET, issuedBy: 'noc-2' }));
+  const doc = Buffer.from(JSON.stringify({ ...assignment(2), target: TARGET, issuedAt: new Date().toISOString(), issuedBy: 'noc-2' }));
   const env = { payload: doc.toString('base64'), sig: sign(null, doc, privateKey).toString('base64'), keyId: keyIdOf(raw), alg: 'ed25519' };
-  const r = decodeDesired('assignment', TARGET, bytes(env), keys);
+  const r = decodeDesired('assignment', TARGET, bytes(env), keys, Date.now());
   t.ok(r.ok, `accepted: ${r.ok ? '' : r.reason}`);
-  const wrongType = decodeDesired('assignment', TARGET, bytes({ ...env, sig: 64 }), keys);
+  const wrongType = decodeDesired('assignment', TARGET, bytes({ ...env, sig: 64 }), keys, Date.now());
   t.notOk(wrongType.ok, 'a known envelope field of the wrong type is still rejected');
   if (!wrongType.ok) t.match(wrongType.reason, /signed envelope required/);
 });
@@ -83,13 +83,13 @@ t.test('timestamps: Z or a UTC offset, or rejected with a reason', async (t) => 
   for (const ok of ['2024-09-01T00:00:00Z', '2024-09-01T00:00:00+07:00', '2024-09-01T00:00:00.250-03:30']) {
     const r = ov(ok);
     t.ok(r.ok, `override expiresAt ${ok} accepted${r.ok ? '' : `: ${r.reason}`}`);
-    const c = decodeCommand(bytes({ id: `c-${ok}`, name: 'ping', expiresAt: ok }), TARGET, undefined);
+    const c = decodeCommand(bytes({ id: `c-${ok}`, name: 'ping', expiresAt: ok }), TARGET, undefined, Date.now());
     t.ok(c.ok, `command expiresAt ${ok} accepted${c.ok ? '' : `: ${c.reason}`}`);
   }
   const local = ov('2024-09-01T00:00:00');
   t.notOk(local.ok, 'an override expiresAt without an offset is rejected');
   if (!local.ok) t.match(local.reason, /expiresAt: .*(Z or a UTC offset)/, local.reason);
-  const c = decodeCommand(bytes({ id: 'c-9', name: 'ping', expiresAt: '2024-09-01T00:00:00' }), TARGET, undefined);
+  const c = decodeCommand(bytes({ id: 'c-9', name: 'ping', expiresAt: '2024-09-01T00:00:00' }), TARGET, undefined, Date.now());
   t.notOk(c.ok, 'a command expiresAt without an offset is rejected');
   if (!c.ok) t.match(c.reason, /expiresAt: .*(Z or a UTC offset)/, c.reason);
   for (const junk of ['2024-09-01', 'tomorrow', '2024-02-30T00:00:00Z', '2024-09-01T00:00:00+0700']) {

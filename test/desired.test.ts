@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { Assignment, Campaign, MediaRef, Override } from '../agent/core/types.js';
-import { effectiveState } from '../agent/schedule/desired.js';
+import { effectiveState, nextNotAfter } from '../agent/schedule/desired.js';
 import { appliedVersions, type DesiredDoc, type DesiredState } from '../agent/core/desired.js';
 
 const media = (name: string): MediaRef => ({ url: `file:///${name}.mp4`, sha256: 'e'.repeat(64) });
@@ -106,4 +106,21 @@ t.test('applied: the status document\'s bytes (device before groups, overrides l
     overrides: [ovr('group/all', 2, { campaigns: {} }), ovr('device', 1, { campaigns: {} })],
   };
   t.equal(JSON.stringify(appliedVersions(d, ['all'])), '{"device":7,"groups":{"all":3},"overrides":{"device":1,"groups":{"all":2}}}');
+});
+
+t.test('notAfter (issue 10 item 4): an assignment past it is no longer in force; the next one is when to re-plan', async (t) => {
+  const now = Date.parse('2024-08-15T12:00:00Z');
+  const state: DesiredState = {
+    assignments: [
+      asg('device', 3, { campaigns: [camp('d1', 5)], notAfter: '2024-08-15T11:59:59Z' }),
+      asg('group/all', 2, { campaigns: [camp('g1', 5)], notAfter: '2024-08-15T13:00:00+00:00' }),
+      asg('group/lobby', 1, { campaigns: [camp('l1', 5)] }),
+    ],
+    overrides: [],
+  };
+  t.same(effectiveState(state, ['all', 'lobby'], now).campaigns.map((c) => c.id), ['g1', 'l1'], 'the ended device assignment is left out');
+  t.same(effectiveState(state, ['all', 'lobby'], Date.parse('2024-08-15T13:00:00Z')).campaigns.map((c) => c.id), ['l1'], 'at its notAfter the group one ends too');
+  t.same(effectiveState(state, ['all', 'lobby']).campaigns.map((c) => c.id), ['d1', 'g1', 'l1'], 'without a time, every document held counts (plan, simulate)');
+  t.equal(nextNotAfter(state, now), Date.parse('2024-08-15T13:00:00Z'));
+  t.equal(nextNotAfter(state, Date.parse('2024-08-15T13:00:00Z')), undefined);
 });

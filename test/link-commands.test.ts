@@ -102,13 +102,15 @@ t.test('§9 signed commands: envelope, target and expiresAt required', async (t)
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
   const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(12);
   const r = await rig(t, { security: { assignmentKeys: [`noc:${raw.toString('base64')}`] } }, EACH_REJECTION);
-  const signed = (doc: unknown): string => {
-    const bytes = Buffer.from(JSON.stringify(doc));
+  // v1.1: a signed command carries issuedAt, and its expiresAt is at most 24 h after it.
+  const signed = (doc: object): string => {
+    const bytes = Buffer.from(JSON.stringify({ issuedAt: new Date().toISOString(), ...doc }));
     return JSON.stringify({ payload: bytes.toString('base64'), sig: sign(null, bytes, privateKey).toString('base64'), keyId: 'noc' });
   };
   const results = (): any[] => r.obs.on('cmd/result').map((m) => m.json());
   const target = 'device/dev-1';
-  await r.obs.publish(topic.device('cmd'), signed({ id: 's-1', name: 'restart-player', target, expiresAt: '2999-01-01T00:00:00Z' }));
+  const soon = new Date(Date.now() + 600_000).toISOString();
+  await r.obs.publish(topic.device('cmd'), signed({ id: 's-1', name: 'restart-player', target, expiresAt: soon }));
   await waitFor('signed command ran', () => results().length === 1);
   t.same(results()[0], { id: 's-1', ok: true, result: {} });
   t.equal(r.host.restarts, 1);
@@ -116,7 +118,7 @@ t.test('§9 signed commands: envelope, target and expiresAt required', async (t)
   const bad: [string, string, RegExp][] = [
     ['unsigned', cmd({ id: 's-2', name: 'restart-player', target, expiresAt: '2999-01-01T00:00:00Z' }), /signed envelope required/],
     ['no expiresAt', signed({ id: 's-3', name: 'restart-player', target }), /expiresAt/],
-    ['other screen', signed({ id: 's-4', name: 'restart-player', target: 'device/dev-2', expiresAt: '2999-01-01T00:00:00Z' }), /does not match/],
+    ['other screen', signed({ id: 's-4', name: 'restart-player', target: 'device/dev-2', expiresAt: soon }), /does not match/],
   ];
   for (const [name, payload, reason] of bad) {
     const n = r.obs.events('rejected').length;
@@ -125,7 +127,7 @@ t.test('§9 signed commands: envelope, target and expiresAt required', async (t)
     t.match(r.obs.events('rejected').at(-1).detail.reason, reason, name);
   }
   // Replaying the good one is a duplicate id, answered but not run.
-  await r.obs.publish(topic.device('cmd'), signed({ id: 's-1', name: 'restart-player', target, expiresAt: '2999-01-01T00:00:00Z' }));
+  await r.obs.publish(topic.device('cmd'), signed({ id: 's-1', name: 'restart-player', target, expiresAt: soon }));
   await waitFor('replay answered', () => results().some((x) => x.id === 's-1' && x.ok === false));
   t.equal(r.host.restarts, 1, 'a replayed signed command does not run again');
 });

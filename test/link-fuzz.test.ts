@@ -28,11 +28,11 @@ const validDocs: Record<'assignment' | 'override' | 'cmd', unknown[]> = {
 function check(kind: 'assignment' | 'override' | 'cmd', bytes: Uint8Array, signed: boolean): boolean {
   const k = signed ? keys : undefined;
   if (kind === 'cmd') {
-    const r = decodeCommand(bytes, TARGET, k);
+    const r = decodeCommand(bytes, TARGET, k, Date.now());
     if (r.ok) return commandSchema.safeParse(r.doc).success;
     return typeof r.reason === 'string' && r.reason.length > 0;
   }
-  const r = decodeDesired(kind, TARGET, bytes, k);
+  const r = decodeDesired(kind, TARGET, bytes, k, Date.now());
   if (!r.ok) return typeof r.reason === 'string' && r.reason.length > 0;
   if ('clear' in r) return kind === 'override' && bytes.length === 0;
   return (kind === 'assignment' ? assignmentSchema : overrideSchema).safeParse(r.doc).success;
@@ -88,11 +88,11 @@ t.test('mutated valid documents: accepted-and-valid or rejected-with-reason', as
       (kind, pick, path, replacement, mode, signed) => {
         const docs = validDocs[kind];
         let doc = mutate(docs[pick % docs.length], path, replacement, mode);
-        if (signed) doc = { ...(doc as object), target: TARGET };
+        if (signed) doc = { ...(doc as object), target: TARGET, issuedAt: new Date().toISOString() };
         const bytes = Buffer.from(JSON.stringify(doc));
         const wire = signed ? Buffer.from(JSON.stringify({ payload: bytes.toString('base64'), sig: sign(null, bytes, privateKey).toString('base64'), keyId })) : bytes;
         const ok = check(kind, wire, signed);
-        const d = kind === 'cmd' ? decodeCommand(wire, TARGET, signed ? keys : undefined) : decodeDesired(kind, TARGET, wire, signed ? keys : undefined);
+        const d = kind === 'cmd' ? decodeCommand(wire, TARGET, signed ? keys : undefined, Date.now()) : decodeDesired(kind, TARGET, wire, signed ? keys : undefined, Date.now());
         if (d.ok) accepted++;
         else rejected++;
         return ok;
@@ -104,7 +104,7 @@ t.test('mutated valid documents: accepted-and-valid or rejected-with-reason', as
 });
 
 t.test('mutated envelopes never throw', async (t) => {
-  const bytes = Buffer.from(JSON.stringify({ ...(validDocs.assignment[0] as object), target: TARGET }));
+  const bytes = Buffer.from(JSON.stringify({ ...(validDocs.assignment[0] as object), target: TARGET, issuedAt: new Date().toISOString() }));
   const env = { payload: bytes.toString('base64'), sig: sign(null, bytes, privateKey).toString('base64'), keyId };
   t.ok(check('assignment', Buffer.from(JSON.stringify(env)), true), 'the unmutated envelope is accepted');
   fc.assert(

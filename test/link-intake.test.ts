@@ -164,8 +164,9 @@ t.test('§9 signed envelopes: verified, target-bound, unsigned rejected', async 
   const other = generateKeyPairSync('ed25519');
   const r = await rig(t, { security: { assignmentKeys: [raw.toString('base64'), `ops:${pem}`] } }, EACH_REJECTION);
   const keyId = keyIdOf(raw);
-  const envelope = (doc: unknown, id = keyId, key = privateKey): string => {
-    const bytes = Buffer.from(JSON.stringify(doc));
+  // v1.1: a signed document carries issuedAt (the test's documents get one unless they name their own).
+  const envelope = (doc: object, id = keyId, key = privateKey): string => {
+    const bytes = Buffer.from(JSON.stringify({ issuedAt: new Date().toISOString(), ...doc }));
     return JSON.stringify({ payload: bytes.toString('base64'), sig: sign(null, bytes, key).toString('base64'), keyId: id });
   };
   const target = `device/${DEVICE}`;

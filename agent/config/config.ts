@@ -16,14 +16,30 @@ function validTimezone(tz: string): boolean {
   }
 }
 
-/** The §9 trusted keys, read here so that a bad one is reported with every other config problem, by every command. */
-const assignmentKeysSchema = z
-  .array(z.string())
-  .default([])
-  .transform((entries, ctx): KeyRing | undefined => {
-    const { ring, problems } = readKeyRing(entries);
-    for (const p of problems) ctx.issues.push({ code: 'custom', path: [p.index], message: p.problem, input: entries[p.index] });
-    return ring;
+/**
+ * The §9 trusted keys, read here so that a bad one is reported with every other config problem,
+ * by every command. `assignmentKeys`: full-scope operator keys. `rootKeys`: offline keys that
+ * sign the key set on {p}/keys and nothing else. A key id names one key across both lists.
+ */
+const securitySchema = z
+  .strictObject({
+    assignmentKeys: z.array(z.string()).default([]),
+    rootKeys: z.array(z.string()).default([]),
+  })
+  .transform((s, ctx): { assignmentKeys: KeyRing | undefined; rootKeys: KeyRing | undefined } => {
+    const ops = readKeyRing(s.assignmentKeys);
+    const roots = readKeyRing(s.rootKeys);
+    for (const [list, r] of [['assignmentKeys', ops], ['rootKeys', roots]] as const) {
+      for (const p of r.problems) ctx.issues.push({ code: 'custom', path: [list, p.index], message: p.problem, input: s[list][p.index] });
+    }
+    // The same id in both lists would make a root key an operator key or the other way round.
+    const opIds = [...(ops.ring?.keys() ?? [])];
+    [...(roots.ring?.keys() ?? [])].forEach((id) => {
+      if (!opIds.includes(id)) return;
+      const index = s.rootKeys.findIndex((e) => readKeyRing([e]).ring?.has(id));
+      ctx.issues.push({ code: 'custom', path: ['rootKeys', index], message: `duplicate key id "${id}": also in security.assignmentKeys`, input: s.rootKeys[index] });
+    });
+    return { assignmentKeys: ops.ring, rootKeys: roots.ring };
   });
 
 /** Where `file://` media may be read from (issue 10): places meant for media, not the whole box. */
@@ -79,12 +95,8 @@ const configSchema = z.strictObject({
       allowHosts: z.array(z.string().refine(validHostEntry, 'must be a host name, an IP address or an IP/prefix')).max(256).default([]),
     })
     .default(mediaDefaults),
-  security: z
-    .strictObject({
-      assignmentKeys: assignmentKeysSchema,
-    })
-    // prefault, not default: the missing section is parsed like `{}`, so its keys go through the transform.
-    .prefault({ assignmentKeys: [] }),
+  // prefault, not default: the missing section is parsed like `{}`, so its keys go through the transform.
+  security: securitySchema.prefault({}),
   history: z
     .strictObject({
       /** Local days of play rows kept on the box; older ones are pruned nightly. */

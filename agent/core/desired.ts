@@ -32,6 +32,8 @@ export interface DesiredMessage {
   topic: string;
   source: SourceKey;
   change: DesiredChange;
+  /** The key that signed it (signed mode), named in the `applied` event. */
+  keyId?: string;
   /**
    * This document is refused (a stale version). Carried with the message so that a retry long
    * after arrival still reports through the link's `rejected` coalescing.

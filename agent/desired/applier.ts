@@ -138,7 +138,9 @@ export class DesiredApplier {
   /** The document is stored: re-plan whatever happens to its event (a retry would now be ignored). */
   private async changed(m: DesiredMessage, outcome: 'applied' | 'cleared', version: number): Promise<void> {
     const { topic, source, change } = m;
-    await this.ctx.events.record('applied', outcome === 'cleared' ? { topic, kind: change.kind, source, version, cleared: true } : { topic, kind: change.kind, source, version });
+    // keyId is additive: plain mode's event is exactly as before.
+    const signed = m.keyId === undefined ? {} : { keyId: m.keyId };
+    await this.ctx.events.record('applied', outcome === 'cleared' ? { topic, kind: change.kind, source, version, cleared: true, ...signed } : { topic, kind: change.kind, source, version, ...signed });
     try {
       await this.ctx.onChange(this.state);
     } catch (e) {

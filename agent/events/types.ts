@@ -5,8 +5,11 @@ import type { StoreReplacement } from '../store/recovery.js';
 // with the detail as published. A new type is added here first, so the NOC's list is this map.
 
 export interface EventDetails {
-  /** A desired-state document was stored (or an override cleared: `cleared: true`). */
-  applied: { topic: string; kind: DesiredKind; source: SourceKey; version: number; cleared?: true };
+  /**
+   * A desired-state document was stored (or an override cleared: `cleared: true`), or a key set
+   * (`kind: 'keys'`, `source: 'fleet'`). `keyId`: the key that signed it, in signed mode.
+   */
+  applied: { topic: string; kind: DesiredKind | 'keys'; source: SourceKey; version: number; cleared?: true; keyId?: string };
   /** An inbound message refused; later ones within the minute are folded into `count`/`dropped`. */
   rejected: { topic: string; reason: string; count?: number; dropped?: number };
   'media-failed': { url: string; sha256: string; reason: string };

@@ -4,6 +4,7 @@ import { commandSchema, idSchema, localDateSchema, type CommandRequest } from '.
 import type { Store } from '../store/store.js';
 import { clip, decodeDocument, type Decoded } from '../protocol/decode.js';
 import type { KeyRing } from '../protocol/envelope.js';
+import { MAX_COMMAND_LIFETIME_MS, type Trust } from '../protocol/trust.js';
 import { InboundQueue } from './inbound-queue.js';
 import { commandError, commandOk, type CommandResult } from '../protocol/outbound.js';
 import type { RejectedReporter } from './rejected.js';
@@ -48,10 +49,17 @@ const handlers: Record<string, Handler> = {
 
 export const COMMAND_NAMES = Object.keys(handlers);
 
-/** Pure and total. A signed command must carry expiresAt (§9). */
-export function decodeCommand(payload: Uint8Array, target: string, keys: KeyRing | undefined): Decoded<CommandRequest> {
-  const r = decodeDocument(payload, commandSchema, target, keys);
-  if (r.ok && keys && r.doc.expiresAt === undefined) return { ok: false, reason: 'signed command must carry expiresAt' };
+/**
+ * Pure and total. A signed command must carry expiresAt (§9), at most 24 h after its issuedAt
+ * (v1.1): a leaked signed command is worthless a day later at the latest.
+ */
+export function decodeCommand(payload: Uint8Array, target: string, keys: Trust | KeyRing | undefined, now: number): Decoded<CommandRequest> {
+  const r = decodeDocument(payload, commandSchema, target, keys, 'cmd', now);
+  if (!r.ok || !keys) return r;
+  if (r.doc.expiresAt === undefined) return { ok: false, reason: 'signed command must carry expiresAt' };
+  // decodeDocument has checked that issuedAt is there in signed mode.
+  const life = Date.parse(r.doc.expiresAt) - Date.parse(r.doc.issuedAt ?? '');
+  if (!(life <= MAX_COMMAND_LIFETIME_MS)) return { ok: false, reason: `signed command lives too long: expiresAt ${r.doc.expiresAt} is more than 24 h after issuedAt ${r.doc.issuedAt ?? '?'}` };
   return r;
 }
 
@@ -71,7 +79,8 @@ export interface CommandContext {
   store: Store;
   clock: Clock;
   log: Logger;
-  keys: KeyRing | undefined;
+  /** Read on every command: a key set applied a moment ago verifies the next one. */
+  trust(): Trust | undefined;
   target: string;
   defaultReplyTopic: string;
   rejected: RejectedReporter;
@@ -138,14 +147,20 @@ export class CommandRunner {
   /** Takes one request: refused at once, or queued to run. Never throws. */
   handle(topic: string, payload: Uint8Array, props: { responseTopic?: string; correlationData?: Buffer } = {}): void {
     const { ctx } = this;
+    const trust = ctx.trust();
+    // Signed mode: the MQTT 5 response topic is not covered by the signature, so whoever can
+    // publish on the cmd topic could redirect a signed command's answer (a screenshot) to a topic
+    // it reads. Only the signed replyTo counts, else the device's own result topic; the
+    // correlation data is still echoed (it routes nothing).
+    const responseTopic = trust ? undefined : props.responseTopic;
     const routeFor = (replyTo: string | undefined): ReplyRoute => {
-      const t = props.responseTopic ?? replyTo ?? ctx.defaultReplyTopic;
+      const t = responseTopic ?? replyTo ?? ctx.defaultReplyTopic;
       return props.correlationData !== undefined && props.responseTopic !== undefined ? { topic: t, correlationData: props.correlationData } : { topic: t };
     };
-    const d = decodeCommand(payload, ctx.target, ctx.keys);
+    const d = decodeCommand(payload, ctx.target, trust, ctx.clock.now());
     if (!d.ok) {
       ctx.rejected.note(topic, d.reason);
-      const s = ctx.keys ? { id: null } : salvage(payload);
+      const s = trust ? { id: null } : salvage(payload);
       // Nobody to tell without an id or an explicit reply address.
       if (s.id !== null || props.responseTopic !== undefined) void this.send(routeFor(s.replyTo), commandError(s.id, d.reason));
       return;

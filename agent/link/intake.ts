@@ -1,8 +1,11 @@
 import type { Logger } from '../core/log.js';
 import { assignmentSchema, overrideSchema } from '../protocol/schemas.js';
 import type { DesiredChange, DesiredKind, DesiredMessage } from '../core/desired.js';
+import type { Assignment, Override } from '../core/types.js';
+import type { Clock } from '../core/clock.js';
 import { decodeDocument } from '../protocol/decode.js';
 import type { KeyRing } from '../protocol/envelope.js';
+import { versionProblem, type Trust } from '../protocol/trust.js';
 import { InboundQueue } from './inbound-queue.js';
 import type { RejectedReporter } from './rejected.js';
 
@@ -10,26 +13,35 @@ import type { RejectedReporter } from './rejected.js';
 // arrival order, drops counted and re-fetched. What a document means (version rules, clears,
 // the store) is desired/'s, reached through the host.
 
-export type DesiredDecoded = ({ ok: true } & DesiredChange) | { ok: false; reason: string };
+export type DesiredDecoded = ({ ok: true; keyId?: string } & DesiredChange) | { ok: false; reason: string };
 
 /**
  * Pure and total: every input gives a valid document, a clear, or a reason. In signed mode an
  * empty payload is refused like any unsigned one: clear with a signed override whose
- * `campaigns` is {} and a higher version.
+ * `campaigns` is {} and a higher version. `now` (epoch ms) refuses, in both modes, a version
+ * more than a day ahead of Unix seconds (poisoning) and an assignment past its `notAfter`.
  */
-export function decodeDesired(kind: DesiredKind, target: string, payload: Uint8Array, keys: KeyRing | undefined): DesiredDecoded {
+export function decodeDesired(kind: DesiredKind, target: string, payload: Uint8Array, keys: Trust | KeyRing | undefined, now: number): DesiredDecoded {
   if (kind === 'override' && payload.length === 0 && !keys) return { ok: true, kind, clear: true };
+  const r = kind === 'assignment' ? decodeDocument(payload, assignmentSchema, target, keys, kind, now) : decodeDocument(payload, overrideSchema, target, keys, kind, now);
+  if (!r.ok) return r;
+  const why = versionProblem(r.doc.version, now);
+  if (why) return { ok: false, reason: why };
+  const signed = r.keyId === undefined ? {} : { keyId: r.keyId };
   if (kind === 'assignment') {
-    const r = decodeDocument(payload, assignmentSchema, target, keys);
-    return r.ok ? { ok: true, kind, doc: r.doc } : r;
+    const doc = r.doc as Assignment;
+    // A retained copy replayed after its end (a wiped store, a broker restored from backup) does nothing.
+    if (doc.notAfter !== undefined && !(Date.parse(doc.notAfter) > now)) return { ok: false, reason: `notAfter ${doc.notAfter} has passed` };
+    return { ok: true, kind, doc, ...signed };
   }
-  const r = decodeDocument(payload, overrideSchema, target, keys);
-  return r.ok ? { ok: true, kind, doc: r.doc } : r;
+  return { ok: true, kind, doc: r.doc as Override, ...signed };
 }
 
 export interface IntakeContext {
   log: Logger;
-  keys: KeyRing | undefined;
+  clock: Clock;
+  /** Read on every message: a key set applied a moment ago verifies the next document. */
+  trust(): Trust | undefined;
   rejected: RejectedReporter;
   /** Where decoded documents go, one at a time (undefined before the host is attached). */
   deliver(m: DesiredMessage): Promise<unknown> | undefined;
@@ -96,13 +108,13 @@ export class DesiredIntake {
   /** Decodes at once; queues what decodes. Never throws. */
   handle(topic: string, kind: DesiredKind, source: string, target: string, payload: Uint8Array): 'queued' | 'rejected' | 'dropped' {
     if (this.stopped) return 'dropped';
-    const d = decodeDesired(kind, target, payload, this.ctx.keys);
+    const d = decodeDesired(kind, target, payload, this.ctx.trust(), this.ctx.clock.now());
     if (!d.ok) {
       this.ctx.rejected.note(topic, d.reason);
       return 'rejected';
     }
-    const { ok: _, ...change } = d;
-    const m: DesiredMessage = { topic, source, change, reject: (reason) => this.ctx.rejected.note(topic, reason) };
+    const { ok: _, keyId, ...change } = d;
+    const m: DesiredMessage = { topic, source, change, ...(keyId !== undefined ? { keyId } : {}), reject: (reason) => this.ctx.rejected.note(topic, reason) };
     if (!this.queue.push({ m, bytes: payload.length })) {
       this.stats.dropped++;
       this.ctx.rejected.dropped(topic);

@@ -1,6 +1,6 @@
 // size: the connection's life (attempt, CONNECT, close, backoff) and the routing of what arrives
 // share one piece of state (client, up, session, pending acks); the parts that need none of it
-// are beside it (status, subscriptions, intake, commands, heartbeat, outbox, rejected).
+// are beside it (status, subscriptions, intake, the key set, commands, heartbeat, outbox, rejected).
 import mqtt, { type IClientOptions, type MqttClient, type Packet } from 'mqtt';
 import type { Config } from '../config/config.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
@@ -11,7 +11,9 @@ import type { AppliedVersions } from '../core/desired.js';
 import type { EventRecorder } from '../events/recorder.js';
 import { backoffDelay, linkClientOptions } from './connect-options.js';
 import { CommandRunner, type ReplyRoute, type CommandReply } from './commands.js';
-import type { KeyRing } from '../protocol/envelope.js';
+import { trustOf, type Trust } from '../protocol/trust.js';
+import { fleetTopic } from '../protocol/topics.js';
+import { KeySetIntake } from './keyset.js';
 import { HeartbeatPublisher } from './heartbeat.js';
 import type { LinkHost } from './host.js';
 import { DesiredIntake } from './intake.js';
@@ -83,7 +85,11 @@ export class MqttLink implements Link {
   private readonly subscriptions: Subscriptions;
   readonly rejected: RejectedReporter;
   private readonly topics: Topics;
-  private readonly keys: KeyRing | undefined;
+  /** Signed mode's configured keys (undefined: plain JSON mode); the key set is added per message. */
+  private readonly trustBase: Trust | undefined;
+  /** The key set on {p}/keys: only with root keys configured. */
+  readonly keySets: KeySetIntake | undefined;
+  private readonly keysTopic: string | undefined;
   readonly intake: DesiredIntake;
   readonly commands: CommandRunner;
   readonly outbox: OutboxPublisher;
@@ -97,7 +103,7 @@ export class MqttLink implements Link {
     events.onRecorded(() => this.notifyOutbox());
     this.topics = new Topics(config.mqtt.topicPrefix, config.deviceId, config.groups);
     // Read by the config schema: a bad key never gets this far.
-    this.keys = config.security.assignmentKeys;
+    this.trustBase = trustOf(config.security.assignmentKeys, config.security.rootKeys);
     this.wire = { connected: () => this.up, publish: (t, p, o) => this.publishRaw(t, p, o) };
     this.send = typedPublisher((k) => this.topics.of(k), (t, p, o) => this.publishRaw(t, p, o));
     this.status = new StatusPublisher({
@@ -118,14 +124,24 @@ export class MqttLink implements Link {
       clock, log, events,
       ...(ctx.tuning?.rejectedWindowMs !== undefined ? { windowMs: ctx.tuning.rejectedWindowMs } : {}),
     });
+    const roots = config.security.rootKeys;
+    this.keysTopic = roots ? fleetTopic(config.mqtt.topicPrefix, 'keys') : undefined;
+    this.keySets = roots
+      ? new KeySetIntake({
+        store, events, clock, log, roots, rejected: this.rejected,
+        taken: new Set([...roots.keys(), ...(config.security.assignmentKeys?.keys() ?? [])]),
+        // Documents signed by a new key that came before the set are fetched again.
+        onChange: () => this.refetchDesired(),
+      })
+      : undefined;
     this.intake = new DesiredIntake({
-      log, keys: this.keys, rejected: this.rejected,
+      log, clock, trust: () => this.trust(), rejected: this.rejected,
       deliver: (m) => this.host?.offerDesired(m),
       refetch: (topic) => this.subscriptions.refetch(topic),
       ...(ctx.tuning?.intakeMaxQueued !== undefined ? { maxQueued: ctx.tuning.intakeMaxQueued } : {}),
     });
     this.commands = new CommandRunner({
-      store, clock, log, keys: this.keys,
+      store, clock, log, trust: () => this.trust(),
       target: this.topics.target,
       defaultReplyTopic: this.topics.cmdResult,
       host: () => this.host,
@@ -145,6 +161,19 @@ export class MqttLink implements Link {
     });
   }
 
+  /** What verifies the next signed message: the configured keys and the key set in force. */
+  trust(): Trust | undefined {
+    return this.trustBase && { ...this.trustBase, keySet: this.keySets?.keySet };
+  }
+
+  /** Asks the broker for every retained desired-state document again (the intake ignores repeats). */
+  private refetchDesired(): void {
+    for (const t of Object.keys(this.topics.subscriptions())) {
+      const kind = this.topics.parse(t)?.kind;
+      if (kind === 'assignment' || kind === 'override') this.subscriptions.refetch(t);
+    }
+  }
+
   attach(host: LinkHost): void {
     this.host = host;
   }
@@ -153,6 +182,8 @@ export class MqttLink implements Link {
     this.stopping = false;
     this.outbox.start();
     this.heartbeat.start();
+    // Before the first connection: the retained documents verify against the stored key set.
+    await this.keySets?.load();
     await this.attempt();
   }
 
@@ -178,7 +209,7 @@ export class MqttLink implements Link {
     this.client = undefined;
     // The store is usually stopped right after us: let an interrupted drain finish its deletes
     // and a document being applied finish its transaction.
-    await withTimeout(Promise.all([this.outbox.idle(), this.intake.idle(), this.commands.idle()]), 3000).catch(() => undefined);
+    await withTimeout(Promise.all([this.outbox.idle(), this.intake.idle(), this.commands.idle(), this.keySets?.idle()]), 3000).catch(() => undefined);
     await withTimeout(this.rejected.flush(), 3000).catch(() => undefined);
   }
 
@@ -260,7 +291,10 @@ export class MqttLink implements Link {
     // persistence has forgotten it. Retained copies come again; the intake ignores repeats.
     // The birth follows whatever the SUBACK says (PROTOCOL v1.1 §8): a topic an ACL refuses is
     // retried later, it never leaves the retained status saying offline while heartbeats flow.
-    await this.subscriptions.onConnect(c, this.topics.subscriptions());
+    // The key set first: mosquitto sends retained copies in subscription order, so the set is
+    // in force before the documents it verifies arrive.
+    const subs = this.keysTopic ? { [this.keysTopic]: { qos: 1 as const }, ...this.topics.subscriptions() } : this.topics.subscriptions();
+    await this.subscriptions.onConnect(c, subs);
     if (c !== this.client || !this.up) return;
     await this.publishStatus();
     if (c !== this.client || !this.up) return;
@@ -328,6 +362,10 @@ export class MqttLink implements Link {
 
   private onMessage(topic: string, payload: Buffer, retained: boolean, responseTopic: string | undefined, correlationData: Buffer | undefined): void {
     if (this.stopping) return;
+    if (this.keysTopic !== undefined && topic === this.keysTopic) {
+      this.keySets?.handle(topic, payload);
+      return;
+    }
     const info = this.topics.parse(topic);
     if (!info) return;
     if (info.kind === 'assignment' || info.kind === 'override') {

@@ -1,13 +1,15 @@
 import type { z } from 'zod';
 import { formatIssues } from './schemas.js';
 import { openEnvelope, type KeyRing } from './envelope.js';
+import { asTrust, issuedAtProblem, signingKeyLookup, type DocKind, type Trust } from './trust.js';
 
 // The one path every inbound document takes: size, UTF-8, JSON, (§9 envelope), schema, target.
 // Total: returns a reason instead of throwing, whatever the bytes.
 
 export const MAX_PAYLOAD_BYTES = 256 * 1024;
 
-export type Decoded<T> = { ok: true; doc: T } | { ok: false; reason: string };
+/** `keyId`: the key that signed it (signed mode), for the `applied` event. */
+export type Decoded<T> = { ok: true; doc: T; keyId?: string } | { ok: false; reason: string };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -32,28 +34,38 @@ export function clip(s: string, n: number): string {
 /**
  * @param target `device/{id}` or `group/{g}`: the topic's target. A document naming another
  *   target is rejected; with keys, naming it is required (§9 anti-replay across screens).
+ * @param trust the keys (signed mode) or undefined (plain JSON). A plain ring is full-scope keys.
+ * @param kind and `now` decide which keys may sign it (scope, expiry) and whether its issuedAt
+ *   is believable; both matter in signed mode only.
  */
-export function decodeDocument<S extends z.ZodType>(payload: Uint8Array, schema: S, target: string, keys: KeyRing | undefined): Decoded<z.output<S>> {
+export function decodeDocument<S extends z.ZodType>(payload: Uint8Array, schema: S, target: string, trustOrKeys: Trust | KeyRing | undefined, kind: DocKind, now: number): Decoded<z.output<S>> {
   try {
+    const trust = asTrust(trustOrKeys);
     if (payload.length > MAX_PAYLOAD_BYTES) return { ok: false, reason: `payload too large: ${payload.length} bytes > ${MAX_PAYLOAD_BYTES}` };
     if (payload.length === 0) return { ok: false, reason: 'empty payload' };
     const outer = parseJson(payload, 'payload');
     if (!outer.ok) return outer;
     let value = outer.value;
-    if (keys) {
-      const opened = openEnvelope(value, keys);
+    let keyId: string | undefined;
+    if (trust) {
+      const opened = openEnvelope(value, signingKeyLookup(trust, target, kind, now));
       if (!opened.ok) return opened;
       const inner = parseJson(opened.bytes, 'signed payload');
       if (!inner.ok) return inner;
       value = inner.value;
+      keyId = opened.keyId;
     }
     const r = schema.safeParse(value);
     if (!r.success) return { ok: false, reason: `invalid: ${clip(formatIssues(r.error).join('; '), 600)}` };
     const doc = r.data as z.output<S>;
     const named = (doc as { target?: unknown }).target;
-    if (keys && named === undefined) return { ok: false, reason: `signed document must name its target "${target}"` };
+    if (trust && named === undefined) return { ok: false, reason: `signed document must name its target "${target}"` };
     if (named !== undefined && named !== target) return { ok: false, reason: `target "${String(named)}" does not match topic target "${target}"` };
-    return { ok: true, doc };
+    if (trust) {
+      const why = issuedAtProblem((doc as { issuedAt?: string }).issuedAt, now);
+      if (why) return { ok: false, reason: why };
+    }
+    return keyId === undefined ? { ok: true, doc } : { ok: true, doc, keyId };
   } catch (e) {
     // Belt and braces: nothing above should throw, but a decoder must never take the agent down.
     return { ok: false, reason: `undecodable: ${clip(String((e as Error)?.message ?? e), 200)}` };

@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { ID_RE } from './schemas.js';
 
 // PROTOCOL §9 signed envelopes: {"payload":"<base64 JSON bytes>","sig":"<base64 Ed25519>","keyId":"..."}.
@@ -64,10 +64,16 @@ export function readKeyEntry(entry: string): TrustedKey | { problem: string } {
 export function readKeyRing(entries: readonly string[]): { ring: KeyRing | undefined; problems: Array<{ index: number; problem: string }> } {
   const problems: Array<{ index: number; problem: string }> = [];
   const ring = new Map<string, KeyObject>();
+  const at = new Map<string, number>();
   entries.forEach((e, index) => {
     const k = readKeyEntry(e);
     if ('problem' in k) problems.push({ index, problem: k.problem });
-    else ring.set(k.keyId, k.key);
+    // Two entries with one id: which one verifies would depend on the order, so neither is taken silently.
+    else if (at.has(k.keyId)) problems.push({ index, problem: `duplicate key id "${k.keyId}" (also entry ${at.get(k.keyId)})` });
+    else {
+      ring.set(k.keyId, k.key);
+      at.set(k.keyId, index);
+    }
   });
   return { ring: entries.length > 0 ? ring : undefined, problems };
 }
@@ -79,10 +85,18 @@ export function parseKeyRing(entries: readonly string[]): KeyRing | undefined {
   return ring;
 }
 
-export type Opened = { ok: true; bytes: Buffer } | { ok: false; reason: string };
+export type Opened = { ok: true; bytes: Buffer; keyId: string } | { ok: false; reason: string };
+
+/** A key id → the key that may verify this document, or why none may (unknown, out of scope, expired). */
+export type KeyLookup = (keyId: string) => KeyObject | string;
+
+/** The lookup of a plain ring: every key in it may sign anything. */
+export function ringLookup(keys: KeyRing): KeyLookup {
+  return (keyId) => keys.get(keyId) ?? `unknown keyId "${keyId.slice(0, 64)}"`;
+}
 
 /** Checks an already JSON-parsed envelope and returns the signed document's bytes. Never throws. */
-export function openEnvelope(env: unknown, keys: KeyRing): Opened {
+export function openEnvelope(env: unknown, keys: KeyRing | KeyLookup): Opened {
   if (typeof env !== 'object' || env === null || Array.isArray(env)) return { ok: false, reason: 'signed envelope required: {"payload","sig","keyId"}' };
   const o = env as Record<string, unknown>;
   // Other envelope fields are ignored (PROTOCOL v1.1 §3 forward compatibility): they are not
@@ -90,8 +104,8 @@ export function openEnvelope(env: unknown, keys: KeyRing): Opened {
   if (typeof o.payload !== 'string' || typeof o.sig !== 'string' || typeof o.keyId !== 'string') {
     return { ok: false, reason: 'signed envelope required: {"payload","sig","keyId"} as strings' };
   }
-  const key = keys.get(o.keyId);
-  if (!key) return { ok: false, reason: `unknown keyId "${o.keyId.slice(0, 64)}"` };
+  const key = (typeof keys === 'function' ? keys : ringLookup(keys))(o.keyId);
+  if (typeof key === 'string') return { ok: false, reason: key };
   if (!B64_RE.test(o.payload)) return { ok: false, reason: 'envelope payload is not base64' };
   if (!B64_RE.test(o.sig)) return { ok: false, reason: 'envelope sig is not base64' };
   const bytes = Buffer.from(o.payload, 'base64');
@@ -103,5 +117,22 @@ export function openEnvelope(env: unknown, keys: KeyRing): Opened {
   } catch {
     good = false;
   }
-  return good ? { ok: true, bytes } : { ok: false, reason: `bad signature for keyId "${o.keyId}"` };
+  return good ? { ok: true, bytes, keyId: o.keyId } : { ok: false, reason: `bad signature for keyId "${o.keyId.slice(0, 64)}"` };
+}
+
+/**
+ * The §9 envelope of `doc` signed with an Ed25519 private key: the one signing function of every
+ * publishing tool (signagectl's assign, override, cmd, keys publish; alerts and updates later).
+ * The bytes signed are exactly the JSON text carried in `payload`, so no canonical form is needed.
+ */
+export function sealEnvelope(doc: unknown, privateKey: KeyObject, keyId: string): string {
+  const bytes = Buffer.from(JSON.stringify(doc), 'utf8');
+  return JSON.stringify({ payload: bytes.toString('base64'), sig: sign(null, bytes, privateKey).toString('base64'), keyId });
+}
+
+/** The base64 of a public (or private) Ed25519 key's raw 32 public bytes, as config entries take it. */
+export function rawPublicKeyOf(key: KeyObject): Buffer {
+  const pub = key.type === 'private' ? createPublicKey(key) : key;
+  const der = pub.export({ format: 'der', type: 'spki' });
+  return der.subarray(der.length - 32);
 }

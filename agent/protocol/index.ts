@@ -7,3 +7,4 @@ export * from './decode.js';
 export * from './envelope.js';
 export * from './outbound.js';
 export * from './encode.js';
+export * from './trust.js';

@@ -69,21 +69,6 @@ export const campaignSchema = z
     path: ['endDate'],
   });
 
-const versionSchema = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
-const targetSchema = z.string().regex(/^(device|group)\/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/).optional();
-
-export const assignmentSchema = z
-  .object({
-    version: versionSchema,
-    campaigns: z.array(campaignSchema).max(500),
-    loop: z.array(mediaSchema).max(200).optional(),
-    target: targetSchema,
-  })
-  .refine((a) => new Set(a.campaigns.map((c) => c.id)).size === a.campaigns.length, {
-    message: 'campaign ids must be unique',
-    path: ['campaigns'],
-  });
-
 // RFC 3339 instants. Without Z or an offset a time would be read in the box's system
 // timezone, which is not the configured one (PROTOCOL v1.1 §5), so those are refused by name.
 const withOffset = z.iso.datetime({ offset: true });
@@ -101,6 +86,27 @@ export const instantSchema = z
     });
   });
 
+const versionSchema = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+const targetSchema = z.string().regex(/^(device|group)\/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/).optional();
+// §9 v1.1: when the document was signed. Optional here (plain mode is unchanged); the signed
+// decode path requires it (decode.ts), so a signed document always says when it was issued.
+const issuedAtSchema = instantSchema.optional();
+
+export const assignmentSchema = z
+  .object({
+    version: versionSchema,
+    campaigns: z.array(campaignSchema).max(500),
+    loop: z.array(mediaSchema).max(200).optional(),
+    target: targetSchema,
+    issuedAt: issuedAtSchema,
+    /** After this instant the assignment is refused on arrival and no longer in force (issue 10 item 4). */
+    notAfter: instantSchema.optional(),
+  })
+  .refine((a) => new Set(a.campaigns.map((c) => c.id)).size === a.campaigns.length, {
+    message: 'campaign ids must be unique',
+    path: ['campaigns'],
+  });
+
 export const campaignOverrideSchema = z.object({
   timesPerDay: timesPerDaySchema.optional(),
   windows: z.array(windowSchema).min(1).max(48).optional(),
@@ -111,6 +117,7 @@ export const overrideSchema = z.object({
   campaigns: z.record(idSchema, campaignOverrideSchema),
   expiresAt: instantSchema.optional(),
   target: targetSchema,
+  issuedAt: issuedAtSchema,
 });
 
 export const commandSchema = z.object({
@@ -120,6 +127,7 @@ export const commandSchema = z.object({
   replyTo: z.string().min(1).max(512).refine((t) => !/[+#\u0000]/.test(t), 'must be a topic without wildcards').optional(),
   expiresAt: instantSchema.optional(),
   target: targetSchema,
+  issuedAt: issuedAtSchema,
 });
 
 // The domain types are these documents as decoded (core/types.ts re-exports them): one definition

@@ -17,7 +17,23 @@ function bySource<T>(docs: readonly DesiredDoc<T>[], source: string): DesiredDoc
   return docs.find((d) => d.source === source);
 }
 
-export function effectiveState(d: DesiredState, groups: string[]): EffectiveState {
+/** An assignment past its `notAfter` (issue 10 item 4) is no longer in force. */
+function ended(a: Assignment, now: number | undefined): boolean {
+  return now !== undefined && a.notAfter !== undefined && !(Date.parse(a.notAfter) > now);
+}
+
+/** The earliest `notAfter` still ahead of `now` among the documents held: when what is in force changes next. */
+export function nextNotAfter(d: DesiredState, now: number): number | undefined {
+  let next: number | undefined;
+  for (const a of d.assignments) {
+    const at = a.doc?.notAfter === undefined ? NaN : Date.parse(a.doc.notAfter);
+    if (at > now && (next === undefined || at < next)) next = at;
+  }
+  return next;
+}
+
+/** `now`: assignments past their notAfter are left out (without it, every document held counts). */
+export function effectiveState(d: DesiredState, groups: string[], now?: number): EffectiveState {
   const sources = ['device', ...groups.map((g) => `group/${g}`)];
 
   const campaigns: Campaign[] = [];
@@ -25,7 +41,7 @@ export function effectiveState(d: DesiredState, groups: string[]): EffectiveStat
   let loop: MediaRef[] | undefined;
   for (const source of sources) {
     const a = bySource<Assignment>(d.assignments, source);
-    if (!a?.doc) continue;
+    if (!a?.doc || ended(a.doc, now)) continue;
     for (const c of a.doc.campaigns) {
       if (seen.has(c.id)) continue;
       seen.add(c.id);

@@ -76,6 +76,20 @@ export const migrations: ReadonlyArray<{ version: number; sql: string }> = [
     version: 4,
     sql: `CREATE INDEX outbox_lane ON outbox(kind, id);`,
   },
+  {
+    // PROTOCOL §9 v1.1 key set (issue 10 item 3): the newest one applied, kept as the signed
+    // envelope it came in, so it is verified again against the configured root keys at every
+    // start and a box keeps its operator keys while the broker is away. One row.
+    version: 5,
+    sql: `
+      CREATE TABLE key_set (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        envelope TEXT NOT NULL,
+        applied_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 /** The error code of a store whose schema is newer than this agent's migrations. */

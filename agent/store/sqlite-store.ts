@@ -182,6 +182,24 @@ export class SqliteStore implements Store {
     return this.d.tx((q) => applyIfNewerIn(q, source, change, at));
   }
 
+  // --- the key set (PROTOCOL §9 v1.1)
+
+  async loadKeySet(): Promise<{ version: number; envelope: string } | undefined> {
+    return (await this.d.read((q) => q.get<{ version: number; envelope: string }>('SELECT version, envelope FROM key_set WHERE id = 1'))) ?? undefined;
+  }
+
+  applyKeySetIfNewer(version: number, envelope: string, at: EpochMs): Promise<boolean> {
+    return this.d.tx(async (q) => {
+      const r = await q.run(
+        `INSERT INTO key_set(id, version, envelope, applied_at) VALUES (1, ?, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET version = excluded.version, envelope = excluded.envelope, applied_at = excluded.applied_at
+         WHERE excluded.version > key_set.version`,
+        [version, envelope, at],
+      );
+      return r.changes === 1;
+    });
+  }
+
   // --- plays
 
   async recordPlayStart(p: PlayStart): Promise<number> {

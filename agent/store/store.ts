@@ -90,6 +90,12 @@ export interface Store {
    */
   applyIfNewer(source: SourceKey, change: DesiredChange, at: EpochMs): Promise<ApplyResult>;
 
+  // --- the §9 key set (issue 10 item 3): the newest applied envelope, kept as received
+  /** The stored key set envelope and its version, or undefined. */
+  loadKeySet(): Promise<{ version: number; envelope: string } | undefined>;
+  /** Writes the envelope only when `version` is above the stored one, in one transaction; true when written. */
+  applyKeySetIfNewer(version: number, envelope: string, at: EpochMs): Promise<boolean>;
+
   // --- plays (PROTOCOL §6, §8)
   /** Records a started play; returns its row id. */
   recordPlayStart(p: PlayStart): Promise<number>;

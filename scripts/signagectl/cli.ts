@@ -2,6 +2,8 @@ import { brokerCommand } from './broker.js';
 import { cmdCommand, reportCommand, screenshotCommand } from './cmd.js';
 import { CliError, type Io } from './conn.js';
 import { assignCommand, overrideCommand } from './desired.js';
+import { keysCommand } from './keys.js';
+import { keygenCommand } from './sign.js';
 import { watchCommand } from './watch.js';
 
 export const MAIN_HELP = `signagectl — the operator's tool for a fleet of signage-agent screens (over MQTT).
@@ -15,9 +17,13 @@ Usage:
   signagectl watch    [--once --for 5s]                                  live fleet table
   signagectl report   [--date D] [--device ID | --all] [--csv]           a day's compliance
   signagectl broker   init-ca|add-device|revoke-device|add-operator       broker credentials and ACL
+  signagectl keygen   --out DIR [--id ID]                                 an Ed25519 signing key pair
+  signagectl keys     publish --root-key FILE --file keys.json            sign and publish the key set
   signagectl COMMAND --help
 
 Every command takes --config FILE (a JSON file with the agent-style "mqtt" object) or --url URL.
+Publishing commands (assign, override, cmd, screenshot, report) take --key FILE [--key-id ID]
+to sign for screens in signed mode (PROTOCOL §9).
 Exit codes: 0 ok, 1 failed (no answer, ok:false, broker unreachable), 2 bad arguments or input.`;
 
 const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number>> = {
@@ -28,6 +34,8 @@ const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number>> = {
   watch: watchCommand,
   report: reportCommand,
   broker: brokerCommand,
+  keygen: keygenCommand,
+  keys: keysCommand,
 };
 
 /** Runs one signagectl invocation; never throws, returns the exit code. */

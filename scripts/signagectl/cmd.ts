@@ -8,6 +8,15 @@ import { localDateSchema } from '../../agent/protocol/schemas.js';
 import { deviceTopic, parseDeviceTopic } from '../../agent/protocol/topics.js';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, CliError, type Io, collect, connect, connectionFrom, parseDuration, targetTopics } from './conn.js';
 import { csvLine, jsonForTerminal, renderTable, termSafe } from './table.js';
+import { commandExpiry, SIGNING_HELP, SIGNING_OPTIONS, signerFrom, signFor, type Signer } from './sign.js';
+
+/** A signed command lives 10 minutes unless --expires says otherwise (at most 24 h, PROTOCOL §9 v1.1). */
+const SIGNED_COMMAND_MS = 10 * 60_000;
+const COMMAND_OPTIONS = { ...SIGNING_OPTIONS, expires: { type: 'string' } } as const;
+const COMMAND_SIGNING_HELP = `${SIGNING_HELP}
+  --expires D      the command is void after D (10m, 2h; at most 24h); default: the --timeout
+                   unsigned, 10 minutes signed. Also sent as the MQTT 5 message expiry, so a
+                   command queued for an offline screen is dropped by the broker, not run later`;
 
 // Commands (PROTOCOL §7). The request names the device's own result topic as its MQTT 5
 // response topic, with the request id as correlation data: a broker ACL that lets a device
@@ -20,11 +29,15 @@ Sends a command (PROTOCOL §7) and prints the device's answer. Exit 0 when it an
 screenshot (--out FILE writes the PNG), restart-player, report (--args '{"date":"YYYY-MM-DD"}').
   --timeout S   how long to wait for the answer (default 15s)
 
+${COMMAND_SIGNING_HELP}
+
 ${CONNECTION_HELP}`;
 
 export const SCREENSHOT_HELP = `Usage: signagectl screenshot --device ID --out FILE [--timeout S]
 
 The current frame of the screen as a PNG (the screenshot command).
+
+${COMMAND_SIGNING_HELP}
 
 ${CONNECTION_HELP}`;
 
@@ -35,6 +48,8 @@ A day's compliance per device and campaign: sends the report command to the name
 (device,campaign,date,played,target,onTrack,status). Offline devices are listed, not asked.
   --date D      the devices' local day (default: today here)
   --timeout S   how long to wait for the answers (default 15s)
+
+${COMMAND_SIGNING_HELP}
 
 ${CONNECTION_HELP}`;
 
@@ -55,7 +70,8 @@ export class Requester {
     if (w) w(r);
   };
 
-  constructor(private readonly client: MqttClient, private readonly prefix: string) {
+  /** `signer`: every request goes out as a §9 envelope; `expires`: the --expires flag. */
+  constructor(private readonly client: MqttClient, private readonly prefix: string, private readonly signing: { signer?: Signer | undefined; expires?: string | undefined } = {}) {
     client.on('message', this.onMessage);
   }
 
@@ -81,31 +97,41 @@ export class Requester {
         resolve(r);
       });
     });
-    const body = { id, name, ...(args ? { args } : {}), expiresAt: new Date(Date.now() + timeoutMs).toISOString() };
-    await this.client.publishAsync(deviceTopic(this.prefix, deviceId, 'cmd'), encode('cmd', body), {
+    const now = Date.now();
+    const { signer, expires } = this.signing;
+    // Unsigned without --expires: as before, void once nobody waits for the answer.
+    const expiresAt = !signer && expires === undefined ? now + timeoutMs : commandExpiry(expires, SIGNED_COMMAND_MS, now);
+    const body = { id, name, ...(args ? { args } : {}), expiresAt: new Date(expiresAt).toISOString() };
+    const text = signer ? signFor(body, signer, `device/${deviceId}`, now).text : encode('cmd', body);
+    // The response topic is the device's own result topic, which a signed screen answers on anyway.
+    await this.client.publishAsync(deviceTopic(this.prefix, deviceId, 'cmd'), text, {
       qos: 1,
-      properties: { responseTopic: deviceTopic(this.prefix, deviceId, 'cmd/result'), correlationData: Buffer.from(id) },
+      properties: {
+        responseTopic: deviceTopic(this.prefix, deviceId, 'cmd/result'),
+        correlationData: Buffer.from(id),
+        messageExpiryInterval: Math.max(1, Math.ceil((expiresAt - now) / 1000)),
+      },
     });
     return answer;
   }
 }
 
 export async function cmdCommand(argv: string[], io: Io): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...CONNECTION_OPTIONS, device: { type: 'string' }, args: { type: 'string' }, timeout: { type: 'string' }, out: { type: 'string' } } });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...CONNECTION_OPTIONS, ...COMMAND_OPTIONS, device: { type: 'string' }, args: { type: 'string' }, timeout: { type: 'string' }, out: { type: 'string' } } });
   if (values.help) return (io.out(CMD_HELP), 0);
   if (positionals.length !== 1) throw new CliError('give exactly one command NAME (see --help)');
   return runOne(values, positionals[0]!, io);
 }
 
 export async function screenshotCommand(argv: string[], io: Io): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { ...CONNECTION_OPTIONS, device: { type: 'string' }, timeout: { type: 'string' }, out: { type: 'string' } } });
+  const { values } = parseArgs({ args: argv, options: { ...CONNECTION_OPTIONS, ...COMMAND_OPTIONS, device: { type: 'string' }, timeout: { type: 'string' }, out: { type: 'string' } } });
   if (values.help) return (io.out(SCREENSHOT_HELP), 0);
   if (values.out === undefined) throw new CliError('--out FILE is required');
   return runOne({ ...values, args: undefined }, 'screenshot', io);
 }
 
 async function runOne(
-  values: Parameters<typeof connectionFrom>[0] & { device?: string | undefined; args?: string | undefined; timeout?: string | undefined; out?: string | undefined },
+  values: Parameters<typeof connectionFrom>[0] & Parameters<typeof signerFrom>[0] & { device?: string | undefined; args?: string | undefined; timeout?: string | undefined; out?: string | undefined; expires?: string | undefined },
   name: string,
   io: Io,
 ): Promise<number> {
@@ -122,8 +148,10 @@ async function runOne(
     if (!args || typeof args !== 'object' || Array.isArray(args)) throw new CliError('--args must be a JSON object');
   }
   const timeoutMs = parseDuration(values.timeout ?? '15s', '--timeout');
+  const signer = signerFrom(values);
+  if (values.expires !== undefined) commandExpiry(values.expires, 0, Date.now()); // a bad --expires is a usage error before connecting
   const client = await connect(conn);
-  const req = new Requester(client, conn.prefix);
+  const req = new Requester(client, conn.prefix, { signer, expires: values.expires });
   try {
     await req.start([values.device]);
     const r = await req.send(values.device, name, args, timeoutMs);
@@ -151,7 +179,7 @@ async function runOne(
 type ComplianceRow = Omit<Compliance, 'day'> & Partial<Pick<Compliance, 'day'>>;
 
 export async function reportCommand(argv: string[], io: Io, today = localToday()): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { ...CONNECTION_OPTIONS, device: { type: 'string' }, all: { type: 'boolean' }, date: { type: 'string' }, csv: { type: 'boolean' }, timeout: { type: 'string' }, wait: { type: 'string' } } });
+  const { values } = parseArgs({ args: argv, options: { ...CONNECTION_OPTIONS, ...COMMAND_OPTIONS, device: { type: 'string' }, all: { type: 'boolean' }, date: { type: 'string' }, csv: { type: 'boolean' }, timeout: { type: 'string' }, wait: { type: 'string' } } });
   if (values.help) return (io.out(REPORT_HELP), 0);
   const conn = connectionFrom(values);
   if (values.device !== undefined && values.all) throw new CliError('give --device ID or --all, not both');
@@ -159,9 +187,11 @@ export async function reportCommand(argv: string[], io: Io, today = localToday()
   const date = values.date ?? today;
   if (!localDateSchema.safeParse(date).success) throw new CliError(`--date: "${date}" must be a real date YYYY-MM-DD`);
   const timeoutMs = parseDuration(values.timeout ?? '15s', '--timeout');
+  const signer = signerFrom(values);
+  if (values.expires !== undefined) commandExpiry(values.expires, 0, Date.now());
 
   const client = await connect(conn);
-  const req = new Requester(client, conn.prefix);
+  const req = new Requester(client, conn.prefix, { signer, expires: values.expires });
   try {
     let online: string[];
     const offline: string[] = [];

@@ -122,12 +122,13 @@ export async function collect(client: MqttClient, topics: string[], waitMs: numb
 }
 
 /** `--device ID` or `--group G` → its document topics, validated. */
-export function targetTopics(prefix: string, flags: { device?: string | undefined; group?: string | undefined }): { topic(kind: GroupKind): string; label: string } {
+export function targetTopics(prefix: string, flags: { device?: string | undefined; group?: string | undefined }): { topic(kind: GroupKind): string; label: string; target: string } {
   if ((flags.device === undefined) === (flags.group === undefined)) throw new CliError('give exactly one of --device ID or --group G');
   const [kind, id] = flags.device !== undefined ? ['device', flags.device] as const : ['group', flags.group!] as const;
   if (!ID_RE.test(id)) throw new CliError(`--${kind}: "${id}" must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`);
   const target = kind === 'device' ? { device: id } : { group: id };
-  return { topic: (k) => targetTopic(prefix, target, k), label: `${kind} ${id}` };
+  // `target` is the §9 name of the same pair, which a signed document must carry.
+  return { topic: (k) => targetTopic(prefix, target, k), label: `${kind} ${id}`, target: `${kind}/${id}` };
 }
 
 /** A duration like 5s, 500ms, 2m, 6h, 1d (bare numbers are seconds) in ms. */
@@ -136,4 +137,16 @@ export function parseDuration(s: string, flag: string): number {
   if (!m) throw new CliError(`${flag}: "${s}" is not a duration (e.g. 5s, 2m, 6h, 1d)`);
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 's') as 'ms'];
   return Number(m[1]) * unit;
+}
+
+/** A JSON object from a file named on the command line, or a usage error naming the file. */
+export function readJsonObject(file: string): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new CliError(`${file}: ${(e as Error).message}`);
+  }
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new CliError(`${file}: must be a JSON object`);
+  return doc as Record<string, unknown>;
 }

@@ -1,0 +1,107 @@
+import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { keyIdOf, rawPublicKeyOf, sealEnvelope } from '../../agent/protocol/envelope.js';
+import { ID_RE } from '../../agent/protocol/schemas.js';
+import { MAX_COMMAND_LIFETIME_MS } from '../../agent/protocol/trust.js';
+import { CliError, type Io, parseDuration } from './conn.js';
+
+// PROTOCOL §9 v1.1 for operators: keys made here, and the one signing step every publishing
+// command takes (assign, override, cmd, screenshot, report, keys publish; alert and update will
+// call signFor too). The agent refuses a signed document without its target and issuedAt, and a
+// command without a short expiresAt, so they are filled here, never typed by hand.
+
+export const SIGNING_OPTIONS = {
+  key: { type: 'string' },
+  'key-id': { type: 'string' },
+} as const;
+
+export const SIGNING_HELP = `Signing (PROTOCOL §9: required once the screens have security keys):
+  --key FILE       an Ed25519 private key (PEM, from signagectl keygen): the document goes out as a
+                   signed envelope naming its target and issuedAt
+  --key-id ID      the key's id as the screens know it (default: the id in the ID.pub keygen wrote
+                   beside the key, else the first 16 hex digits of the SHA-256 of the public key)`;
+
+export interface Signer {
+  keyId: string;
+  key: KeyObject;
+}
+
+/** Reads an Ed25519 private key (PEM PKCS#8, as keygen or `openssl genpkey -algorithm ed25519` writes it). */
+export function readSigner(file: string, keyId: string | undefined, flag = '--key'): Signer {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(readFileSync(file));
+  } catch (e) {
+    throw new CliError(`${flag} ${file}: not a private key: ${(e as Error).message}`);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw new CliError(`${flag} ${file}: an ${key.asymmetricKeyType ?? 'unknown'} key; it must be Ed25519 (signagectl keygen)`);
+  if (keyId !== undefined && !ID_RE.test(keyId)) throw new CliError(`${flag}-id: "${keyId}" must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`);
+  const raw = rawPublicKeyOf(key);
+  return { key, keyId: keyId ?? idBeside(file, raw) ?? keyIdOf(raw) };
+}
+
+/** The id keygen wrote in ID.pub beside ID.key, if that file holds this very key. */
+function idBeside(file: string, raw: Buffer): string | undefined {
+  const pub = file.replace(/\.key$/, '') + '.pub';
+  if (pub === file || !existsSync(pub)) return undefined;
+  const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63}):([A-Za-z0-9+/=]+)\s*$/.exec(readFileSync(pub, 'utf8'));
+  return m && m[2] === raw.toString('base64') ? m[1] : undefined;
+}
+
+/** The signer of --key/--key-id, or undefined (plain JSON). */
+export function signerFrom(flags: { key?: string | undefined; 'key-id'?: string | undefined }): Signer | undefined {
+  if (flags.key === undefined) {
+    if (flags['key-id'] !== undefined) throw new CliError('--key-id needs --key FILE');
+    return undefined;
+  }
+  return readSigner(flags.key, flags['key-id']);
+}
+
+/**
+ * The wire text of `doc`: plain JSON, or with a signer the §9 envelope of the document with its
+ * `target` (`device/ID`, `group/G`) and `issuedAt` (now) filled in. Returns the document as sent.
+ */
+export function signFor<T extends Record<string, unknown>>(doc: T, signer: Signer | undefined, target: string, now: number): { text: string; doc: T & { target?: string; issuedAt?: string } } {
+  if (!signer) return { text: JSON.stringify(doc), doc };
+  const signed = { ...doc, target, issuedAt: new Date(now).toISOString() };
+  return { text: sealEnvelope(signed, signer.key, signer.keyId), doc: signed };
+}
+
+/** A command's expiresAt: --expires (a duration such as 10m, 2h; at most 24 h) or the default. */
+export function commandExpiry(flag: string | undefined, defaultMs: number, now: number): number {
+  const ms = flag === undefined ? defaultMs : parseDuration(flag.replace(/^\+/, ''), '--expires');
+  if (!(ms > 0)) throw new CliError('--expires: must be a duration above zero');
+  if (ms > MAX_COMMAND_LIFETIME_MS) throw new CliError(`--expires: ${flag ?? ''} is more than 24 h; screens refuse a signed command that lives longer`);
+  return now + ms;
+}
+
+export const KEYGEN_HELP = `Usage: signagectl keygen --out DIR [--id ID]
+
+Makes an Ed25519 key pair for signing (PROTOCOL §9). Writes DIR/ID.key (the private key, PEM,
+mode 0600: keep it at the NOC, or offline for a root key) and DIR/ID.pub, and prints the line to
+put in the screens' config (security.assignmentKeys or security.rootKeys) or, as publicKey, in a
+key set: ID:BASE64. Without --id the id is the one the agent derives from the key itself.
+Refuses to overwrite an existing key.`;
+
+export async function keygenCommand(argv: string[], io: Io): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { out: { type: 'string' }, id: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) return (io.out(KEYGEN_HELP), 0);
+  if (values.out === undefined) throw new CliError('--out DIR is required');
+  if (values.id !== undefined && !ID_RE.test(values.id)) throw new CliError(`--id: "${values.id}" must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`);
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const raw = rawPublicKeyOf(publicKey);
+  const id = values.id ?? keyIdOf(raw);
+  mkdirSync(values.out, { recursive: true, mode: 0o700 });
+  const keyFile = path.join(values.out, `${id}.key`);
+  const pubFile = path.join(values.out, `${id}.pub`);
+  if (existsSync(keyFile)) throw new CliError(`${keyFile} exists: not overwritten (a lost key cannot be recovered)`);
+  // 'wx': never replace a file created meanwhile; mode 0600 from the first byte.
+  writeFileSync(keyFile, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600, flag: 'wx' });
+  const line = `${id}:${raw.toString('base64')}`;
+  writeFileSync(pubFile, `${line}\n`, { mode: 0o644 });
+  io.err(`signagectl keygen: private key ${keyFile} (0600), public key ${pubFile}`);
+  io.out(line);
+  return 0;
+}
