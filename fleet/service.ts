@@ -22,7 +22,7 @@ export class FleetService {
   private started: Component[] = [];
 
   constructor(readonly config: FleetConfig, private readonly log: Logger) {
-    this.archive = new Archive(config.db, log.child({ component: 'archive' }));
+    this.archive = new Archive(config.db, log.child({ component: 'archive' }), config.mqtt.clientId);
     this.batcher = new Batcher((items) => this.archive.write(items), config.batch, log.child({ component: 'batcher' }));
     const password = config.mqtt.passwordFile ? readFileSync(config.mqtt.passwordFile, 'utf8').trim() : undefined;
     this.ingest = new MqttIngest(config.mqtt, password, this.batcher, log.child({ component: 'ingest' }));

@@ -12,7 +12,8 @@ import { emptyStats, ensureDevice, insertEvent, insertPlay, noteStore, saveHeart
 export class Archive {
   private db: Db | undefined;
 
-  constructor(readonly file: string, private readonly log: Logger) {}
+  /** `ingestId`: the process's MQTT client id, kept with each play it archived. */
+  constructor(readonly file: string, private readonly log: Logger, private readonly ingestId = 'local') {}
 
   async start(): Promise<void> {
     const db = await Db.open(this.file);
@@ -70,7 +71,7 @@ export class Archive {
           case 'play': {
             const p = it.play;
             await store(p.deviceId, p.storeId, 'play');
-            if (!(await insertPlay(q, p, it.raw, at))) { stats.duplicates++; break; }
+            if (!(await insertPlay(q, p, it.raw, at, this.ingestId))) { stats.duplicates++; break; }
             stats.plays++;
             const k = `${p.deviceId}\u0000${p.storeId}`;
             const s = seqs.get(k) ?? { deviceId: p.deviceId, storeId: p.storeId, seqs: [] };

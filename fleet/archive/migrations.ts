@@ -33,7 +33,8 @@ export const MIGRATIONS: readonly string[] = [
     played      INTEGER NOT NULL,
     target      INTEGER NOT NULL,
     payload     TEXT NOT NULL,
-    received_at TEXT NOT NULL
+    received_at TEXT NOT NULL,
+    ingest_id   TEXT NOT NULL
   );
   CREATE INDEX plays_day ON plays (day, device_id, campaign_id);
   CREATE TABLE events (

@@ -47,11 +47,11 @@ async function upsertCompliance(q: Query, deviceId: string, c: Omit<Compliance, 
 }
 
 /** INSERT OR IGNORE by eventId: true when the play is new to the archive. */
-export async function insertPlay(q: Query, p: PlayEvent, raw: string, at: string): Promise<boolean> {
+export async function insertPlay(q: Query, p: PlayEvent, raw: string, at: string, ingestId: string): Promise<boolean> {
   const r = await q.run(
-    `INSERT OR IGNORE INTO plays (event_id, device_id, store_id, seq, campaign_id, day, started_at, ended_at, duration_ms, outcome, in_window, played, target, payload, received_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    [p.eventId, p.deviceId, p.storeId, p.seq, p.campaignId, p.day, p.startedAt, p.endedAt, p.durationMs, p.outcome, Number(p.inWindow), p.played, p.target, raw, at],
+    `INSERT OR IGNORE INTO plays (event_id, device_id, store_id, seq, campaign_id, day, started_at, ended_at, duration_ms, outcome, in_window, played, target, payload, received_at, ingest_id)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    [p.eventId, p.deviceId, p.storeId, p.seq, p.campaignId, p.day, p.startedAt, p.endedAt, p.durationMs, p.outcome, Number(p.inWindow), p.played, p.target, raw, at, ingestId],
   );
   if (r.changes === 0) return false;
   await upsertCompliance(q, p.deviceId, { campaignId: p.campaignId, day: p.day, played: p.played, target: p.target, onTrack: null }, p.endedAt);
