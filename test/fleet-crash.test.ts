@@ -70,7 +70,10 @@ t.test('two ingest processes on one shared group split the plays; the archive ha
 
   const evs = Array.from({ length: 20 }, (_, d) => plays(`hn-s${d}`, 'ffff000000000001', Array.from({ length: 100 }, (_, i) => i + 1))).flat();
   for (let i = 0; i < evs.length; i += 200) await publishPlays(screen, evs.slice(i, i + 200));
-  await waitFor('2000 archived', async () => (await archived(db)) >= 2000, 60_000);
+  await waitFor('2000 archived', async () => (await archived(db)) >= 2000, 60_000).catch((e: Error) => {
+    const notable = (p: FleetProcess): string[] => p.lines.filter((l) => /"level":(40|50|60)|stderr/.test(l)).slice(-10);
+    throw new Error(`${e.message}; ${JSON.stringify({ a: notable(a), b: notable(b) })}`);
+  });
   t.equal(await archived(db), 2000, '2000 plays, each once');
   const byA = await archived(db, "SELECT COUNT(*) AS n FROM plays WHERE ingest_id = 'ingest-1'");
   const byB = await archived(db, "SELECT COUNT(*) AS n FROM plays WHERE ingest_id = 'ingest-2'");

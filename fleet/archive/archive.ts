@@ -2,7 +2,7 @@ import type { Logger } from '../log.js';
 import type { Item } from '../ingest/decode.js';
 import { Db, type Query } from './db.js';
 import { migrate } from './migrations.js';
-import { emptyStats, ensureDevice, insertEvent, insertPlay, noteStore, saveHeartbeat, saveStatus, trackSeqs, type BatchStats } from './writes.js';
+import { afterPlays, emptyStats, ensureDevice, insertEvent, insertPlay, noteStore, saveHeartbeat, saveStatus, trackSeqs, type BatchStats } from './writes.js';
 
 /**
  * The archive: one SQLite file in WAL mode with synchronous=FULL, so a batch is on disk (power cut
@@ -59,6 +59,8 @@ export class Archive {
     await this.conn.tx(async (q) => {
       const seqs = new Map<string, { deviceId: string; storeId: string; seqs: number[] }>();
       const stored = new Set<string>();
+      const devices = new Set<string>();
+      const newest = new Map<string, Item & { kind: 'play' }>();
       const store = async (deviceId: string, storeId: string, source: string): Promise<void> => {
         const k = `${deviceId}\u0000${storeId}`;
         if (stored.has(k)) return;
@@ -66,13 +68,16 @@ export class Archive {
         if (await noteStore(q, deviceId, storeId, source, at)) stats.storesReplaced++;
       };
       for (const it of items) {
-        await ensureDevice(q, it.deviceId, at);
+        if (!devices.has(it.deviceId)) { devices.add(it.deviceId); await ensureDevice(q, it.deviceId, at); }
         switch (it.kind) {
           case 'play': {
             const p = it.play;
             await store(p.deviceId, p.storeId, 'play');
             if (!(await insertPlay(q, p, it.raw, at, this.ingestId))) { stats.duplicates++; break; }
             stats.plays++;
+            const c = `${p.deviceId}\u0000${p.day}\u0000${p.campaignId}`;
+            const had = newest.get(c);
+            if (!had || had.play.endedAt <= p.endedAt) newest.set(c, it);
             const k = `${p.deviceId}\u0000${p.storeId}`;
             const s = seqs.get(k) ?? { deviceId: p.deviceId, storeId: p.storeId, seqs: [] };
             s.seqs.push(p.seq);
@@ -93,6 +98,7 @@ export class Archive {
             break;
         }
       }
+      await afterPlays(q, [...newest.values()].map((n) => n.play));
       for (const s of seqs.values()) stats.gapsOpened += await trackSeqs(q, s.deviceId, s.storeId, s.seqs, at);
     });
     return stats;

@@ -46,17 +46,24 @@ async function upsertCompliance(q: Query, deviceId: string, c: Omit<Compliance, 
   );
 }
 
-/** INSERT OR IGNORE by eventId: true when the play is new to the archive. */
+/** INSERT OR IGNORE by eventId: true when the play is new to the archive (then afterPlays). */
 export async function insertPlay(q: Query, p: PlayEvent, raw: string, at: string, ingestId: string): Promise<boolean> {
   const r = await q.run(
     `INSERT OR IGNORE INTO plays (event_id, device_id, store_id, seq, campaign_id, day, started_at, ended_at, duration_ms, outcome, in_window, played, target, payload, received_at, ingest_id)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     [p.eventId, p.deviceId, p.storeId, p.seq, p.campaignId, p.day, p.startedAt, p.endedAt, p.durationMs, p.outcome, Number(p.inWindow), p.played, p.target, raw, at, ingestId],
   );
-  if (r.changes === 0) return false;
-  await upsertCompliance(q, p.deviceId, { campaignId: p.campaignId, day: p.day, played: p.played, target: p.target, onTrack: null }, p.endedAt);
-  await q.run('UPDATE devices SET last_play_at = ? WHERE device_id = ? AND (last_play_at IS NULL OR last_play_at < ?)', [p.endedAt, p.deviceId, p.endedAt]);
-  return true;
+  return r.changes > 0;
+}
+
+/** After a batch's plays: the newest play per (device, day, campaign) speaks for its plan, the newest per device dates it. */
+export async function afterPlays(q: Query, newest: Iterable<PlayEvent>): Promise<void> {
+  const last = new Map<string, string>();
+  for (const p of newest) {
+    await upsertCompliance(q, p.deviceId, { campaignId: p.campaignId, day: p.day, played: p.played, target: p.target, onTrack: null }, p.endedAt);
+    if ((last.get(p.deviceId) ?? '') < p.endedAt) last.set(p.deviceId, p.endedAt);
+  }
+  for (const [id, at] of last) await q.run('UPDATE devices SET last_play_at = ? WHERE device_id = ? AND (last_play_at IS NULL OR last_play_at < ?)', [at, id, at]);
 }
 
 /** Folds newly archived seqs of one (device, store) into its max and gaps; returns how many gaps opened. */

@@ -83,7 +83,10 @@ export class Batcher {
         this.log.debug({ rows: items.length, ...stats }, 'batch committed');
       } catch (e) {
         this.totals.failures++;
-        this.retryMs = Math.min(30_000, Math.max(1000, this.retryMs * 2));
+        // Another ingest process held the write lock past the busy timeout: try again soon. Anything
+        // else (a full disk, an I/O error) backs off, 1 s doubling to 30 s.
+        const busy = (e as { code?: string }).code === 'SQLITE_BUSY';
+        this.retryMs = busy ? 100 : Math.min(30_000, Math.max(1000, this.retryMs * 2));
         this.log.error({ err: (e as Error).message, rows: items.length, retryMs: this.retryMs }, 'archive write failed; nothing acked, retrying');
       } finally {
         this.writing = undefined;
