@@ -1,0 +1,78 @@
+import sqlite3 from 'sqlite3';
+
+export type Param = string | number | null;
+
+/**
+ * A promise face on one sqlite3 connection, every call in turn: a transaction (`tx`) runs alone
+ * from BEGIN IMMEDIATE to COMMIT, so the ingest's batches and the report's reads never interleave.
+ */
+export class Db {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  private constructor(private readonly db: sqlite3.Database) {}
+
+  static open(file: string, opts: { readOnly?: boolean } = {}): Promise<Db> {
+    return new Promise((resolve, reject) => {
+      const mode = opts.readOnly ? sqlite3.OPEN_READONLY : sqlite3.OPEN_READWRITE | sqlite3.OPEN_CREATE;
+      const d = new sqlite3.Database(file, mode, (err) => (err ? reject(err) : resolve(new Db(d))));
+    });
+  }
+
+  close(): Promise<void> {
+    return this.serial(() => new Promise<void>((res, rej) => this.db.close((e) => (e ? rej(e) : res()))));
+  }
+
+  /** BEGIN IMMEDIATE … COMMIT around `fn`; ROLLBACK on any throw. Resolves after the COMMIT. */
+  tx<T>(fn: (q: Query) => Promise<T>): Promise<T> {
+    return this.serial(async () => {
+      const q = new Query(this.db);
+      await q.run('BEGIN IMMEDIATE');
+      try {
+        const r = await fn(q);
+        await q.run('COMMIT');
+        return r;
+      } catch (e) {
+        await q.run('ROLLBACK').catch(() => undefined);
+        throw e;
+      }
+    });
+  }
+
+  /** Reads or single statements, in turn with transactions. */
+  read<T>(fn: (q: Query) => Promise<T>): Promise<T> {
+    return this.serial(() => fn(new Query(this.db)));
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn, fn);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+}
+
+export class Query {
+  constructor(private readonly db: sqlite3.Database) {}
+
+  run(sql: string, params: Param[] = []): Promise<{ changes: number }> {
+    return new Promise((resolve, reject) => {
+      this.db.run(sql, params, function (err) {
+        if (err) reject(err);
+        else resolve({ changes: this.changes });
+      });
+    });
+  }
+
+  all<R>(sql: string, params: Param[] = []): Promise<R[]> {
+    return new Promise((resolve, reject) => {
+      this.db.all(sql, params, (err, rows) => (err ? reject(err) : resolve(rows as R[])));
+    });
+  }
+
+  async get<R>(sql: string, params: Param[] = []): Promise<R | undefined> {
+    return (await this.all<R>(sql, params))[0];
+  }
+
+  exec(sql: string): Promise<void> {
+    return new Promise((resolve, reject) => this.db.exec(sql, (err) => (err ? reject(err) : resolve())));
+  }
+}

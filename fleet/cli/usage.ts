@@ -1,0 +1,60 @@
+import { parseArgs } from 'node:util';
+import { isDay } from '../report/days.js';
+
+export const USAGE = `signage-fleet: the fleet side of signage-agent (docs/fleet.md)
+
+  signage-fleet serve --config fleet.json
+      ingest status, heartbeats, plays and events over MQTT 5 into the archive; runs until SIGTERM
+  signage-fleet report --db FILE --from YYYY-MM-DD --to YYYY-MM-DD [--group G] [--campaign C] [--csv|--json]
+      per day, screen and campaign: played/target; per group: the share of screens that met it
+  signage-fleet --version | --help
+`;
+
+export class UsageError extends Error {}
+
+export type Command =
+  | { name: 'serve'; config: string }
+  | { name: 'report'; db: string; from: string; to: string; group?: string; campaign?: string; format: 'text' | 'csv' | 'json' }
+  | { name: 'help' }
+  | { name: 'version' };
+
+export function parseCommand(argv: string[]): Command {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') return { name: 'help' };
+  if (cmd === '--version') return { name: 'version' };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: rest,
+      strict: true,
+      options: {
+        config: { type: 'string' }, db: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' },
+        group: { type: 'string' }, campaign: { type: 'string' }, csv: { type: 'boolean' }, json: { type: 'boolean' },
+      },
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const str = (k: string): string | undefined => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+  if (cmd === 'serve') {
+    const config = str('config');
+    if (!config) throw new UsageError('serve needs --config FILE');
+    return { name: 'serve', config };
+  }
+  if (cmd === 'report') {
+    const db = str('db');
+    const from = str('from');
+    const to = str('to') ?? from;
+    const problems: string[] = [];
+    if (!db) problems.push('--db FILE is required');
+    if (!from || !isDay(from)) problems.push('--from YYYY-MM-DD is required');
+    if (!to || !isDay(to)) problems.push('--to must be YYYY-MM-DD');
+    if (from && to && from > to) problems.push('--from is after --to');
+    if (values.csv && values.json) problems.push('--csv and --json exclude each other');
+    if (problems.length > 0) throw new UsageError(problems.join('; '));
+    const group = str('group');
+    const campaign = str('campaign');
+    return { name: 'report', db: db!, from: from!, to: to!, ...(group ? { group } : {}), ...(campaign ? { campaign } : {}), format: values.csv ? 'csv' : values.json ? 'json' : 'text' };
+  }
+  throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
+}

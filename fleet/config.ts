@@ -1,0 +1,67 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { idSchema as id } from '../agent/protocol/schemas.js';
+
+// fleet.json: one schema, every problem reported at once (docs/fleet.md#config).
+
+export const fleetConfigSchema = z.strictObject({
+  /** The archive: a SQLite file (relative paths are read from the config file's folder). */
+  db: z.string().min(1),
+  mqtt: z.strictObject({
+    url: z.string().regex(/^(mqtts?|wss?|tcp):\/\//, 'must be an mqtt://, mqtts://, ws:// or wss:// URL'),
+    /** One per ingest process: the persistent session is the client id's. */
+    clientId: id,
+    username: z.string().optional(),
+    passwordFile: z.string().optional(),
+    topicPrefix: z.string().min(1).default('signage'),
+    /** The shared-subscription group: every ingest process of one archive uses the same. */
+    shareGroup: id.default('signage-fleet'),
+    /** How long the broker keeps the session (and queues its messages) while the process is down. */
+    sessionExpirySec: z.number().int().min(60).max(4_294_967_295).default(7 * 24 * 3600),
+    keepaliveSec: z.number().int().min(5).max(600).default(30),
+    /** MQTT 5 Receive Maximum: QoS 1 messages the broker may have in flight to us (bounds a batch). */
+    receiveMaximum: z.number().int().min(1).max(65535).default(1000),
+  }),
+  batch: z
+    .strictObject({
+      maxRows: z.number().int().min(1).max(10_000).default(500),
+      maxDelayMs: z.number().int().min(0).max(5000).default(50),
+    })
+    .default({ maxRows: 500, maxDelayMs: 50 }),
+  /** The agent's status and heartbeat carry no groups, so the fleet names them: group → device ids. */
+  groups: z.record(id, z.array(id)).default({}),
+  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+});
+export type FleetConfig = z.infer<typeof fleetConfigSchema>;
+
+export class FleetConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('; '));
+  }
+}
+
+/** Parses a config document; paths are resolved against `baseDir`. */
+export function parseFleetConfig(doc: unknown, baseDir: string): FleetConfig {
+  const r = fleetConfigSchema.safeParse(doc);
+  if (!r.success) throw new FleetConfigError(r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`));
+  const c = r.data;
+  const abs = (p: string): string => path.resolve(baseDir, p);
+  return { ...c, db: abs(c.db), mqtt: { ...c.mqtt, ...(c.mqtt.passwordFile ? { passwordFile: abs(c.mqtt.passwordFile) } : {}) } };
+}
+
+export function loadFleetConfig(file: string): FleetConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new FleetConfigError([`cannot read ${file}: ${(e as Error).message}`]);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new FleetConfigError([`${file} is not JSON: ${(e as Error).message}`]);
+  }
+  return parseFleetConfig(doc, path.dirname(path.resolve(file)));
+}

@@ -1,0 +1,98 @@
+import type { Logger } from '../log.js';
+import type { BatchStats } from '../archive/writes.js';
+import type { Item } from './decode.js';
+
+/** One message waiting for the archive: its item (none for a dropped one) and its PUBACK (QoS 1). */
+export interface Pending {
+  item?: Item;
+  ack?: () => void;
+}
+
+export interface BatchOptions {
+  maxRows: number;
+  maxDelayMs: number;
+}
+
+/** QoS 0 heartbeats beyond this many waiting are dropped (QoS 1 is bounded by Receive Maximum). */
+const MAX_WAITING = 20_000;
+
+/**
+ * Group commit: messages wait until `maxRows` are waiting or the oldest has waited `maxDelayMs`,
+ * then go to the archive in one transaction; their PUBACKs follow the commit, in arrival order.
+ * A failed write is retried (1 s, doubling to 30 s) and nothing of it is acked meanwhile.
+ */
+export class Batcher {
+  private queue: Pending[] = [];
+  private firstAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private writing: Promise<void> | undefined;
+  private retryMs = 0;
+  readonly totals = { batches: 0, rows: 0, plays: 0, duplicates: 0, dropped: 0, failures: 0 };
+
+  constructor(
+    private readonly write: (items: Item[]) => Promise<BatchStats>,
+    private readonly opts: BatchOptions,
+    private readonly log: Logger,
+  ) {}
+
+  get waiting(): number {
+    return this.queue.length;
+  }
+
+  add(p: Pending): void {
+    if (!p.ack && this.queue.length >= MAX_WAITING) { this.totals.dropped++; return; }
+    if (this.queue.length === 0) this.firstAt = Date.now();
+    this.queue.push(p);
+    this.schedule();
+  }
+
+  /** Writes and acks everything waiting (stop). */
+  async drain(): Promise<void> {
+    while (this.queue.length > 0 || this.writing) {
+      if (this.writing) await this.writing;
+      else await this.flush();
+    }
+    clearTimeout(this.timer);
+  }
+
+  private schedule(): void {
+    if (this.writing || this.timer || this.queue.length === 0) return;
+    const wait = this.queue.length >= this.opts.maxRows ? 0 : this.firstAt + this.opts.maxDelayMs - Date.now();
+    const due = Math.max(this.retryMs, wait);
+    this.timer = setTimeout(() => { this.timer = undefined; void this.flush(); }, Math.max(0, due));
+  }
+
+  private flush(): Promise<void> {
+    if (this.writing || this.queue.length === 0) return this.writing ?? Promise.resolve();
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.queue.slice(0, this.opts.maxRows);
+    const items = batch.flatMap((p) => (p.item ? [p.item] : []));
+    this.writing = (async () => {
+      try {
+        const stats = items.length > 0 ? await this.write(items) : undefined;
+        this.queue.splice(0, batch.length);
+        this.firstAt = Date.now();
+        this.retryMs = 0;
+        this.totals.batches++;
+        this.totals.rows += items.length;
+        this.totals.plays += stats?.plays ?? 0;
+        this.totals.duplicates += stats?.duplicates ?? 0;
+        for (const p of batch) p.ack?.();
+        if (stats && (stats.gapsOpened || stats.storesReplaced)) this.log.info({ gapsOpened: stats.gapsOpened, storesReplaced: stats.storesReplaced }, 'seq gap or replaced store');
+        this.log.debug({ rows: items.length, ...stats }, 'batch committed');
+      } catch (e) {
+        this.totals.failures++;
+        // Another ingest process held the write lock past the busy timeout: try again soon. Anything
+        // else (a full disk, an I/O error) backs off, 1 s doubling to 30 s.
+        const busy = (e as { code?: string }).code === 'SQLITE_BUSY';
+        this.retryMs = busy ? 100 : Math.min(30_000, Math.max(1000, this.retryMs * 2));
+        this.log.error({ err: (e as Error).message, rows: items.length, retryMs: this.retryMs }, 'archive write failed; nothing acked, retrying');
+      } finally {
+        this.writing = undefined;
+        this.schedule();
+      }
+    })();
+    return this.writing;
+  }
+}
