@@ -38,6 +38,15 @@ function kit(t: Test): Kit {
   return { dir, common: ['--bundle', bundle, '--node-tarball', node], bundle, config, pass };
 }
 
+/** A kit and a plain boot folder holding only cmdline.txt. */
+function kitWithBoot(t: Test): { k: Kit; boot: string } {
+  const k = kit(t);
+  const boot = path.join(k.dir, 'bootfs');
+  mkdirSync(boot);
+  writeFileSync(path.join(boot, 'cmdline.txt'), CMDLINE + '\n');
+  return { k, boot };
+}
+
 /** A 48 MB disk image with an MBR and a FAT boot partition at 1 MiB holding cmdline.txt. */
 async function baseImage(t: Test, dir: string, cmdline = CMDLINE, extra: Record<string, string> = {}): Promise<string> {
   const img = path.join(dir, 'base.img');
@@ -123,10 +132,7 @@ t.test("a boot folder; Imager's firstrun.sh is chained, not lost", async (t) => 
 });
 
 t.test('bad config or a wrong Node checksum: nothing prepared, the key named', async (t) => {
-  const k = kit(t);
-  const boot = path.join(k.dir, 'bootfs');
-  mkdirSync(boot);
-  writeFileSync(path.join(boot, 'cmdline.txt'), CMDLINE + '\n');
+  const { k, boot } = kitWithBoot(t);
   const bad = path.join(k.dir, 'bad.json');
   writeFileSync(bad, JSON.stringify({ deviceId: 'bad id!', mqtt: { url: 'mqtt://x' } }));
   const r = await prep(['--boot', boot, '--config', bad, ...k.common]);
@@ -180,10 +186,7 @@ t.test('a CSV of screens: one image per row, per-device fields and secrets', asy
 });
 
 t.test('--sign-key: the card\'s config is a signed envelope that a box with that key takes', async (t) => {
-  const k = kit(t);
-  const boot = path.join(k.dir, 'bootfs');
-  mkdirSync(boot);
-  writeFileSync(path.join(boot, 'cmdline.txt'), CMDLINE + '\n');
+  const { k, boot } = kitWithBoot(t);
   const keys = path.join(k.dir, 'keys');
   const gen = await run('node', ['--import=@tapjs/typescript/import', path.resolve(import.meta.dirname, '../scripts/signagectl.ts'), 'keygen', '--out', keys, '--id', 'noc-1'], { cwd: path.resolve(import.meta.dirname, '..') });
   const line = gen.stdout.trim();
