@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Entry point of signage-agent-firstboot.service (via /opt/signage-agent/bin/signage-firstboot).
 // Usage: firstboot-import --boot DIR [--boot DIR]... --etc DIR [--user signage] [--no-card]
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../agent/core/log.js';
 import { errorCard, showErrorCard } from '../agent/provision/error-card.js';
@@ -26,8 +27,9 @@ async function main(): Promise<number> {
     return 0;
   }
   const log = createLogger();
-  const owner = process.getuid?.() === 0 ? lookupUser(values.user) : undefined;
-  if (process.getuid?.() === 0 && !owner) log.warn({ user: values.user }, 'user not found: imported files stay owned by root');
+  const isRoot = process.getuid?.() === 0;
+  const owner = isRoot ? lookupUser(values.user) : undefined;
+  if (isRoot && !owner) log.warn({ user: values.user }, 'user not found: imported files stay owned by root');
   const result = await importBootConfig({
     bootDirs: values.boot,
     etcDir: values.etc,
@@ -35,10 +37,15 @@ async function main(): Promise<number> {
     ...(owner ? { owner } : {}),
     showError: async (lines, previous) => {
       if (values['no-card']) return;
+      // As root, mpv runs as the service user (error-card.ts); never as root, even without one.
+      if (isRoot && !owner) {
+        log.warn({ user: values.user }, 'the error card is not shown: mpv would run as root');
+        return;
+      }
       // With a good previous config the agent takes the screen over shortly; without one the
       // card is all the installer will see, so it stays longer.
       const seconds = previous ? 30 : 300;
-      const card = errorCard({ lines, seconds, workDir: values['run-dir'], mpvPath: previous?.player.mpvPath, playerArgs: previous?.player.args.length ? previous.player.args : undefined });
+      const card = errorCard({ lines, seconds, workDir: path.join(values['run-dir'], 'card'), ...(owner ? { runAs: owner } : {}), mpvPath: previous?.player.mpvPath, playerArgs: previous?.player.args.length ? previous.player.args : undefined });
       const code = await showErrorCard(card, seconds);
       if (code !== 0) log.warn({ code }, 'could not show the error card on the screen');
     },

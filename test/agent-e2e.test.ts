@@ -20,7 +20,7 @@ t.test('assignment over MQTT → loop plays, spots inserted at their slots, proo
   await waitFor('three completed plays', () => mine('play').filter((p) => p.outcome === 'completed').length >= 3, 40_000);
   const plays = mine('play');
   t.same(plays.map((p) => p.seq), plays.map((_, i) => i + 1), 'seq gapless from 1');
-  for (const p of plays.slice(0, 3)) {
+  for (const [i, p] of plays.slice(0, 3).entries()) {
     t.equal(p.storeId, birth.storeId, 'play event carries the storeId');
     t.equal(p.eventId, `e2e-1:${birth.storeId}:${p.seq}`);
     t.equal(p.campaignId, 'spot');
@@ -32,7 +32,11 @@ t.test('assignment over MQTT → loop plays, spots inserted at their slots, proo
     t.type(p.clockSynced, 'boolean');
     t.ok(p.durationMs > 0, `played (${p.durationMs} ms; 'completed' is mpv's end of file, the length vs the clip is a bench figure)`);
     const sched = Date.parse(p.scheduledAt);
-    t.equal((sched - w.start) % 5000, 2500, 'scheduled on the grid: window start + (i + 0.5)·5 s');
+    if (i === 0 && (sched - w.start) % 5000 !== 2500) {
+      // Up after the first instant (a loaded machine): the late rule plays it at once, at an
+      // instant of its own, before the next grid instant.
+      t.ok(sched > w.start + 2500 && sched < w.start + 7500, `first play late, played at once (${sched - w.start} ms into the window)`);
+    } else t.equal((sched - w.start) % 5000, 2500, 'scheduled on the grid: window start + (i + 0.5)·5 s');
     t.ok(Date.parse(p.startedAt) < sched + 5000, `started in its slot, before the next one (+${Date.parse(p.startedAt) - sched} ms)`);
   }
   t.same(plays.slice(0, 3).map((p) => p.played), [plays[0]!.played, plays[0]!.played + 1, plays[0]!.played + 2], 'played counts up');
@@ -76,9 +80,15 @@ t.test('an override raising the target mid-window re-plans the rest of the day a
   const agent = s.agent('e2e-2');
   agent.start();
   const plays = (): PlayMsg[] => s.plays('e2e-2');
-  await waitFor('two plays at 10 s spacing', () => plays().length >= 2, 40_000);
-  const before = plays().map((p) => Date.parse(p.scheduledAt));
+  // On the 120-a-window grid: instants at 5 s, 15 s, ... into the window. An agent that came up
+  // after the first instant (a loaded CI machine: clip probe, mpv start) plays it as soon as it
+  // can under the planner's late rule, at an instant of its own; at most that one is off the grid.
+  const onGrid10 = (x: number): boolean => (x - w.start) % 10_000 === 5_000;
+  const instants = (): number[] => plays().map((p) => Date.parse(p.scheduledAt));
+  await waitFor('two plays on the 10 s grid', () => instants().filter(onGrid10).length >= 2, 40_000);
+  const before = instants().filter(onGrid10);
   t.equal(before[1]! - before[0]!, 10_000, 'every 10 s before');
+  t.ok(instants().filter((x) => !onGrid10(x)).length <= 1, `at most the first play off the grid (late start): ${instants().map((x) => x - w.start).join(', ')} ms into the window`);
   // Raised to 240 at about 20 s into the window: the remaining 220 plays spread over the rest.
   await obs.publish('signage/group/site-1/override', JSON.stringify({ version: 1, campaigns: { spot: { timesPerDay: 240 } } }), { retain: true });
   await waitFor('applied event', () => obs.got.some((m) => m.topic === 'signage/device/e2e-2/event' && (m.json() as { type: string }).type === 'applied' && JSON.stringify(m.json()).includes('override')), 15_000);

@@ -4,6 +4,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFi
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
+import { silentLogger } from '../agent/core/log.js';
+import { importBootConfig } from '../agent/provision/firstboot.js';
 import { fatPartitionOffset } from '../scripts/prepare-card/boot-target.js';
 import { parseCsv } from '../scripts/prepare-card/card.js';
 import { prepareCardCli } from '../scripts/prepare-card/cli.js';
@@ -34,6 +36,15 @@ function kit(t: Test): Kit {
   const pass = path.join(dir, 'pass.txt');
   writeFileSync(pass, 'pa55\n');
   return { dir, common: ['--bundle', bundle, '--node-tarball', node], bundle, config, pass };
+}
+
+/** A kit and a plain boot folder holding only cmdline.txt. */
+function kitWithBoot(t: Test): { k: Kit; boot: string } {
+  const k = kit(t);
+  const boot = path.join(k.dir, 'bootfs');
+  mkdirSync(boot);
+  writeFileSync(path.join(boot, 'cmdline.txt'), CMDLINE + '\n');
+  return { k, boot };
 }
 
 /** A 48 MB disk image with an MBR and a FAT boot partition at 1 MiB holding cmdline.txt. */
@@ -121,10 +132,7 @@ t.test("a boot folder; Imager's firstrun.sh is chained, not lost", async (t) => 
 });
 
 t.test('bad config or a wrong Node checksum: nothing prepared, the key named', async (t) => {
-  const k = kit(t);
-  const boot = path.join(k.dir, 'bootfs');
-  mkdirSync(boot);
-  writeFileSync(path.join(boot, 'cmdline.txt'), CMDLINE + '\n');
+  const { k, boot } = kitWithBoot(t);
   const bad = path.join(k.dir, 'bad.json');
   writeFileSync(bad, JSON.stringify({ deviceId: 'bad id!', mqtt: { url: 'mqtt://x' } }));
   const r = await prep(['--boot', boot, '--config', bad, ...k.common]);
@@ -175,4 +183,24 @@ t.test('a CSV of screens: one image per row, per-device fields and secrets', asy
   t.same(two.groups, ['all', 'ba-dinh']);
   t.equal(await mtype(path.join(outDir, 'hn-hk-0002.img'), '/signage-agent.mqtt.pass'), 'pass-b\n');
   t.same(parseCsv('a,"b,""c"""\n1,2'), [['a', 'b,"c"'], ['1', '2']]);
+});
+
+t.test('--sign-key: the card\'s config is a signed envelope that a box with that key takes', async (t) => {
+  const { k, boot } = kitWithBoot(t);
+  const keys = path.join(k.dir, 'keys');
+  const gen = await run('node', ['--import=@tapjs/typescript/import', path.resolve(import.meta.dirname, '../scripts/signagectl.ts'), 'keygen', '--out', keys, '--id', 'noc-1'], { cwd: path.resolve(import.meta.dirname, '..') });
+  const line = gen.stdout.trim();
+  t.equal((await prep(['--boot', boot, '--config', k.config, '--sign-key-id', 'noc-1', ...k.common])).code, 2, '--sign-key-id alone is a usage error');
+  const r = await prep(['--boot', boot, '--config', k.config, '--mqtt-pass', k.pass, '--sign-key', path.join(keys, 'noc-1.key'), ...k.common]);
+  t.equal(r.code, 0, r.err.join('\n'));
+  const env = JSON.parse(readFileSync(path.join(boot, 'signage-agent.json'), 'utf8')) as { payload: string; keyId: string };
+  t.equal(env.keyId, 'noc-1');
+  t.match(JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')), { deviceId: 'hn-hk-0001', target: 'device/hn-hk-0001', issuedAt: String });
+  // The screen's next boot: its installed config has the key.
+  const etc = path.join(k.dir, 'etc');
+  mkdirSync(etc);
+  writeFileSync(path.join(etc, 'signage-agent.json'), JSON.stringify({ deviceId: 'hn-hk-0001', mqtt: { url: 'mqtts://a' }, security: { assignmentKeys: [line] } }));
+  const imported = await importBootConfig({ bootDirs: [boot], etcDir: etc, log: silentLogger() });
+  t.equal(imported.status, 'imported', JSON.stringify(imported));
+  t.same(JSON.parse(readFileSync(path.join(etc, 'signage-agent.json'), 'utf8')), JSON.parse(readFileSync(k.config, 'utf8')));
 });

@@ -9,10 +9,17 @@ import { InboundQueue } from './inbound-queue.js';
 import { commandError, commandOk, type CommandResult } from '../protocol/outbound.js';
 import type { RejectedReporter } from './rejected.js';
 import type { LinkHost } from './host.js';
+import { CommandLimiter, type CommandLimit } from './rate-limits.js';
 
-// PROTOCOL §7. Order of checks: decode → expiry → known name → at-most-once claim → run.
-// A command that cannot be decoded is also a `rejected` event (§3), and still answered when
-// its id or a response topic can be found, so the caller is not left waiting.
+// PROTOCOL §7. Order of checks, on arrival: decode → an id that just ran or waits → expiry →
+// known name → its rate limit (rate-limits.ts); then, queued: expiry again → at-most-once claim
+// → run. A command that cannot be decoded is also a `rejected` event (§3), and still answered
+// when its id or a response topic can be found, so the caller is not left waiting. Everything
+// refused goes through the same bounded send(), so a flood of refused commands is not a flood
+// of replies, and counts in the topic's coalesced `rejected` row.
+
+/** Ids of the commands queued lately, so a repeated id is answered `duplicate` without spending a token (the store's claim stays the real at-most-once check). */
+const RECENT_IDS = 256;
 
 /** The §7 result as the protocol defines it; the link encodes it for the reply topic. */
 export type CommandReply = CommandResult;
@@ -90,11 +97,15 @@ export interface CommandContext {
   maxQueued?: number;
   /** Replies awaiting their PUBACK (default 16); beyond it a reply is not sent. */
   maxReplies?: number;
+  /** Per-name token buckets (default COMMAND_LIMITS). */
+  limits?: Readonly<Record<string, CommandLimit>>;
 }
 
 interface Queued {
   cmd: CommandRequest;
   route: ReplyRoute;
+  /** Ends the command's turn at its rate limit (exclusive commands). */
+  done(): void;
 }
 
 /**
@@ -106,9 +117,12 @@ interface Queued {
 export class CommandRunner {
   private readonly queue: InboundQueue<Queued>;
   private replies = 0;
-  readonly stats = { dropped: 0, repliesDropped: 0 };
+  private readonly limiter: CommandLimiter;
+  private readonly recent = new Set<string>();
+  readonly stats = { dropped: 0, repliesDropped: 0, limited: 0 };
 
   constructor(private readonly ctx: CommandContext) {
+    this.limiter = new CommandLimiter(ctx.clock, ctx.limits);
     this.queue = new InboundQueue<Queued>({
       name: 'commands',
       maxItems: ctx.maxQueued ?? 16,
@@ -121,6 +135,8 @@ export class CommandRunner {
         } catch (e) {
           ctx.log.error({ err: e, id: q.cmd.id }, 'command handling failed');
           body = commandError(q.cmd.id, 'internal error');
+        } finally {
+          q.done();
         }
         await this.send(q.route, body);
       },
@@ -166,10 +182,41 @@ export class CommandRunner {
       return;
     }
     const route = routeFor(d.doc.replyTo);
-    if (!this.queue.push({ cmd: d.doc, route })) {
+    const early = this.refuseEarly(d.doc);
+    if (early !== undefined) {
+      void this.send(route, commandError(d.doc.id, early));
+      return;
+    }
+    const turn = this.limiter.admit(d.doc.name);
+    if (!turn.ok) {
+      this.stats.limited++;
+      ctx.rejected.note(topic, `${d.doc.name}: ${turn.error}`);
+      void this.send(route, commandError(d.doc.id, turn.error));
+      return;
+    }
+    if (!this.queue.push({ cmd: d.doc, route, done: turn.done })) {
+      turn.done();
       this.stats.dropped++;
       ctx.rejected.dropped(topic);
       void this.send(route, commandError(d.doc.id, 'busy: too many commands waiting; not run'));
+      return;
+    }
+    this.remember(d.doc.id);
+  }
+
+  /** The answer to a command that must not spend a token or a queue slot, if any. */
+  private refuseEarly(cmd: CommandRequest): string | undefined {
+    if (this.recent.has(cmd.id)) return 'duplicate command id';
+    if (cmd.expiresAt !== undefined && Date.parse(cmd.expiresAt) <= this.ctx.clock.now()) return `expired at ${cmd.expiresAt}`;
+    if (!Object.hasOwn(handlers, cmd.name)) return `unknown command "${clip(cmd.name, 64)}"`;
+    return undefined;
+  }
+
+  private remember(id: string): void {
+    this.recent.add(id);
+    if (this.recent.size > RECENT_IDS) {
+      const oldest = this.recent.values().next();
+      if (!oldest.done) this.recent.delete(oldest.value);
     }
   }
 

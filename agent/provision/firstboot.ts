@@ -4,6 +4,7 @@ import path from 'node:path';
 import { ConfigError, parseConfig, type Config } from '../config/config.js';
 import type { Logger } from '../core/log.js';
 import { fsyncDir, writeFileAtomic } from '../fsx/atomic.js';
+import { boxKeysOf, plainOf, unsealBootConfig } from './signed-config.js';
 
 // First boot without a keyboard (issue 5): an installer drops signage-agent.json (and the
 // MQTT secrets) on the FAT boot partition; on every boot this moves them into /etc after
@@ -13,6 +14,8 @@ import { fsyncDir, writeFileAtomic } from '../fsx/atomic.js';
 export const BOOT_CONFIG = 'signage-agent.json';
 export const REJECTED_SUFFIX = '.rejected';
 export const ERROR_FILE = 'signage-agent-error.txt';
+/** In /etc/signage-agent: the issuedAt of the signed config installed last (an older card is refused). */
+export const ISSUED_FILE = 'signage-agent.json.issued-at';
 
 /** Name on the boot partition → name in /etc/signage-agent. */
 export const BOOT_SECRETS: Readonly<Record<string, string>> = {
@@ -52,8 +55,12 @@ export async function importBootConfig(ctx: FirstbootContext): Promise<Firstboot
     if (present.includes(bootName)) secrets.set(etcName, await readFile(path.join(bootDir, bootName)));
   }
   const hasConfig = present.includes(BOOT_CONFIG);
-  const text = hasConfig ? await readFile(path.join(bootDir, BOOT_CONFIG), 'utf8') : undefined;
-  const problems = text === undefined ? [] : validate(text, ctx.etcDir, new Set(secrets.keys()));
+  const dropped = hasConfig ? await readFile(path.join(bootDir, BOOT_CONFIG), 'utf8') : undefined;
+  const previous = readPrevious(ctx.etcDir);
+  // Once the installed config has keys, the dropped one must be signed by one of them.
+  const unsealed = dropped === undefined ? undefined : unsealBootConfig(dropped, boxKeysOf(previous), readIssuedAt(ctx.etcDir));
+  const text = unsealed?.ok ? unsealed.text : undefined;
+  const problems = unsealed === undefined ? [] : !unsealed.ok ? [unsealed.problem] : validate(unsealed.text, ctx.etcDir, new Set(secrets.keys()));
 
   await mkdir(ctx.etcDir, { recursive: true, mode: 0o750 });
   if (problems.length === 0) {
@@ -65,6 +72,11 @@ export async function importBootConfig(ctx: FirstbootContext): Promise<Firstboot
     if (text !== undefined) {
       const cfgOwner = ctx.owner ? { uid: 0, gid: ctx.owner.gid } : undefined;
       files.push(await place(path.join(ctx.etcDir, BOOT_CONFIG), text, 0o640, cfgOwner));
+      const signed = unsealed?.ok ? unsealed.signed : undefined;
+      if (signed) {
+        await writeFileAtomic(path.join(ctx.etcDir, ISSUED_FILE), signed.issuedAt + '\n', 0o644);
+        ctx.log.info({ keyId: signed.keyId, issuedAt: signed.issuedAt }, 'the boot partition config is signed by a key this box trusts');
+      }
     }
     await removeAll(bootDir, [...present, BOOT_CONFIG + REJECTED_SUFFIX, ERROR_FILE]);
     ctx.log.info({ bootDir, files }, 'imported configuration from the boot partition');
@@ -76,8 +88,7 @@ export async function importBootConfig(ctx: FirstbootContext): Promise<Firstboot
   const aside = path.join(ctx.etcDir, 'rejected');
   await mkdir(aside, { recursive: true, mode: 0o700 });
   for (const [name, data] of secrets) await place(path.join(aside, name), data, 0o600, undefined);
-  await writeFileAtomic(path.join(bootDir, BOOT_CONFIG + REJECTED_SUFFIX), redact(text ?? ''));
-  const previous = readPrevious(ctx.etcDir);
+  await writeFileAtomic(path.join(bootDir, BOOT_CONFIG + REJECTED_SUFFIX), redact(plainOf(dropped ?? '')));
   const message = [
     'signage-agent: configuration rejected',
     ...problems,
@@ -161,6 +172,14 @@ export function lookupUser(name: string, passwdFile = '/etc/passwd'): Owner | un
 function ourFiles(dir: string): string[] {
   const names = [BOOT_CONFIG, ...Object.keys(BOOT_SECRETS)];
   return names.filter((n) => existsSync(path.join(dir, n)));
+}
+
+function readIssuedAt(etcDir: string): string | undefined {
+  try {
+    return readFileSync(path.join(etcDir, ISSUED_FILE), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function readPrevious(etcDir: string): Config | undefined {

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, parseConfig } from '../../agent/config/config.js';
 import { BOOT_CONFIG, BOOT_SECRETS } from '../../agent/provision/firstboot.js';
+import { signFor, type Signer } from '../signagectl/sign.js';
 import type { BootTarget } from './boot-target.js';
 
 // What goes on a card (issue 5): the device's config (and MQTT secrets) at the top of the boot
@@ -26,6 +27,12 @@ export interface CardInputs {
   bootMount: string;
   /** provisioning/ of this checkout or package (install.sh, card/). */
   provisioningDir: string;
+  /**
+   * Signs the config (§9 envelope, target device/ID, issuedAt = `now`): a box whose installed
+   * config has keys takes a new boot-partition config only signed by one of them (issue 10).
+   */
+  signer?: Signer;
+  now?: number;
 }
 
 export interface CardReport {
@@ -102,7 +109,8 @@ export async function prepareCard(target: BootTarget, inp: CardInputs): Promise<
   await put(`/${CARD_DIR}/node.sha256`, Buffer.from(`${got}  ${path.basename(inp.nodeTarball)}\n`));
   for (const [b, f] of Object.entries(inp.secrets)) await put(`/${b}`, { file: f });
   // Last: the config is what the first-boot import looks for.
-  await put(`/${BOOT_CONFIG}`, Buffer.from(JSON.stringify(inp.config, null, 2) + '\n'));
+  const text = inp.signer ? signFor(inp.config, inp.signer, `device/${deviceId}`, inp.now ?? Date.now()).text : JSON.stringify(inp.config, null, 2);
+  await put(`/${BOOT_CONFIG}`, Buffer.from(text + '\n'));
 
   const hook = `${inp.bootMount}/${CARD_DIR}/firstrun.sh`;
   const next = await hookedCmdline(target, cmdline, hook, files);

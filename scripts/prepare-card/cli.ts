@@ -5,13 +5,14 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type BootTarget, DirTarget, ImageTarget, fatPartitionOffset } from './boot-target.js';
 import { type CardInputs, devicesFromCsv, pinnedSha, prepareCard, withIssued } from './card.js';
+import { readSigner, type Signer } from '../signagectl/sign.js';
 
 export const PREPARE_HELP = `Usage:
   prepare-card (--boot DIR | --image IMG [--out OUT.img]) --config signage-agent.json
                [--mqtt-pass FILE] [--ca FILE] [--cert FILE] [--key FILE] COMMON
   prepare-card --image BASE.img --csv devices.csv --template template.json --out-dir DIR COMMON
 COMMON: --bundle signage-agent-X.Y.Z.tgz --node-tarball node-vX-linux-arm64.tar.xz [--node-sha256 HEX]
-        [--boot-mount /boot/firmware] [--issued DIR]
+        [--boot-mount /boot/firmware] [--issued DIR] [--sign-key FILE [--sign-key-id ID]]
 
 Puts on a Raspberry Pi OS card's boot partition (a mounted folder, or the FAT partition inside an
 image file, written with mtools: no mount, no root) the device's config and MQTT secrets, and in
@@ -22,7 +23,10 @@ as a dotted path such as mqtt.username, secret:signage-agent.mqtt.pass = a file 
 The Node sha256 comes from --node-sha256 or node.sha256 / SHASUMS256.txt beside the tarball.
 --issued DIR (the broker's issued/ folder, signagectl broker add-device) puts each device's own
 password or client certificate, and the CA, from DIR/DEVICEID/ on its card and sets its mqtt
-username, passwordFile, caFile, certFile and keyFile accordingly.`;
+username, passwordFile, caFile, certFile and keyFile accordingly.
+--sign-key FILE (an Ed25519 private key from signagectl keygen; --key is the MQTT client key)
+writes the config as a signed envelope for device/DEVICEID: a screen whose installed config has
+security keys takes a new config from its boot partition only signed by one of them.`;
 
 export interface Io {
   out(line: string): void;
@@ -48,6 +52,14 @@ function readJson(file: string, what: string): Record<string, unknown> {
 
 class UsageError extends Error {}
 
+function signerOf(file: string, keyId: string | undefined): Signer {
+  try {
+    return readSigner(file, keyId, '--sign-key');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
 export async function prepareCardCli(argv: string[], io: Io): Promise<number> {
   let values;
   try {
@@ -59,6 +71,7 @@ export async function prepareCardCli(argv: string[], io: Io): Promise<number> {
         csv: { type: 'string' }, template: { type: 'string' }, 'out-dir': { type: 'string' },
         bundle: { type: 'string' }, 'node-tarball': { type: 'string' }, 'node-sha256': { type: 'string' },
         'boot-mount': { type: 'string', default: '/boot/firmware' }, issued: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        'sign-key': { type: 'string' }, 'sign-key-id': { type: 'string' },
       },
     }).values;
   } catch (e) {
@@ -75,7 +88,9 @@ export async function prepareCardCli(argv: string[], io: Io): Promise<number> {
     if (!values['node-tarball'] || !existsSync(values['node-tarball'])) throw new UsageError('--node-tarball FILE is required');
     const nodeSha256 = values['node-sha256'] ?? pinnedSha(values['node-tarball']);
     if (!nodeSha256) throw new UsageError('no sha256 for the Node tarball: --node-sha256 HEX, or node.sha256 beside it');
-    const common = { bundle: values.bundle, nodeTarball: values['node-tarball'], nodeSha256, bootMount: values['boot-mount'], provisioningDir: provisioningDir() };
+    if (values['sign-key-id'] !== undefined && values['sign-key'] === undefined) throw new UsageError('--sign-key-id needs --sign-key FILE');
+    const signer = values['sign-key'] !== undefined ? signerOf(values['sign-key'], values['sign-key-id']) : undefined;
+    const common = { bundle: values.bundle, nodeTarball: values['node-tarball'], nodeSha256, bootMount: values['boot-mount'], provisioningDir: provisioningDir(), ...(signer ? { signer } : {}) };
 
     if (values.csv !== undefined) {
       if (!values.image || !values.template || !values['out-dir']) throw new UsageError('--csv needs --image BASE.img, --template FILE and --out-dir DIR');

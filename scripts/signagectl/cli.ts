@@ -3,7 +3,7 @@ import { cmdCommand, reportCommand, screenshotCommand } from './cmd.js';
 import { CliError, type Io } from './conn.js';
 import { assignCommand, overrideCommand } from './desired.js';
 import { keysCommand } from './keys.js';
-import { keygenCommand } from './sign.js';
+import { keygenCommand, signConfigCommand } from './sign.js';
 import { watchCommand } from './watch.js';
 
 export const MAIN_HELP = `signagectl — the operator's tool for a fleet of signage-agent screens (over MQTT).
@@ -19,6 +19,7 @@ Usage:
   signagectl broker   init-ca|add-device|revoke-device|add-operator       broker credentials and ACL
   signagectl keygen   --out DIR [--id ID]                                 an Ed25519 signing key pair
   signagectl keys     publish --root-key FILE --file keys.json            sign and publish the key set
+  signagectl sign-config --config FILE --key FILE [--out FILE]            sign a config for a boot partition
   signagectl COMMAND --help
 
 Every command takes --config FILE (a JSON file with the agent-style "mqtt" object) or --url URL.
@@ -36,6 +37,7 @@ const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number>> = {
   broker: brokerCommand,
   keygen: keygenCommand,
   keys: keysCommand,
+  'sign-config': signConfigCommand,
 };
 
 /** Runs one signagectl invocation; never throws, returns the exit code. */

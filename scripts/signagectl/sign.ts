@@ -1,11 +1,12 @@
 import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { keyIdOf, rawPublicKeyOf, sealEnvelope } from '../../agent/protocol/envelope.js';
 import { ID_RE } from '../../agent/protocol/schemas.js';
 import { MAX_COMMAND_LIFETIME_MS } from '../../agent/protocol/trust.js';
-import { CliError, type Io, parseDuration } from './conn.js';
+import { ConfigError, parseConfig } from '../../agent/config/config.js';
+import { CliError, type Io, parseDuration, readJsonObject } from './conn.js';
 
 // PROTOCOL §9 v1.1 for operators: keys made here, and the one signing step every publishing
 // command takes (assign, override, cmd, screenshot, report, keys publish; alert and update will
@@ -103,5 +104,42 @@ export async function keygenCommand(argv: string[], io: Io): Promise<number> {
   writeFileSync(pubFile, `${line}\n`, { mode: 0o644 });
   io.err(`signagectl keygen: private key ${keyFile} (0600), public key ${pubFile}`);
   io.out(line);
+  return 0;
+}
+
+export const SIGN_CONFIG_HELP = `Usage: signagectl sign-config --config signage-agent.json --key FILE [--key-id ID] [--device ID] [--out FILE]
+
+Signs a screen's config for its boot partition (PROTOCOL §9 envelope, target device/ID, issuedAt
+now). A screen whose installed config has security.assignmentKeys or security.rootKeys takes a new
+signage-agent.json from its boot partition only signed by one of those keys, for its own device id
+(--device, default the config's deviceId: give the current id when the new config renames the
+screen), and issued after the signed config it took last. Writes to --out (mode 0640), else stdout.`;
+
+export async function signConfigCommand(argv: string[], io: Io): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { config: { type: 'string' }, device: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' }, ...SIGNING_OPTIONS },
+  });
+  if (values.help) return (io.out(SIGN_CONFIG_HELP), 0);
+  if (values.config === undefined) throw new CliError('--config FILE is required');
+  const signer = signerFrom(values);
+  if (!signer) throw new CliError('--key FILE is required');
+  const config = readJsonObject(values.config);
+  try {
+    // Checked with the agent's own parser, as the screen will (its secret files are checked there).
+    parseConfig(config, '/etc/signage-agent/signage-agent.json', true);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new CliError(`${values.config}: config rejected:\n${e.problems.map((p) => `  ${p}`).join('\n')}`);
+    throw e;
+  }
+  const device = values.device ?? (typeof config.deviceId === 'string' ? config.deviceId : '');
+  if (!ID_RE.test(device)) throw new CliError(`--device: "${device}" is not a device id`);
+  const { text } = signFor(config, signer, `device/${device}`, Date.now());
+  if (values.out === undefined) io.out(text);
+  else {
+    writeFileSync(`${values.out}.tmp`, text + '\n', { mode: 0o640 });
+    renameSync(`${values.out}.tmp`, values.out);
+    io.err(`signagectl sign-config: ${values.out} signed by ${signer.keyId} for device/${device}`);
+  }
   return 0;
 }
