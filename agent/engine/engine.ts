@@ -153,8 +153,9 @@ export class Engine {
     if (!c) throw new Error(`no campaign ${campaignId} in force`);
     if (!this.ctx.resolve(c.media)) throw new Error(`media of ${campaignId} is not downloaded and verified yet`);
     // Issue 10 item 6: one spot of a campaign waiting at a time, so repeated play-nows (each
-    // within the command's rate limit) cannot stack a campaign ahead of all the others.
-    if (this.spots.holds(campaignId)) throw new Error(`${campaignId} already has a spot playing or waiting; not queued again`);
+    // within the command's rate limit) cannot stack a campaign ahead of all the others. The one
+    // on screen does not count: "play it now" while it plays means "again, right after".
+    if (this.spots.waiting(campaignId)) throw new Error(`${campaignId} already has a spot waiting for the player; not queued twice`);
     return this.spots.request({ campaignId, scheduledAt: this.ctx.clock.now() });
   }
 

@@ -111,9 +111,9 @@ export class SpotRunner {
     return Math.max(0, cur.expectedMs - (this.ctx.clock.monotonic() - (cur.startedMono ?? cur.requestedMono)));
   }
 
-  /** A spot of the campaign is in the player or waiting for it. */
-  holds(campaignId: string): boolean {
-    return this.current?.campaignId === campaignId || this.queue.some((d) => d.campaignId === campaignId);
+  /** A spot of the campaign is waiting for the player (the one on screen does not count). */
+  waiting(campaignId: string): boolean {
+    return this.queue.some((d) => d.campaignId === campaignId);
   }
 
   /** Starts the spot now, or after the one in the player. */

@@ -23,7 +23,7 @@ export interface CommandLimit {
  *   at 1080p) and ~2–4 MB on the uplink: 3 at once covers "take another, it was mid-fade",
  *   and then one per 10 s.
  * - `play-now` puts a spot in front of the plan; the engine also refuses it for a campaign
- *   that already has a spot playing or waiting, so a campaign never piles up ahead of others.
+ *   that already has a spot waiting for the player, so a campaign never piles up ahead of others.
  * - `ping`, `status`, `report` are reads: 20 at once for a dashboard that asks many screens
  *   and then 5 a second, still bounded because each one is a reply on the uplink.
  */
