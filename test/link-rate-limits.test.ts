@@ -86,9 +86,10 @@ t.test('a burst of 50 screenshots: at most the bucket\'s worth taken, the rest r
   await waitFor('ping answered', () => results().some((x) => x.id === 'p-1'), 30_000);
   t.match(results().find((x) => x.id === 'p-1'), { ok: true, result: { pong: true } }, 'ping ran in the middle of the flood');
   await waitFor('the screenshots that were let through are answered', () => results().filter((x) => x.ok && x.id.startsWith('s-')).length >= SCREENSHOT.burst, 30_000);
+  // Every command that was let through has run once the runner is idle (the rest were refused on arrival).
   await r.link.commands.idle();
-  // Replies are bounded by what is in flight; wait for those that were sent.
-  await sleep(300);
+  // The refusals in flight reach us: each is either answered or counted as a reply not sent.
+  await waitFor('every refusal answered or counted as not sent', () => results().filter((x) => x.id.startsWith('s-') && !x.ok).length + r.link.commands.stats.repliesDropped === r.link.commands.stats.limited, 30_000);
   const elapsed = Date.now() - began;
   const allowance = SCREENSHOT.burst + Math.floor(elapsed / SCREENSHOT.refillMs);
   const shots = results().filter((x) => x.id.startsWith('s-'));
@@ -116,6 +117,7 @@ t.test('two restart-player back to back: run once, the second answered rate limi
   await waitFor('both answered', () => results().length === 2, 30_000);
   t.same(results().find((x) => x.id === 'r-1'), { id: 'r-1', ok: true, result: {} });
   t.match(results().find((x) => x.id === 'r-2'), { ok: false, error: /^rate limited: / });
-  await sleep(700);
+  // The second was refused on arrival and never queued: once the runner is idle, no restart is still coming.
+  await r.link.commands.idle();
   t.equal(r.host.restarts, 1, 'the player was restarted once');
 });
