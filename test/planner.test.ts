@@ -285,3 +285,24 @@ t.test('a catch-up spread fed back by the engine stays put across re-plans', asy
   t.not(lagging.campaigns[0]!.catchUp?.from, c.catchUp!.from, 'a new spread from 17:30');
   t.equal(lagging.campaigns[0]!.catchUp?.done, 1);
 });
+
+t.test('blocked time (an alert, display standby) is cut out of the windows; the target is spread over the rest', async (t) => {
+  const blocked = [
+    { start: local('17:00'), end: local('17:30') },
+    { start: local('07:00'), end: local('08:00') },
+  ];
+  const p = run({ now: local('00:00'), blocked });
+  t.same(times(p), ['06:39:00', '06:57:00', '08:15:00', '16:33:00', '16:51:00', '17:39:00', '17:57:00', '18:15:00', '18:33:00', '18:51:00']);
+  t.same(p.campaigns[0]!.windows, [
+    { start: local('06:30'), end: local('07:00') },
+    { start: local('08:00'), end: local('08:30') },
+    { start: local('16:30'), end: local('17:00') },
+    { start: local('17:30'), end: local('19:00') },
+  ]);
+  t.equal(p.campaigns[0]!.onTrack, true);
+  // A block over a whole window and past the day's end leaves nothing there; empty blocks cut nothing.
+  const q = run({ now: local('00:00'), blocked: [{ start: local('06:00'), end: local('09:00') }, { start: local('16:30'), end: local('16:30') }, { start: local('18:00'), end: local('23:59') }] });
+  t.same(q.campaigns[0]!.windows, [{ start: local('16:30'), end: local('18:00') }]);
+  t.equal(q.slots.length, 10);
+  t.ok(q.slots.every((s) => s.at >= local('16:30') && s.at + s.durationMs <= local('18:00')));
+});

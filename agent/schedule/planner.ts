@@ -1,5 +1,5 @@
 import type { Campaign, CampaignOverride, EpochMs, LocalDate } from '../core/types.js';
-import { clipFrom, evenInstants, spanIndexOf, totalLength, windowSpans, type WindowSpan } from './windows.js';
+import { clipFrom, evenInstants, spanIndexOf, subtractSpans, totalLength, windowSpans, type WindowSpan } from './windows.js';
 import { isoWeekday, Zone } from './zoned.js';
 
 // The frequency planner of PROTOCOL §6: a pure function from what is in force, what has
@@ -40,6 +40,11 @@ export interface PlanInput {
    * least half a step after it (see wantedInstants).
    */
   lastStarts?: Map<string, EpochMs>;
+  /**
+   * Instants no campaign may use: a live or pre-staged alert's time (§10), display standby (§11).
+   * They are cut out of every campaign's windows, so the day's target is spread over what is left.
+   */
+  blocked?: readonly WindowSpan[];
 }
 
 export interface Slot {
@@ -226,7 +231,7 @@ export function plan(input: PlanInput): Plan {
   for (const c of input.campaigns) {
     if (!isActiveOn(c, day)) continue;
     const eff = effectiveCampaign(c, input.overrides, now);
-    const spans = windowSpans(eff.windows, zd);
+    const spans = subtractSpans(windowSpans(eff.windows, zd), input.blocked);
     const played = counts.get(c.id) ?? 0;
     const known = input.durations?.get(c.id) ?? c.media.durationMs;
     const d = Math.max(1, known ?? DEFAULT_DURATION_MS);

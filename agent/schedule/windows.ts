@@ -86,3 +86,25 @@ export function spanIndexOf(spans: readonly WindowSpan[], at: EpochMs): number {
   }
   return -1;
 }
+
+/**
+ * `spans` less every `blocked` interval (alert time, display standby): what is left is the window
+ * time a campaign can use. Both inputs sorted or not; the result is sorted and disjoint.
+ */
+export function subtractSpans(spans: readonly WindowSpan[], blocked: readonly WindowSpan[] | undefined): WindowSpan[] {
+  if (!blocked || blocked.length === 0) return [...spans];
+  const cuts = [...blocked].filter((b) => b.end > b.start).sort((a, b) => a.start - b.start);
+  const out: WindowSpan[] = [];
+  for (const s of spans) {
+    let start = s.start;
+    for (const c of cuts) {
+      if (c.end <= start) continue;
+      if (c.start >= s.end) break;
+      if (c.start > start) out.push({ start, end: c.start });
+      start = Math.max(start, c.end);
+      if (start >= s.end) break;
+    }
+    if (start < s.end) out.push({ start, end: s.end });
+  }
+  return out;
+}
