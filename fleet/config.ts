@@ -2,11 +2,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { idSchema as id } from '../agent/protocol/schemas.js';
+import { isPostgresUrl } from './archive/open.js';
 
 // fleet.json: one schema, every problem reported at once (docs/fleet.md#config).
 
 export const fleetConfigSchema = z.strictObject({
-  /** The archive: a SQLite file (relative paths are read from the config file's folder). */
+  /** The archive: a SQLite file (relative paths are read from the config file's folder) or a postgres:// URL. */
   db: z.string().min(1),
   mqtt: z.strictObject({
     url: z.string().regex(/^(mqtts?|wss?|tcp):\/\//, 'must be an mqtt://, mqtts://, ws:// or wss:// URL'),
@@ -47,7 +48,7 @@ export function parseFleetConfig(doc: unknown, baseDir: string): FleetConfig {
   if (!r.success) throw new FleetConfigError(r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`));
   const c = r.data;
   const abs = (p: string): string => path.resolve(baseDir, p);
-  return { ...c, db: abs(c.db), mqtt: { ...c.mqtt, ...(c.mqtt.passwordFile ? { passwordFile: abs(c.mqtt.passwordFile) } : {}) } };
+  return { ...c, db: isPostgresUrl(c.db) ? c.db : abs(c.db), mqtt: { ...c.mqtt, ...(c.mqtt.passwordFile ? { passwordFile: abs(c.mqtt.passwordFile) } : {}) } };
 }
 
 export function loadFleetConfig(file: string): FleetConfig {
