@@ -25,6 +25,8 @@ if [ "${1:-}" = test ]; then
   command -v pgrep >/dev/null || need+=(procps)
   # test/chaos steps a running agent's wall clock with libfaketime (clock scenario).
   command -v faketime >/dev/null || need+=(faketime)
+  # fleet-pg*.test.ts and the fleet-ingest bench run a throwaway cluster (initdb, pg_ctl: not on PATH in Debian).
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -25,10 +25,12 @@ export const emptyStats = (): BatchStats => ({ plays: 0, duplicates: 0, events: 
  * seq-gap bookkeeping (trackSeqs) is read-modify-write over (device, store): under READ COMMITTED
  * two batches would both read the same max_seq and one's gaps would be lost. The device row is the
  * screen's mutex: a second batch touching the screen waits for the first's COMMIT, then reads what
- * it wrote. Taking all of a batch's locks up front and in one order means two batches never wait on
- * each other in a cycle (no deadlock aborts), while batches about different screens run side by
- * side. SERIALIZABLE would do the same by aborting and retrying the loser of every overlap, which
- * with round robin is nearly every batch. SQLite needs none of it: BEGIN IMMEDIATE holds the file.
+ * it wrote. (The batch's later UPDATEs of devices and compliance rows would lock too, but in message
+ * order: two batches naming screens in opposite orders then deadlock, pg aborts one after its 1 s
+ * deadlock_timeout and PgDb.tx runs it again.) Taking all of a batch's locks up front and in one
+ * order means no cycle, while batches about different screens run side by side. SERIALIZABLE would
+ * abort and retry the loser of every overlap instead, which with round robin is nearly every batch.
+ * SQLite needs none of it: BEGIN IMMEDIATE holds the whole file.
  */
 export async function lockDevices(q: Query, ids: readonly string[], at: string): Promise<void> {
   const sorted = [...ids].sort();
