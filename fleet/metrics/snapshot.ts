@@ -163,9 +163,11 @@ export async function takeSnapshot(q: Query, o: SnapshotOptions, totals: PlayTot
   // A screen named in the groups map that never reached the broker is a screen that is down.
   for (const g of groups) if (!byId.has(g.device)) byId.set(g.device, { id: g.device, up: false, hb: {}, storeReplaced: 0, seqMissing: 0, outputSuspect: 0 });
 
+  const all = [...byId.values()].sort((a, b) => a.id.localeCompare(b.id));
   return {
-    devices: [...byId.values()].sort((a, b) => a.id.localeCompare(b.id)),
-    groups,
+    devices: all,
+    // Every screen is in the group `all` (as in the report), so a dashboard's group filter can start there.
+    groups: [...all.map((d) => ({ group: 'all', device: d.id })), ...groups.filter((g) => g.group !== 'all')],
     plays: await totals.read(q, o.now),
     campaigns: await today(q, o.now),
   };
