@@ -25,7 +25,7 @@ if [ "${1:-}" = test ]; then
   command -v pgrep >/dev/null || need+=(procps)
   # test/chaos steps a running agent's wall clock with libfaketime (clock scenario).
   command -v faketime >/dev/null || need+=(faketime)
-  # fleet-metrics.test.ts lints /metrics and unit-tests the alert rules with promtool.
+  # fleet-metrics*.test.ts: promtool lints /metrics and unit-tests the alert rules; prometheus scrapes it.
   command -v promtool >/dev/null || need+=(prometheus)
 fi
 if [ ${#need[@]} -gt 0 ]; then

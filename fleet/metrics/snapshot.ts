@@ -147,7 +147,9 @@ export async function takeSnapshot(q: Query, o: SnapshotOptions, totals: PlayTot
 
   const byId = new Map<string, DeviceSnap>();
   for (const d of devices) {
-    const at = d.heartbeat_at ? Date.parse(d.heartbeat_at) : NaN;
+    // TEXT in SQLite; a timestamp column would come back from node-postgres as a Date.
+    const hbAt: unknown = d.heartbeat_at;
+    const at = hbAt instanceof Date ? hbAt.getTime() : typeof hbAt === 'string' ? Date.parse(hbAt) : NaN;
     const age = Number.isNaN(at) ? undefined : Math.max(0, (o.now - at) / 1000);
     const snap: DeviceSnap = {
       id: d.device_id,
