@@ -66,6 +66,10 @@ t.test('metrics off a real ingest: promtool check metrics passes and every value
   // hn-quiet: online by its retained status, but its last heartbeat is 10 minutes old; mpv down.
   await pub('hn-quiet', 'status', statusOnline({ session: 4, storeId: 'store-q', agentVersion: '0.1.0', bootedAt: NOW - 86_400_000, applied }), true);
   await pub('hn-quiet', 'heartbeat', heartbeat({ now: NOW - 600_000, deviceId: 'hn-quiet', bootedAt: NOW - 86_400_000, backlog: 0, fields: { storeId: 'store-q', player: { state: 'down', campaignId: null, url: null } } }));
+  // Hostile: an eventId that would put its own text into a label value, and a spoofed play.
+  const [evil] = plays('hn-1', 'store-1', [900]);
+  await screen.publishAsync(deviceTopic('signage', 'hn-1', 'play'), JSON.stringify({ ...evil, eventId: 'evil-label-1:x' }), { qos: 1 });
+  await screen.publishAsync(deviceTopic('signage', 'hn-1', 'play'), encode('play', plays('hn-2', 'x', [1])[0]!), { qos: 1 });
   // hn-swap: an SD card replaced: plays from a second store.
   await publishPlays(screen, plays('hn-swap', 'store-a', [1, 2]));
   await waitFor('the first store archived', async () => (await fleet.archive.read((q) => count(q, "SELECT COUNT(*) AS n FROM plays WHERE device_id = 'hn-swap'"))) === 2);
@@ -74,7 +78,7 @@ t.test('metrics off a real ingest: promtool check metrics passes and every value
   await waitFor('everything archived', () => fleet.archive.read(async (q) =>
     (await count(q, 'SELECT COUNT(*) AS n FROM plays')) === 8 && (await count(q, 'SELECT COUNT(*) AS n FROM events')) === 2
     && (await count(q, 'SELECT COUNT(*) AS n FROM devices WHERE heartbeat_at IS NOT NULL')) === 2
-    && (await count(q, 'SELECT COUNT(*) AS n FROM devices WHERE status_online = 1')) === 2), 20_000);
+    && (await count(q, 'SELECT COUNT(*) AS n FROM devices WHERE status_online = 1')) === 2 && fleet.ingest.counters.bad >= 3), 20_000);
 
   const metrics = new FleetMetrics(fleet.archive, { now: () => NOW, ingest: fleet.ingest, batcher: fleet.batcher });
   t.match(metrics.contentType, /^text\/plain; version=0\.0\.4/, 'the Prometheus text format');
@@ -136,6 +140,9 @@ t.test('metrics off a real ingest: promtool check metrics passes and every value
   const dropped = [...s].filter(([k]) => k.startsWith('signage_ingest_messages_dropped_total{')).reduce((a, [, n]) => a + n, 0);
   t.ok(fleet.ingest.counters.bad >= 1, 'the subscription probe was dropped as bad');
   t.equal(dropped, fleet.ingest.counters.bad, 'dropped by reason adds up to the ingest\'s bad count');
+  t.equal(v('signage_ingest_messages_dropped_total{reason="bad-event-id"}'), 1, 'a bad eventId counts under a fixed label');
+  t.equal(v('signage_ingest_messages_dropped_total{reason="spoofed"}'), 1);
+  t.notMatch(text, /evil-label/, 'no payload text in label values');
   t.ok(s.has('process_resident_memory_bytes'), 'process metrics in the same registry');
 
   const again = samples(await metrics.render());

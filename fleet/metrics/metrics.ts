@@ -21,6 +21,17 @@ export interface FleetMetricsOptions {
 
 type DeviceLabels = 'device';
 
+const REASONS = ['not a telemetry topic', 'payload too large', 'empty payload', 'payload is not UTF-8', 'payload is not JSON', 'invalid play', 'invalid event', 'invalid heartbeat', 'invalid status', 'spoofed'];
+
+/**
+ * The ingest's reason keys as a closed set of label values: a key can hold text from the payload
+ * (a bad eventId's head), and a label value per hostile message would flood Prometheus.
+ */
+export function reasonLabel(key: string): string {
+  if (key.startsWith('eventId ')) return 'bad-event-id';
+  return REASONS.includes(key) ? key.toLowerCase().replaceAll(' ', '-') : 'other';
+}
+
 export class FleetMetrics {
   readonly registry = new Registry();
   private readonly totals = new PlayTotals();
@@ -141,7 +152,7 @@ export class FleetMetrics {
       plain('signage_ingest_messages_received_total', 'MQTT messages this ingest process received.', () => ingest.counters.received);
       plain('signage_ingest_connects_total', 'Broker connections this ingest process made.', () => ingest.counters.connects);
       this.counter('signage_ingest_messages_dropped_total', 'Messages dropped as bad (spoofed, too big, malformed, ...), by reason.', ['reason'], (_, inc) => {
-        for (const [reason, n] of Object.entries(ingest.counters.badByReason)) inc({ reason }, n);
+        for (const [key, n] of Object.entries(ingest.counters.badByReason)) inc({ reason: reasonLabel(key) }, n);
       }, false);
     }
     if (batcher) {
