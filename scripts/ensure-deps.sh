@@ -25,6 +25,8 @@ if [ "${1:-}" = test ]; then
   command -v pgrep >/dev/null || need+=(procps)
   # test/chaos steps a running agent's wall clock with libfaketime (clock scenario).
   command -v faketime >/dev/null || need+=(faketime)
+  # fleet-metrics*.test.ts: promtool lints /metrics and unit-tests the alert rules; prometheus scrapes it.
+  command -v promtool >/dev/null || need+=(prometheus)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
