@@ -19,7 +19,7 @@ export interface CecAnswer {
   said: string;
 }
 
-const FAILED_TX = /(Not Acknowledged|Tx, Error|Tx, Timeout|Tx, Aborted|Arbitration Lost|Low Drive)[^\n]*/;
+const FAILED_TX = /^.*(Not Acknowledged|Tx, Error|Tx, Timeout|Tx, Aborted|Arbitration Lost|Low Drive).*$/m;
 const PWR_STATE = /pwr-state:\s*(on|standby|to-on|to-standby)\b/;
 
 /** Reads what cec-ctl printed: a refused transmit, or the sink's power status. */

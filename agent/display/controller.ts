@@ -73,6 +73,11 @@ export class DisplayController {
     await this.chain;
   }
 
+  /** Resolves once the evaluations asked for so far are done (tests, on a virtual clock). */
+  async settled(): Promise<void> {
+    await this.chain;
+  }
+
   /** Power and brightness now, for the heartbeat. */
   state(): DisplayNow {
     return { power: this.power, brightnessPct: this.pct };
@@ -141,11 +146,12 @@ export class DisplayController {
         // A spot that started inside the window plays to its end; standby follows it.
         wakeAt = Math.min(wakeAt, now + SPOT_WAIT_MS);
       } else {
-        Object.assign(detail, await this.setPower(wantOn, p.until));
+        Object.assign(detail, await this.setPower(wantOn, now));
         changed = true;
       }
-    } else if (!wantOn && p.until !== undefined && this.ctx.cec && this.cecWokeFor !== p.until) {
-      // Standby continues: wake the sink ahead of the window so the picture is there at its instant.
+    }
+    if (this.power === 'standby' && p.until !== undefined && this.ctx.cec && this.cecWokeFor !== p.until) {
+      // Standby until p.until: wake the sink ahead of the window so the picture is there at its instant.
       const lead = p.until - CEC_WAKE_LEAD_MS;
       if (now >= lead) {
         this.cecWokeFor = p.until;
@@ -170,18 +176,20 @@ export class DisplayController {
   }
 
   /** Standby: CEC where the sink takes it, and a black paused picture always; on: the reverse. */
-  private async setPower(on: boolean, until: EpochMs | undefined): Promise<Partial<EventDetails['display']>> {
+  private async setPower(on: boolean, now: EpochMs): Promise<Partial<EventDetails['display']>> {
     const out: Partial<EventDetails['display']> = {};
     let answer: CecAnswer | undefined;
     if (this.ctx.cec) {
-      answer = on ? (this.cecWokeFor === until && until !== undefined ? undefined : await this.ctx.cec.wake()) : await this.ctx.cec.standby();
+      // Woken ahead of this window already (the lead): not again.
+      const early = this.cecWokeFor !== undefined && this.cecWokeFor <= now;
+      answer = on ? (early ? undefined : await this.ctx.cec.wake()) : await this.ctx.cec.standby();
       if (answer) {
         out.cec = answer.said;
         if (!answer.ok) out.reason = 'cec-failed';
         this.via = answer.ok ? 'cec' : 'black';
       }
     }
-    if (!on) this.cecWokeFor = undefined;
+    this.cecWokeFor = undefined;
     await this.ctx.picture.update({ blank: !on });
     this.power = on ? 'on' : 'standby';
     if (!on) out.via = this.via;
