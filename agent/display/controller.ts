@@ -121,6 +121,7 @@ export class DisplayController {
     const { clock, zone } = this.ctx;
     const now = clock.now();
     const sched = this.ctx.schedule();
+    this.ctx.log.debug({ asked: reason }, 'display evaluation');
     const p = powerAt(sched, zone, now);
     const b = brightnessAt(sched, zone, now);
     const wantOn = p.on || this.wakes.size > 0;

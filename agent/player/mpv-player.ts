@@ -174,7 +174,16 @@ export class MpvPlayer implements Player {
   async setPicture(p: Picture): Promise<void> {
     this.picture = { ...p };
     const ipc = this.ipc;
-    if (this.ready && ipc) await applyPicture(ipc, this.picture, this.ctx.log);
+    if (!this.ready || !ipc) return;
+    await applyPicture(ipc, this.picture, this.ctx.log);
+    // Frames filtered before the change are still queued: resolve once two more went by (at most
+    // a second), so "set" means on screen and the display event that follows is true.
+    if (p.blank || !this.playlist.playing()) return;
+    const from = this.playhead.steps;
+    const until = this.ctx.clock.monotonic() + 1000;
+    while (this.playhead.steps < from + 2 && this.ctx.clock.monotonic() < until && this.ipc === ipc) {
+      await new Promise<void>((r) => this.ctx.clock.setTimer(20, r));
+    }
   }
 
   /** Warms the page cache with the head of the file, so the spot's open and first reads don't wait on the disk. */
