@@ -25,6 +25,8 @@ function fakeSysfs(dir: string, hdmi: string, throttled: string): string {
 const fakeSystemd: Exec = async (cmd, args, timeoutMs) => {
   if (cmd === 'timedatectl') return { code: 0, stdout: 'yes\n', stderr: '', missing: false };
   if (cmd === 'systemctl') return { code: 0, stdout: 'active\n', stderr: '', missing: false };
+  // fontconfig's answer as on a box with Noto (a clean CI image may have no fonts at all).
+  if (cmd === 'fc-match') return { code: 0, stdout: 'Noto Sans|/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf|aa|af|en|vi|zu', stderr: '', missing: false };
   return systemExec(cmd, args, timeoutMs);
 };
 
@@ -59,14 +61,15 @@ t.test('a healthy box passes every check', async (t) => {
   copyFileSync(clip, path.join(dir, 'data', 'media', `${sha256File(clip)}.mp4`));
   const { code, lines } = await doctor(t, { dataDir: path.join(dir, 'data') });
   t.equal(code, 0, lines.join('\n'));
-  for (const n of ['mpv', 'mpv output', 'hdmi', 'brightness', 'power', 'dataDir', 'store', 'clock', 'timezone', 'broker', 'media cache', 'unit']) {
+  for (const n of ['mpv', 'mpv output', 'hdmi', 'brightness', 'font', 'power', 'dataDir', 'store', 'clock', 'timezone', 'broker', 'media cache', 'unit']) {
     t.match(line(lines, n), /^✓ /, n);
   }
   t.match(line(lines, 'cec'), /^- cec: no \/dev\/cec\* .*standby is a black output from mpv$/, 'no CEC adapter here: skipped, and says what standby will be');
   t.match(line(lines, 'brightness'), /driver mpv: a video filter/);
   t.match(line(lines, 'mpv output'), /opened vo=null .*; decoder on a cached clip: \S+$/);
   t.match(line(lines, 'media cache'), /every file matches its sha256/);
-  t.match(lines.at(-1), /12 ok, 0 warning\(s\), 0 failed/);
+  t.match(line(lines, 'font'), /^✓ font: sans-serif is Noto Sans \(\/usr\/share\/fonts\/truetype\/noto\/NotoSans-Regular\.ttf\), which has Vietnamese glyphs$/);
+  t.match(lines.at(-1), /13 ok, 0 warning\(s\), 0 failed/);
 });
 
 t.test('missing mpv fails clearly', async (t) => {
@@ -191,4 +194,14 @@ t.test('display: CEC presence and what the sink said, the brightness driver in u
   const missing = await doctor(t, { display: { brightnessDriver: 'command', brightnessCommand: [path.join(dir, 'nope'), '{pct}'] } });
   t.match(line(missing.lines, 'brightness'), /^✗ brightness: driver command: .*nope is not an executable file/);
   t.equal(missing.code, 1);
+});
+
+t.test('font: a sans-serif without Vietnamese glyphs, or no fontconfig, is a warning with the fix', async (t) => {
+  const answer = (stdout: string, missing = false): Exec => async (cmd, args, ms) =>
+    cmd === 'fc-match' ? { code: missing ? null : 0, stdout, stderr: '', missing } : fakeSystemd(cmd, args, ms);
+  const latin = await doctor(t, { exec: answer('Some Latin|/usr/share/fonts/latin.ttf|en|fr|de') });
+  t.match(line(latin.lines, 'font'), /^! font: sans-serif is Some Latin \(\/usr\/share\/fonts\/latin\.ttf\), without Vietnamese glyphs: .* — fix: apt-get install fonts-noto-core/);
+  t.equal(latin.code, 0);
+  const none = await doctor(t, { exec: answer('', true) });
+  t.match(line(none.lines, 'font'), /^! font: fontconfig \(fc-match\) is not installed.* — fix: apt-get install fontconfig; /);
 });

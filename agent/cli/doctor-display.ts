@@ -40,3 +40,19 @@ export async function checkBrightness(ctx: DoctorContext): Promise<CheckResult> 
     return { name: 'brightness', level: 'fail', detail: `driver command: ${bin} is not an executable file`, fix: "install the LED sender's control tool there, or fix display.brightnessCommand (an absolute path)" };
   }
 }
+
+/**
+ * Text alerts (§10) need a font with Vietnamese glyphs (precomposed and stacked diacritics: ễ, ộ,
+ * ữ). fontconfig picks the family mpv's subtitle renderer gets for `sans-serif`; its `lang` set
+ * says whether that family covers Vietnamese.
+ */
+export async function checkFont(exec: Exec): Promise<CheckResult> {
+  const r = await exec('fc-match', ['-f', '%{family}|%{file}|%{lang}', 'sans-serif:lang=vi'], 5000);
+  const fix = 'apt-get install fonts-noto-core (Noto Sans covers Vietnamese); fonts-dejavu-core also does';
+  if (r.missing) return { name: 'font', level: 'warn', detail: 'fontconfig (fc-match) is not installed: text alerts cannot pick a font', fix: `apt-get install fontconfig; ${fix}` };
+  // %{lang} is itself a |-separated list.
+  const [family = '', file = '', ...langs] = r.stdout.trim().split('|');
+  const name = family.split(',')[0] ?? family;
+  if (r.code === 0 && langs.includes('vi')) return { name: 'font', level: 'ok', detail: `sans-serif is ${name} (${file}), which has Vietnamese glyphs` };
+  return { name: 'font', level: 'warn', detail: `sans-serif is ${name || 'nothing'}${file ? ` (${file})` : ''}, without Vietnamese glyphs: text alerts would show boxes for ễ, ộ, ữ`, fix };
+}
