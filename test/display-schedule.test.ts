@@ -92,3 +92,24 @@ t.test('the planner treats power-off time as outside every window', async (t) =>
   for (const sl of p.slots) t.ok(powerAt(s, HCM, sl.at).on && powerAt(s, HCM, sl.at + sl.durationMs - 1).on, `${HCM.formatTime(sl.at)} is inside the power window`);
   t.equal(HCM.formatTime(p.slots[0]!.at), '08:30:00', 'even spread over the 12 h the screen is on: first at half a step');
 });
+
+t.test('config: display defaults, the command driver needs its command with {pct}, cecDevice is /dev/cecN', async (t) => {
+  const { parseConfig, ConfigError } = await import('../agent/config/config.js');
+  const base = { deviceId: 'd-1', mqtt: { url: 'mqtt://127.0.0.1:1' } };
+  t.same(parseConfig(base, '/tmp/x.json').display, { brightnessDriver: 'mpv', cec: 'auto' });
+  const cmd = parseConfig({ ...base, display: { brightnessDriver: 'command', brightnessCommand: ['/usr/local/bin/sender-bright', '{pct}'], cec: 'off' } }, '/tmp/x.json');
+  t.same(cmd.display.brightnessCommand, ['/usr/local/bin/sender-bright', '{pct}']);
+  const bad = (display: unknown): string[] => {
+    try {
+      parseConfig({ ...base, display }, '/tmp/x.json');
+      return [];
+    } catch (e) {
+      return e instanceof ConfigError ? e.problems : [String(e)];
+    }
+  };
+  t.match(bad({ brightnessDriver: 'command' }), [/display\.brightnessCommand: brightnessDriver "command" needs brightnessCommand/]);
+  t.match(bad({ brightnessDriver: 'command', brightnessCommand: ['/bin/x', '50'] }), [/needs brightnessCommand, with \{pct\}/]);
+  t.match(bad({ cecDevice: '/dev/ttyUSB0' }), [/display\.cecDevice: must be \/dev\/cecN/]);
+  t.match(bad({ brightnessDriver: 'novastar' }), [/display\.brightnessDriver/]);
+  t.match(bad({ brightnes: 'mpv' }), [/Unrecognized key/], 'a typo is an error, as everywhere in the config');
+});
