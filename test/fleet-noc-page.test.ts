@@ -30,7 +30,7 @@ t.test('hostile device ids and heartbeat fields are inert; group filter and coun
   t.equal(await p.locator('.tile').count(), 3, 'three tiles');
   t.equal(await p.locator('.tile .id').first().textContent(), HOSTILE_ID, 'the hostile id is shown as text');
   t.equal(await p.locator('.tile img, #injected, script:not([src])').count(), 0, 'no element made from it');
-  t.equal(await p.evaluate(() => (window as unknown as { __xss?: number }).__xss), undefined, 'no script ran');
+  t.equal(await p.evaluate(() => (globalThis as unknown as { __xss?: number }).__xss), undefined, 'no script ran');
   t.equal(await p.locator('[data-count="total"]').textContent(), '3');
   t.equal(await p.locator('[data-count="online"]').textContent(), '3');
 
@@ -46,6 +46,6 @@ t.test('hostile device ids and heartbeat fields are inert; group filter and coun
   t.ok(cells.includes(HOSTILE_TEXT), 'the hostile heartbeat field shown as text');
   t.equal(await p.locator('#title').textContent(), `${HOSTILE_ID} online`);
   t.equal(await p.locator('main img:not(#shot-img), #injected, main script').count(), 0, 'no element made from the payload');
-  t.equal(await p.evaluate(() => (window as unknown as { __xss?: number }).__xss), undefined, 'no script ran');
+  t.equal(await p.evaluate(() => (globalThis as unknown as { __xss?: number }).__xss), undefined, 'no script ran');
   t.same(errors, [], 'no page error, no console error (a CSP violation would be one)');
 });
