@@ -9,7 +9,7 @@ import { deviceTopic, encode, heartbeat, statusOffline, statusOnline } from '../
 import { FleetConfigError, parseFleetConfig } from '../fleet/config.js';
 import { toCsv } from '../fleet/report/format.js';
 import { compliance } from '../fleet/report/report.js';
-import { stateOf } from '../fleet/http/views.js';
+import { stateOf, tiles } from '../fleet/http/views.js';
 import { silentLogger } from '../fleet/log.js';
 import { FleetService } from '../fleet/service.js';
 import { fleetConfig, fleetStage, plays, publishPlays } from './helpers/fleet-rig.js';
@@ -136,6 +136,9 @@ t.test('tile states: Will → offline, old heartbeat → stale, display.power st
   t.same(g.tiles.map((x) => [x.deviceId, x.state]), [['st-off', 'offline'], ['st-old', 'stale'], ['st-on', 'online']]);
   t.same(g.counts, { total: 3, online: 1, stale: 1, standby: 0, offline: 1 });
   t.match(g.tiles[2], { cpuTempC: 51.5, backlog: 2, storeId: 'st-on-s', seqMissing: 0, storeReplaced: null });
+  const many = [...Array(501).keys()].map((i) => `nobody-${i}`).concat('st-on');
+  t.same((await fleet.archive.read((q) => tiles(q, now, 30, many))).map((x) => x.deviceId), ['st-on'], 'a live update for 502 ids (the full read) keeps only those');
+  t.same((await fleet.archive.read((q) => tiles(q, now, 30, ['st-old', 'nobody']))).map((x) => x.deviceId), ['st-old'], 'and for a few (the IN list)');
   // §11 display.power: the archive keeps the raw heartbeat, the page reads it when present.
   const fresh = new Date(now).toISOString();
   t.same(stateOf({ status_online: 1, heartbeat_at: fresh }, { display: { power: 'standby' } }, now, 30), { state: 'standby', reason: 'schedule' });
