@@ -147,6 +147,7 @@ export class Agent implements LinkHost {
       }
     }
     this.started = [];
+    this.ctx.notifier?.close();
     this.log.info('agent stopped');
   }
 

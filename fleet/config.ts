@@ -45,7 +45,7 @@ export const fleetConfigSchema = z.strictObject({
       /** A file holding the access token (at least 16 characters): required off loopback. */
       tokenFile: z.string().optional(),
       /** A screen whose last heartbeat is older than this is shown stale. */
-      staleAfterSec: z.number().int().min(5).max(86_400).default(60),
+      staleAfterSec: z.number().int().min(5).max(86_400).default(120),
       /** How long the screenshot button waits for the screen's answer. */
       commandTimeoutSec: z.number().int().min(1).max(120).default(20),
     })

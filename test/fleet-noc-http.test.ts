@@ -41,7 +41,7 @@ t.test('config: a non-loopback bind without tokenFile is an error, reported with
   t.match(problems, /http\.tokenFile: required when bind \(0\.0\.0\.0\) is not a loopback address/);
   t.match(problems, /batch\.maxRows/, 'and the other problem, at once');
   const ok = parseFleetConfig({ ...base, http: { bind: '0.0.0.0', tokenFile: 'noc.token' } }, '/etc/fleet');
-  t.same(ok.http, { bind: '0.0.0.0', port: 8080, tokenFile: '/etc/fleet/noc.token', staleAfterSec: 60, commandTimeoutSec: 20 });
+  t.same(ok.http, { bind: '0.0.0.0', port: 8080, tokenFile: '/etc/fleet/noc.token', staleAfterSec: 120, commandTimeoutSec: 20 });
   for (const bind of ['127.0.0.1', '127.1.2.3', '::1', 'localhost']) t.ok(parseFleetConfig({ ...base, http: { bind } }, '/').http, `${bind} needs no token`);
   t.equal(parseFleetConfig(base, '/').http, undefined, 'no http block: no page');
 });
