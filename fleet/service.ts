@@ -7,6 +7,7 @@ import { Batcher } from './ingest/batcher.js';
 import type { Item } from './ingest/decode.js';
 import { MqttIngest } from './ingest/ingest.js';
 import type { Logger } from './log.js';
+import { FleetMetrics } from './metrics/metrics.js';
 
 interface Component {
   name: string;
@@ -18,7 +19,7 @@ interface Component {
 export type CommittedHook = (items: readonly Item[]) => void;
 
 export interface FleetDeps {
-  /** GET /metrics (fleet/metrics' FleetMetrics); absent: no /metrics. */
+  /** GET /metrics; default: this process's FleetMetrics over its archive, ingest and batcher. */
   metrics?: MetricsSource;
 }
 
@@ -59,7 +60,7 @@ export class FleetService {
         commands: this.commands,
         log: log.child({ component: 'http' }),
         ...(token !== undefined ? { token } : {}),
-        ...(deps.metrics ? { metrics: deps.metrics } : {}),
+        metrics: deps.metrics ?? new FleetMetrics(this.archive, { staleAfterSec: config.http.staleAfterSec, ingest: this.ingest, batcher: this.batcher }),
       });
       const live = this.http.live;
       this.onCommitted((items) => live.changed(new Set(items.map((i) => i.deviceId))));

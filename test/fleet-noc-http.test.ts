@@ -159,3 +159,14 @@ t.test('a batch of dropped messages only does not stall the batcher (the NOC tes
   await b.drain();
   t.same(written, [1]);
 });
+
+t.test('serve without a metrics dependency: /metrics is the service\'s own FleetMetrics over its archive and ingest', async (t) => {
+  const { fleet, screen } = await fleetStage(t, 'ingest-metrics', { http: { port: 0 } });
+  await publishPlays(screen, plays('scr-m', 'store-m', [1, 2, 3]));
+  await waitFor('three plays archived', async () => (await fleet.archive.read((q) => q.get<{ n: number }>('SELECT COUNT(*) AS n FROM plays')))?.n === 3);
+  const m = await get(`http://127.0.0.1:${fleet.http!.port}/metrics`);
+  t.equal(m.status, 200);
+  t.match(m.headers['content-type'], /^text\/plain; version=0\.0\.4/);
+  t.match(m.body, /^signage_plays_total\{device="scr-m",outcome="completed"\} 3$/m, 'the archive\'s plays, per device and outcome');
+  t.match(m.body, /^signage_ingest_messages_received_total \d+$/m, 'this process\'s ingest counters');
+});
