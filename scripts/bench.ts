@@ -13,6 +13,7 @@ const SECTIONS: Record<string, () => Promise<{ bench: () => Promise<void> }>> = 
   sd: () => import('./bench/sd.js'),
   media: () => import('./bench/media.js'),
   'fleet-metrics': () => import('./bench/fleet-metrics.js'),
+  'fleet-sim': () => import('./bench/fleet-sim.js'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
