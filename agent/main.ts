@@ -16,9 +16,10 @@ function configOf(args: string[]): Config {
 }
 
 async function run(config: Config): Promise<number> {
-  const log = createLogger({ level: process.env.LOG_LEVEL ?? 'info', pretty: process.env.LOG_PRETTY === '1' });
-  const { buildAgent } = await import('./cli/run-cmd.js');
+  const { buildAgent, runLogger } = await import('./cli/run-cmd.js');
+  const { log, ring } = runLogger(config, { level: process.env.LOG_LEVEL ?? 'info', pretty: process.env.LOG_PRETTY === '1' });
   const agent = buildAgent(config, log, {
+    ...(ring ? { logRing: ring } : {}),
     notifySocket: process.env.NOTIFY_SOCKET,
     watchdogUsec: process.env.WATCHDOG_USEC,
     desktop: Boolean(process.env.DISPLAY || process.env.WAYLAND_DISPLAY),
