@@ -118,9 +118,13 @@ t.test('fed by pino: redacted lines, the current level, and a level change that 
   await t.rejects(service.logs({ since: '2026-01-01T00:00:00' }), /args\.since/, 'a time without an offset is refused');
   await t.rejects(service.logs({ lines: 0 }), /args\.lines/);
 
+  service.logLevel({ level: 'debug', expiresInSec: 3600 });
+  t.same(service.logLevel({ level: 'info' }), { level: 'info', base: 'info' }, 'the base level ends a change at once');
+  await clock.advanceBy(3600_000);
+  t.equal(root.level, 'info', 'and its timer is gone');
   service.logLevel({ level: 'trace', expiresInSec: 3600 });
   await service.stop();
   t.equal(root.level, 'info', 'stop ends a change in force');
   const warns = await msgs({ level: 'warn' });
-  t.same(warns.map((m) => m.msg), ['log level changed', 'log level reverted', 'log level changed', 'log level reverted'], 'level filter on real lines');
+  t.same(warns.map((m) => m.msg), ['log level changed', 'log level reverted', 'log level changed', 'log level changed', 'log level changed', 'log level reverted'], 'level filter on real lines');
 });
