@@ -14,7 +14,8 @@ import type { Events } from './events/recorder.js';
 import type { ClockSync } from './health/clock-sync.js';
 import type { HealthSampler } from './health/sampler.js';
 import type { Housekeeping } from './housekeeping/housekeeping.js';
-import type { LinkHost } from './link/host.js';
+import type { LinkHost, LogCommands } from './link/host.js';
+import type { LogService } from './logs/service.js';
 import type { Link } from './link/link.js';
 import type { MediaCache } from './media/cache.js';
 import { LoopSelection } from './media/loop.js';
@@ -49,6 +50,8 @@ export interface AgentContext {
   display?: () => DisplayState;
   /** §11: the CEC control and brightness driver the config picked (default: mpv's picture, no CEC). */
   displayParts?: DisplayParts;
+  /** The `logs` and `log-level` commands (issue 13); none in agents built without a log ring. */
+  logs?: LogService;
   agentVersion: string;
   bootedAt: EpochMs;
   /** Observability hook passed to the engine (benchmarks). */
@@ -134,6 +137,9 @@ export class Agent implements LinkHost {
 
   async start(): Promise<void> {
     const { store, media, health, player, link, notifier } = this.ctx;
+    const logs = this.ctx.logs;
+    // First on, last off: a debug level set from the NOC reverts when the agent stops.
+    if (logs) await this.step('logs', () => logs.start(), () => logs.stop());
     await this.step('store', () => store.start(), () => store.stop());
     await this.reportReplacedStore();
     await this.step('desired', () => this.applier.start(), () => this.applier.stop());
@@ -275,6 +281,10 @@ export class Agent implements LinkHost {
 
   async playNow(campaignId: string): Promise<unknown> {
     return this.engine.playNow(campaignId);
+  }
+
+  get logCommands(): LogCommands | undefined {
+    return this.ctx.logs;
   }
 
   screenshot(): Promise<Buffer> {

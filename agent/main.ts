@@ -16,8 +16,8 @@ function configOf(args: string[]): Config {
 }
 
 async function run(config: Config): Promise<number> {
-  const log = createLogger({ level: process.env.LOG_LEVEL ?? 'info', pretty: process.env.LOG_PRETTY === '1' });
-  const { buildAgent } = await import('./cli/run-cmd.js');
+  const { buildAgent, runLogger } = await import('./cli/run-cmd.js');
+  const { log, ring } = runLogger(config, { level: process.env.LOG_LEVEL ?? 'info', pretty: process.env.LOG_PRETTY === '1' });
   // Taken out of the environment (sd_notify's unset_environment) so no child inherits them: with
   // them, a probe helper sent its own ERRNO= to our unit (seen in notify.test.ts), and mpv or a
   // helper could claim READY/WATCHDOG if the unit ever went back to NotifyAccess=all.
@@ -27,6 +27,7 @@ async function run(config: Config): Promise<number> {
   delete process.env.WATCHDOG_USEC;
   delete process.env.WATCHDOG_PID;
   const agent = buildAgent(config, log, {
+    ...(ring ? { logRing: ring } : {}),
     notifySocket,
     watchdogUsec,
     desktop: Boolean(process.env.DISPLAY || process.env.WAYLAND_DISPLAY),

@@ -3,7 +3,10 @@ import { Agent } from '../agent.js';
 import type { Config } from '../config/config.js';
 import { SystemClock } from '../core/clock.js';
 import { Listeners } from '../core/listeners.js';
-import type { Logger } from '../core/log.js';
+import { createLogger, type Logger } from '../core/log.js';
+import { LogLevelControl } from '../logs/level.js';
+import { LogRing } from '../logs/ring.js';
+import { LogService } from '../logs/service.js';
 import { EventRecorder } from '../events/recorder.js';
 import { ClockSync } from '../health/clock-sync.js';
 import { execCommand } from '../health/command.js';
@@ -26,6 +29,15 @@ export interface RunEnv {
   agentVersion: string;
   /** The environment of the helper programs the health probes run (timedatectl, vcgencmd): LC_ALL=C. */
   commandEnv?: Readonly<Record<string, string | undefined>>;
+  /** The ring `runLogger` tees the log into, if any (config logs.ringKB > 0). */
+  logRing?: LogRing;
+}
+
+/** The daemon's root logger: stdout, and the in-memory ring the `logs` command reads (issue 13). */
+export function runLogger(config: Config, opts: { level: string; pretty: boolean }): { log: Logger; ring?: LogRing } {
+  if (config.logs.ringKB === 0) return { log: createLogger(opts) };
+  const ring = new LogRing(config.logs.ringKB * 1024);
+  return { log: createLogger({ ...opts, tee: ring }), ring };
 }
 
 /** Builds the daemon's one context from a validated config: every side effect is chosen here. */
@@ -91,6 +103,7 @@ export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
     ...(watchdogMs ? { watchdogMs } : {}),
     display: () => readDisplayState(),
     displayParts,
+    logs: new LogService(env.logRing, new LogLevelControl({ logger: log, clock, log: log.child({ component: 'logs' }) })),
     agentVersion: env.agentVersion,
     bootedAt,
   });

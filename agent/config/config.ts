@@ -103,6 +103,12 @@ const configSchema = z.strictObject({
       keepDays: z.number().int().min(7).max(3650).default(400),
     })
     .default({ keepDays: 400 }),
+  logs: z
+    .strictObject({
+      /** Recent log lines kept in memory for the `logs` command (issue 13); 0 keeps none. Never written to disk. */
+      ringKB: z.number().int().min(0).max(65_536).default(4096),
+    })
+    .default({ ringKB: 4096 }),
   outbox: z
     .strictObject({
       /** Default: 30 days of a busy screen's events (~200 plays + events a day). */

@@ -3,6 +3,7 @@ import { cmdCommand, reportCommand, screenshotCommand } from './cmd.js';
 import { CliError, type Io } from './conn.js';
 import { assignCommand, overrideCommand } from './desired.js';
 import { keysCommand } from './keys.js';
+import { logLevelCommand, logsCommand } from './logs.js';
 import { keygenCommand, signConfigCommand } from './sign.js';
 import { watchCommand } from './watch.js';
 
@@ -15,6 +16,8 @@ Usage:
   signagectl cmd      --device ID NAME [--args JSON] [--out FILE]        run a command, print the answer
   signagectl screenshot --device ID --out FILE                           the screen's current frame (PNG)
   signagectl watch    [--once --for 5s]                                  live fleet table
+  signagectl logs     --device ID [--since 15m] [--level warn] [--lines N] [--follow]   recent log lines
+  signagectl log-level --device ID LEVEL [--for 30m]                     log level for a while
   signagectl report   [--date D] [--device ID | --all] [--csv]           a day's compliance
   signagectl broker   init-ca|add-device|revoke-device|add-operator       broker credentials and ACL
   signagectl keygen   --out DIR [--id ID]                                 an Ed25519 signing key pair
@@ -23,7 +26,7 @@ Usage:
   signagectl COMMAND --help
 
 Every command takes --config FILE (a JSON file with the agent-style "mqtt" object) or --url URL.
-Publishing commands (assign, override, cmd, screenshot, report) take --key FILE [--key-id ID]
+Publishing commands (assign, override, cmd, screenshot, report, logs, log-level) take --key FILE [--key-id ID]
 to sign for screens in signed mode (PROTOCOL §9).
 Exit codes: 0 ok, 1 failed (no answer, ok:false, broker unreachable), 2 bad arguments or input.`;
 
@@ -34,6 +37,8 @@ const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number>> = {
   screenshot: screenshotCommand,
   watch: watchCommand,
   report: reportCommand,
+  logs: logsCommand,
+  'log-level': logLevelCommand,
   broker: brokerCommand,
   keygen: keygenCommand,
   keys: keysCommand,
