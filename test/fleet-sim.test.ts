@@ -76,9 +76,10 @@ t.test('20 virtual screens: every play they sent is archived once, and each one\
   t.equal(await fleet.archive.read(async (q) => (await q.get<{ n: number }>('SELECT COUNT(*) AS n FROM seq_gaps'))?.n), 0, 'no seq gap');
 
   for (const s of sim.screens) t.equal(result.sent.get(s.deviceId)?.length, s.store.made.length, `${s.deviceId}: every play it made was sent`);
-  await waitFor('each screen\'s last heartbeat archived', async () => {
-    const rows = await fleet.archive.read((q) => q.all<{ device_id: string; heartbeat_at: string | null }>("SELECT device_id, heartbeat_at FROM devices WHERE device_id LIKE 'sim-%'"));
-    return rows.length === 20 && rows.every((r) => r.heartbeat_at === beats.get(r.device_id)?.at(-1));
+  // The offline status is the last thing a screen sends as it leaves: wait for it too (a loaded ingest archives it last).
+  await waitFor('each screen\'s last heartbeat and its offline status archived', async () => {
+    const rows = await fleet.archive.read((q) => q.all<{ device_id: string; heartbeat_at: string | null; status_online: number }>("SELECT device_id, heartbeat_at, status_online FROM devices WHERE device_id LIKE 'sim-%'"));
+    return rows.length === 20 && rows.every((r) => r.heartbeat_at === beats.get(r.device_id)?.at(-1) && r.status_online === 0);
   }, 20_000, 50);
   const devices = await fleet.archive.read((q) => q.all<{ device_id: string; heartbeat_at: string; status_online: number }>("SELECT device_id, heartbeat_at, status_online FROM devices WHERE device_id LIKE 'sim-%' ORDER BY device_id"));
   t.same(devices.map((d) => d.device_id), sim.screens.map((s) => s.deviceId), 'a devices row per screen');
