@@ -23,6 +23,12 @@ export interface EventDetails {
   /** Recorded by the store itself (it sits below this component): listed for the NOC's sake. */
   'store-recovered': Record<string, unknown>;
   'disk-low': { freeMB: number; minFreeMB: number };
+  /**
+   * §10: the alert on screen changed. `started` when one takes the screen (at its startsAt, or
+   * on arrival when already live), `ended` when it leaves it: `expired`, `cleared`, `replaced`
+   * (a new version), or `superseded` (a newer startsAt took over; it comes back if it outlives that one).
+   */
+  alert: { id: string; source: SourceKey; version: number; state: 'started' | 'ended'; reason?: 'expired' | 'cleared' | 'replaced' | 'superseded'; startsAt?: string; expiresAt?: string; at: string };
 }
 
 export type EventType = keyof EventDetails;

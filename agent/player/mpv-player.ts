@@ -167,6 +167,11 @@ export class MpvPlayer implements Player {
     }
   }
 
+  interrupt(reason: string): void {
+    if (this.spot) this.playlist.skip();
+    this.spot?.finish('interrupted', reason);
+  }
+
   /** Warms the page cache with the head of the file, so the spot's open and first reads don't wait on the disk. */
   async preload(clip: Clip): Promise<void> {
     await warmPageCache(clip.path);

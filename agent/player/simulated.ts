@@ -99,6 +99,11 @@ export class SimulatedPlayer implements Player {
     );
   }
 
+  /** As MpvPlayer: the spot ends now as interrupted. */
+  interrupt(reason: string): void {
+    this.endSpot('interrupted', reason);
+  }
+
   busy(): boolean {
     return this.spot !== undefined;
   }
