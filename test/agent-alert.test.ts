@@ -1,16 +1,22 @@
+import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import t from 'tap';
+import { DEFAULT_ALERT_FONT, drawtextFilter, layoutText } from '../agent/alerts/text-card.js';
 import { AgentProcess, sha256File } from './helpers/agent-proc.js';
 import { makeClip } from './helpers/clips.js';
 import { windowFromNow, type PlayMsg } from './helpers/e2e.js';
-import { meanRgb } from './helpers/frames.js';
+import { ctl } from './helpers/ctl.js';
+import { greyPixels, meanAbsDiff, meanRgb } from './helpers/frames.js';
 import { Observer } from './helpers/link-rig.js';
 import { startBroker } from './helpers/mosquitto.js';
 import { tempDir, type Teardown } from './helpers/tmp.js';
 import { waitFor } from './helpers/wait.js';
 
 // PROTOCOL §10 on the whole agent: real mosquitto, real headless mpv, real SQLite.
+
+const run = promisify(execFile);
 
 interface AlertEvent { type: string; detail: { id: string; state: 'started' | 'ended'; reason?: string } }
 
@@ -96,5 +102,85 @@ t.test('an alert published mid-spot takes the screen at once, the spot is interr
   t.equal(spots.at(-1)?.played, 2, 'target met: played 2 of 2');
   const loopColour = await shot(s, 'al-1', 'after');
   t.notOk(isRed(loopColour), 'the alert is off the screen');
+  t.equal(await agent.stop(), 0);
+});
+
+t.test('a pre-staged alert fires on time with the broker stopped and the agent restarted in between', async (t) => {
+  const s = await stage(t, { windowSec: 120, timesPerDay: 12, leadMs: 2000 });
+  await s.assign('al-2');
+  const a1 = s.agent('al-2');
+  a1.start();
+  await waitFor('birth', () => s.of<{ online: boolean }>('al-2', 'status').some((x) => x.online), 20_000);
+  const startsAt = Math.ceil((Date.now() + 20_000) / 1000) * 1000;
+  const r = await ctl(['alert', '--url', s.broker.url, '--device', 'al-2', '--file', new URL(s.red.url).pathname, '--starts', iso(startsAt), '--expires', '+8s', '--id', 'pre']);
+  t.equal(r.code, 0, r.err.join('\n'));
+  await waitFor('the alert applied', () => s.of<{ type: string; detail: { kind: string } }>('al-2', 'event').some((e) => e.type === 'applied' && e.detail.kind === 'alert'), 20_000);
+  await waitFor('its clip verified at once, long before it starts', () => a1.logged('media verified').some((l) => l.sha256 === s.red.sha256), 20_000);
+  t.ok(Date.now() < startsAt - 5000, 'staged ahead of its instant');
+  t.equal(await a1.stop(), 0);
+  await s.broker.stop();
+
+  // A reboot with the broker down: the stored alert and its verified clip are all it needs.
+  const a2 = s.agent('al-2');
+  a2.start();
+  await waitFor('the alert on screen', () => a2.logged('spot started').some((l) => l.campaignId === 'alert:pre'), 60_000);
+  const first = a2.logged('spot started').find((l) => l.campaignId === 'alert:pre')!;
+  t.ok(Number(first.time) >= startsAt, `never before its startsAt (first frame +${Number(first.time) - startsAt} ms; the figure is npm run bench -- alert)`);
+  t.ok(a2.logged('alert on screen').length > 0, 'logged while offline');
+  await waitFor('the alert ended', () => a2.lines.some((l) => l.msg === 'spot started' && l.campaignId === 'spot' && Number(l.time) >= startsAt + 8000), 60_000);
+
+  await s.broker.restart();
+  await waitFor('the showings reach the NOC', () => s.of<PlayMsg>('al-2', 'play').some((p) => p.campaignId === 'alert:pre'), 60_000);
+  await waitFor('both alert events reach the NOC', () => s.of<AlertEvent>('al-2', 'event').filter((e) => e.type === 'alert' && e.detail.id === 'pre').length >= 2, 60_000);
+  const showings = s.of<PlayMsg>('al-2', 'play').filter((p) => p.campaignId === 'alert:pre');
+  t.ok(showings.every((p) => Date.parse(p.startedAt) >= startsAt && Date.parse(p.endedAt) <= startsAt + 8000 + 1000), 'every showing inside the alert');
+  const spots = s.of<PlayMsg>('al-2', 'play').filter((p) => p.campaignId === 'spot');
+  t.ok(spots.every((p) => Date.parse(p.endedAt) <= startsAt + 1000 || Date.parse(p.startedAt) >= startsAt + 8000 || p.outcome === 'interrupted'), 'no campaign play inside the alert');
+  t.equal(await a2.stop(), 0);
+});
+
+/** Grey pixels of a card as the agent draws `text` (same layout, font and filter), or of a variant of the text. */
+async function reference(dir: string, name: string, lines: string[], fontSize: number): Promise<Buffer> {
+  const txt = path.join(dir, `${name}.txt`);
+  const png = path.join(dir, `${name}.png`);
+  writeFileSync(txt, lines.join('\n'));
+  await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'color=c=0x8b0000:s=1920x1080', '-frames:v', '1', '-vf', drawtextFilter(txt, DEFAULT_ALERT_FONT, fontSize), png]);
+  return greyPixels(png, 480, 270);
+}
+
+t.test('a text alert is rendered full screen with its Vietnamese letters (not blank, not boxes)', async (t) => {
+  const s = await stage(t, { windowSec: 600, timesPerDay: 2, leadMs: 300_000 });
+  await s.assign('al-3');
+  const agent = s.agent('al-3');
+  agent.start();
+  await waitFor('birth', () => s.of<{ online: boolean }>('al-3', 'status').some((x) => x.online), 20_000);
+  const text = 'CẢNH BÁO LŨ: Đường Hoàng Diệu ngập sâu, tránh khu vực này';
+  const r = await ctl(['alert', '--url', s.broker.url, '--fleet', '--text', text, '--expires', '+2m', '--id', 'flood-text']);
+  t.equal(r.code, 0, r.err.join('\n'));
+  await waitFor('the text card on screen', () => agent.logged('spot started').some((l) => l.campaignId === 'alert:flood-text'), 60_000);
+  const r2 = await command(s, 'al-3', 'screenshot');
+  t.ok(r2.ok, r2.error ?? '');
+  const file = path.join(s.dir, 'text.png');
+  writeFileSync(file, Buffer.from(String(r2.result?.png), 'base64'));
+  const screen = await greyPixels(file, 480, 270);
+
+  const { lines, fontSize } = layoutText(text);
+  const right = await reference(s.dir, 'right', lines, fontSize);
+  // The same letters without their marks, and with each accented letter as a glyph the font lacks (a box).
+  const bare = await reference(s.dir, 'bare', lines.map((l) => l.normalize('NFD').replace(/\p{M}/gu, '').replace(/Đ/g, 'D').replace(/đ/g, 'd')), fontSize);
+  const boxes = await reference(s.dir, 'boxes', lines.map((l) => [...l].map((c) => (/[^\x00-\x7f]/.test(c) ? '\u{E000}' : c)).join('')), fontSize);
+  const bright = [...screen].filter((v) => v > 160).length / screen.length;
+  t.ok(bright > 0.03, `text drawn: ${(bright * 100).toFixed(1)}% of the frame is bright`);
+  const dRight = meanAbsDiff(screen, right);
+  const dBare = meanAbsDiff(screen, bare);
+  const dBoxes = meanAbsDiff(screen, boxes);
+  t.ok(dRight < 4, `the screen matches the text rendered with the same font (mean diff ${dRight.toFixed(2)})`);
+  t.ok(dRight < dBare / 2, `diacritics drawn: closer to the accented text (${dRight.toFixed(2)}) than to the bare letters (${dBare.toFixed(2)})`);
+  t.ok(dRight < dBoxes / 2, `no tofu: closer to the real glyphs (${dRight.toFixed(2)}) than to missing-glyph boxes (${dBoxes.toFixed(2)})`);
+
+  const clear = await ctl(['alert', '--url', s.broker.url, '--fleet', '--clear']);
+  t.equal(clear.code, 0, clear.err.join('\n'));
+  await waitFor('cleared: the alert ended', () => s.of<AlertEvent>('al-3', 'event').some((e) => e.type === 'alert' && e.detail.state === 'ended' && e.detail.reason === 'cleared'), 30_000);
+  await waitFor('the showing cut', () => s.of<PlayMsg>('al-3', 'play').some((p) => p.campaignId === 'alert:flood-text' && p.outcome === 'interrupted'), 30_000);
   t.equal(await agent.stop(), 0);
 });

@@ -82,8 +82,11 @@ export function cardArgs(textFile: string, fontFile: string, fontSize: number, o
   return [
     '-hide_banner', '-loglevel', 'error', '-y',
     '-f', 'lavfi', '-i', `color=c=0x8b0000:s=${WIDTH}x${HEIGHT}:r=2:d=${TEXT_CARD_MS / 1000}`,
-    '-vf', drawtextFilter(textFile, fontFile, fontSize),
-    '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'stillimage', '-pix_fmt', 'yuv420p', '-g', '4',
+    // Tagged BT.709: an untagged HD file is decoded as BT.709 by mpv but was encoded as BT.601,
+    // which shifts the red and the antialiasing of the letters.
+    '-vf', `${drawtextFilter(textFile, fontFile, fontSize)},scale=out_color_matrix=bt709:out_range=tv,format=yuv420p`,
+    '-colorspace', 'bt709', '-color_primaries', 'bt709', '-color_trc', 'bt709', '-color_range', 'tv',
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'stillimage', '-g', '4',
     '-f', 'mp4', out,
   ];
 }
