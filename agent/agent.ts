@@ -274,6 +274,9 @@ export class Agent implements LinkHost {
   }
 
   async playNow(campaignId: string): Promise<unknown> {
+    // §10: nothing plays over an alert; the operator asks again once it ended.
+    const live = this.alerts.live();
+    if (live) throw new Error(`alert ${live.doc.id} is on screen until ${live.doc.expiresAt}: play-now refused`);
     return this.engine.playNow(campaignId);
   }
 

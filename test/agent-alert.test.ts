@@ -178,6 +178,10 @@ t.test('a text alert is rendered full screen with its Vietnamese letters (not bl
   t.ok(dRight < dBare / 2, `diacritics drawn: closer to the accented text (${dRight.toFixed(2)}) than to the bare letters (${dBare.toFixed(2)})`);
   t.ok(dRight < dBoxes / 2, `no tofu: closer to the real glyphs (${dRight.toFixed(2)}) than to missing-glyph boxes (${dBoxes.toFixed(2)})`);
 
+  const pn = await command(s, 'al-3', 'play-now', { campaignId: 'spot' });
+  t.equal(pn.ok, false, 'nothing plays over an alert');
+  t.match(pn.error, /alert flood-text is on screen until .*: play-now refused/);
+
   const clear = await ctl(['alert', '--url', s.broker.url, '--fleet', '--clear']);
   t.equal(clear.code, 0, clear.err.join('\n'));
   await waitFor('cleared: the alert ended', () => s.of<AlertEvent>('al-3', 'event').some((e) => e.type === 'alert' && e.detail.state === 'ended' && e.detail.reason === 'cleared'), 30_000);
