@@ -5,6 +5,7 @@ import type { Clock, TimerHandle } from './core/clock.js';
 import type { Logger } from './core/log.js';
 import type { DisplayState, EpochMs, MediaRef } from './core/types.js';
 import type { AppliedVersions, DesiredMessage, DesiredState } from './core/desired.js';
+import { AlertController } from './alerts/controller.js';
 import { DesiredApplier } from './desired/applier.js';
 import { mpvFilterBrightness, PictureState } from './display/brightness.js';
 import { DisplayController } from './display/controller.js';
@@ -54,6 +55,8 @@ export interface AgentContext {
   logs?: LogService;
   agentVersion: string;
   bootedAt: EpochMs;
+  /** Renders a §10 text alert full screen as a clip (alerts/text-card.ts); without it text alerts wait. */
+  renderAlertText?: (text: string) => Promise<Clip>;
   /** Observability hook passed to the engine (benchmarks). */
   onPlanned?: (p: Plan, reason: string) => void;
 }
@@ -78,6 +81,8 @@ export class Agent implements LinkHost {
    * the schedule.
    */
   readonly display: DisplayController;
+  /** §10 alerts: which one is live, its showings, what campaigns plan around. */
+  readonly alerts: AlertController;
   private desired: EffectiveState;
   private started: Component[] = [];
   private watchdogTimer: TimerHandle | undefined;
@@ -87,6 +92,8 @@ export class Agent implements LinkHost {
   private readonly log: Logger;
   private readonly loop: LoopSelection;
   private loopSet: Clip[] | undefined;
+  /** The live alert the display is held on for (§10 wakes a screen in standby, §11). */
+  private wokenFor: string | undefined;
 
   constructor(private readonly ctx: AgentContext) {
     this.log = ctx.log.child({ component: 'agent' });
@@ -114,6 +121,16 @@ export class Agent implements LinkHost {
       groups: ctx.config.groups,
       onChange: (state) => this.onDesiredChanged(state),
     });
+    this.alerts = new AlertController({
+      clock: ctx.clock,
+      log: ctx.log.child({ component: 'alerts' }),
+      events: ctx.events,
+      groups: ctx.config.groups,
+      resolveMedia: (m) => this.resolve(m),
+      durationOf: (sha) => ctx.media.duration(sha),
+      ...(ctx.renderAlertText ? { renderText: ctx.renderAlertText } : {}),
+      onChange: (reason) => this.onAlertsChanged(reason),
+    });
     this.engine = new Engine({
       clock: ctx.clock,
       store: ctx.store,
@@ -122,7 +139,8 @@ export class Agent implements LinkHost {
       deviceId: ctx.config.deviceId,
       timezone: ctx.config.timezone,
       desired: () => this.desired,
-      resolve: (m) => this.resolve(m),
+      alerts: this.alerts,
+      resolve: (m) => this.alerts.resolve(m) ?? this.resolve(m),
       durationOf: (sha) => ctx.media.duration(sha),
       learnDuration: (sha, ms) => ctx.media.setDuration(sha, ms),
       display: ctx.display ?? (() => 'unknown'),
@@ -144,6 +162,7 @@ export class Agent implements LinkHost {
     await this.reportReplacedStore();
     await this.step('desired', () => this.applier.start(), () => this.applier.stop());
     this.inForce(this.applier.current());
+    this.alerts.update(this.applier.current());
     const hk = this.ctx.housekeeping;
     if (hk) await this.step('housekeeping', () => hk.start(), () => hk.stop());
     await this.step('media', () => media.start(), () => media.stop());
@@ -153,6 +172,9 @@ export class Agent implements LinkHost {
     // Before the player: a restart inside a standby period starts mpv already black.
     await this.step('display', () => this.display.start(), () => this.display.stop());
     await this.step('player', () => player.start(), () => player.stop());
+    // After the player, before the engine: a live alert's loop is the first thing on screen.
+    this.alerts.start();
+    this.started.push({ name: 'alerts', stop: async () => this.alerts.stop() });
     this.updateLoop();
     await this.step(
       'engine',
@@ -211,12 +233,40 @@ export class Agent implements LinkHost {
   /** A media file became playable: the loop and the plan may use it now. */
   onMediaVerified(): void {
     this.updateLoop();
-    this.engine.replan('media verified');
+    // A live alert whose media just arrived takes the screen now, not at the next plan.
+    if (this.alerts.live()) this.engine.alertsChanged('alert media verified');
+    else this.engine.replan('media verified');
+  }
+
+  /** An alert started, ended or became playable: its loop first, then the engine cuts or plans. */
+  private onAlertsChanged(reason: string): void {
+    this.holdDisplayForAlert();
+    this.ctx.media.want(this.neededMedia());
+    this.updateLoop();
+    this.engine.alertsChanged(reason);
+  }
+
+  /**
+   * A live alert wakes a screen in standby (§10 preempts everything, §11 standby included) and
+   * holds it on until that alert leaves the screen; the schedule then takes over again.
+   */
+  private holdDisplayForAlert(): void {
+    const live = this.alerts.live()?.campaignId;
+    if (live === this.wokenFor) return;
+    const was = this.wokenFor;
+    this.wokenFor = live;
+    const d = this.display;
+    void (async () => {
+      if (live) await d.wake(live);
+      if (was) await d.release(was);
+    })().catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'display hold for an alert failed'));
   }
 
   /** A document was stored: the state the store wrote is in force now, and the NOC hears of it. */
   private async onDesiredChanged(state: DesiredState): Promise<void> {
     this.inForce(state);
+    // The alerts re-plan (and cut a spot) themselves; the other documents re-plan below.
+    this.alerts.update(state);
     this.ctx.media.want(this.neededMedia());
     this.updateLoop();
     this.engine.replan('desired state changed');
@@ -280,6 +330,9 @@ export class Agent implements LinkHost {
   }
 
   async playNow(campaignId: string): Promise<unknown> {
+    // §10: nothing plays over an alert; the operator asks again once it ended.
+    const live = this.alerts.live();
+    if (live) throw new Error(`alert ${live.doc.id} is on screen until ${live.doc.expiresAt}: play-now refused`);
     return this.engine.playNow(campaignId);
   }
 
@@ -327,15 +380,17 @@ export class Agent implements LinkHost {
 
   /** The plan's media, the new loop's, and the old loop's while it is still on screen. */
   private neededMedia(): MediaRef[] {
-    return [...this.desired.campaigns.map((c) => c.media), ...this.desired.loop, ...this.loop.onScreen()];
+    return [...this.desired.campaigns.map((c) => c.media), ...this.desired.loop, ...this.loop.onScreen(), ...this.alerts.media()];
   }
 
   /** Hands the player the loop to show (the old one until the new one is verified, see LoopSelection). */
   private updateLoop(): void {
     const before = this.loop.onScreen();
-    const clips = this.loop.clips(this.desired.loop);
+    const house = this.loop.clips(this.desired.loop);
     // The new loop took over: the old one's files may be evicted now.
     if (this.loop.onScreen() !== before) this.ctx.media.want(this.neededMedia());
+    // A looping alert is the loop while it lasts: between its showings the screen never shows house content.
+    const clips = this.alerts.loopClips() ?? house;
     // An unchanged loop is not set again: that would restart it from its first clip at every verified file.
     if (this.loopSet && sameClips(this.loopSet, clips)) return;
     this.loopSet = clips;

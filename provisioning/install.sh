@@ -135,9 +135,10 @@ put_link() { # put_link TARGET LINK
 
 # --- 1. system packages and the user (commands only; in --dry-run they go to the plan)
 if [ "$APT" = 1 ]; then
-  # mpv plays; python3/make/g++ build sqlite3 when no prebuilt binary is reachable. Only what is
-  # missing is fetched, so a re-run on a box without network still works.
-  PKGS=(mpv ca-certificates xz-utils python3 make g++)
+  # mpv plays; python3/make/g++ build sqlite3 when no prebuilt binary is reachable; ffmpeg and
+  # fonts-dejavu-core render §10 text alerts (Pi OS Lite has no font with Vietnamese letters).
+  # Only what is missing is fetched, so a re-run on a box without network still works.
+  PKGS=(mpv ffmpeg fonts-dejavu-core ca-certificates xz-utils python3 make g++)
   missing=()
   for p in "${PKGS[@]}"; do
     if [ "$DRY_RUN" = 1 ] || ! dpkg -s "$p" >/dev/null 2>&1; then missing+=("$p"); fi

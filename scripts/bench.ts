@@ -14,6 +14,7 @@ const SECTIONS: Record<string, () => Promise<{ bench: () => Promise<void> }>> = 
   media: () => import('./bench/media.js'),
   'fleet-metrics': () => import('./bench/fleet-metrics.js'),
   'fleet-sim': () => import('./bench/fleet-sim.js'),
+  alert: () => import('./bench/alert.js'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -10,6 +10,8 @@ command -v mosquitto_pub >/dev/null || need+=(mosquitto-clients)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v hostname >/dev/null || need+=(hostname)
+# §10 text alerts are drawn with DejaVu Sans Bold, named explicitly (agent/alerts/text-card.ts).
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || need+=(fonts-dejavu-core)
 if [ "${1:-}" = test ]; then
   command -v mcopy >/dev/null || need+=(mtools)
   command -v mkfs.vfat >/dev/null || need+=(dosfstools)

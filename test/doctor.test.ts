@@ -61,7 +61,7 @@ t.test('a healthy box passes every check', async (t) => {
   copyFileSync(clip, path.join(dir, 'data', 'media', `${sha256File(clip)}.mp4`));
   const { code, lines } = await doctor(t, { dataDir: path.join(dir, 'data') });
   t.equal(code, 0, lines.join('\n'));
-  for (const n of ['mpv', 'mpv output', 'hdmi', 'brightness', 'font', 'power', 'dataDir', 'store', 'clock', 'timezone', 'broker', 'media cache', 'unit']) {
+  for (const n of ['mpv', 'mpv output', 'hdmi', 'brightness', 'font', 'power', 'dataDir', 'store', 'clock', 'timezone', 'broker', 'media cache', 'alert text', 'unit']) {
     t.match(line(lines, n), /^✓ /, n);
   }
   t.match(line(lines, 'cec'), /^- cec: no \/dev\/cec\* .*standby is a black output from mpv$/, 'no CEC adapter here: skipped, and says what standby will be');
@@ -69,7 +69,7 @@ t.test('a healthy box passes every check', async (t) => {
   t.match(line(lines, 'mpv output'), /opened vo=null .*; decoder on a cached clip: \S+$/);
   t.match(line(lines, 'media cache'), /every file matches its sha256/);
   t.match(line(lines, 'font'), /^✓ font: sans-serif is Noto Sans \(\/usr\/share\/fonts\/truetype\/noto\/NotoSans-Regular\.ttf\), which has Vietnamese glyphs$/);
-  t.match(lines.at(-1), /13 ok, 0 warning\(s\), 0 failed/);
+  t.match(lines.at(-1), /14 ok, 0 warning\(s\), 0 failed/);
 });
 
 t.test('missing mpv fails clearly', async (t) => {
@@ -122,6 +122,8 @@ t.test('disconnected HDMI, under-voltage and a corrupt cached file fail; a VM an
   const vm = await doctor(t, { exec: missing, throttled: '0x0' });
   t.match(line(vm.lines, 'clock'), /^! clock: timedatectl not found/);
   t.match(line(vm.lines, 'unit'), /^! unit: systemctl not found/);
+  const noFfmpeg: Exec = async (cmd, args, ms) => (cmd === 'ffmpeg' ? { code: null, stdout: '', stderr: '', missing: true } : missing(cmd, args, ms));
+  t.match(line((await doctor(t, { exec: noFfmpeg, throttled: '0x0' })).lines, 'alert text'), /^! alert text: ffmpeg not found: text alerts cannot be drawn — fix: apt-get install ffmpeg fonts-dejavu-core/);
   t.equal(vm.code, 0, 'warnings do not fail');
 });
 

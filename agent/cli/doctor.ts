@@ -11,6 +11,7 @@ import { LAVF_FORMATS } from '../core/media-formats.js';
 import { buildMpvArgs } from '../player/mpv-args.js';
 import { inspectStore } from '../store/inspect.js';
 import { storeFileOf } from './paths.js';
+import { checkAlertText } from './doctor-alerts.js';
 import { checkBroker, checkTransport } from './doctor-broker.js';
 import { checkBrightness, checkCec, checkFont } from './doctor-display.js';
 import type { CheckResult, DoctorContext, Exec, Level } from './doctor-check.js';
@@ -60,7 +61,7 @@ export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
     ...(await guard('timezone', async () => checkTimezone(ctx.config.timezone))),
     ...(await guard('broker transport', async () => checkTransport(ctx))),
   ];
-  const after = [...(await guard('media cache', () => checkMedia(ctx))), ...(await guard('unit', () => checkUnit(ctx, exec)))];
+  const after = [...(await guard('media cache', () => checkMedia(ctx))), ...(await guard('alert text', () => checkAlertText(exec))), ...(await guard('unit', () => checkUnit(ctx, exec)))];
   return [...local, ...(await broker), ...after];
 }
 

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { Agent } from '../agent.js';
+import { DEFAULT_ALERT_FONT, renderTextCard } from '../alerts/text-card.js';
 import type { Config } from '../config/config.js';
 import { SystemClock } from '../core/clock.js';
 import { Listeners } from '../core/listeners.js';
@@ -86,6 +87,9 @@ export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
   const link = new MqttLink({ config, store, events, clock, log: log.child({ component: 'link' }), agentVersion: env.agentVersion, bootedAt });
   const notifier = new SystemdNotifier({ ...(env.notifySocket ? { socketPath: env.notifySocket } : {}), log: log.child({ component: 'systemd' }) });
   const watchdogMs = notifier.watchdogIntervalMs(env.watchdogUsec);
+  // A text card renders in a few seconds on a Pi 4; two minutes is a hung ffmpeg.
+  const ffmpeg = execCommand(120_000, env.commandEnv);
+  const cards = { dir: path.join(config.dataDir, 'alerts'), fontFile: DEFAULT_ALERT_FONT, ffmpeg: (args: string[]) => ffmpeg('ffmpeg', args) };
   return new Agent({
     clock,
     store,
@@ -104,6 +108,7 @@ export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
     display: () => readDisplayState(),
     displayParts,
     logs: new LogService(env.logRing, new LogLevelControl({ logger: log, clock, log: log.child({ component: 'logs' }) })),
+    renderAlertText: (text) => renderTextCard(cards, text),
     agentVersion: env.agentVersion,
     bootedAt,
   });

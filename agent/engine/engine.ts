@@ -1,9 +1,12 @@
+// size: plans, slot timers, spots, clock-step checks and the alert preemption meet here; the alert rules
+// themselves live in alerts/ and engine/alert-hook.ts, the spots in spot-runner.ts.
 import type { TimerHandle } from '../core/clock.js';
 import type { Campaign, Compliance, EpochMs, LocalDate } from '../core/types.js';
 import type { EffectiveState } from '../schedule/desired.js';
 import { plan, type CatchUp, type Plan, type PlanInput, type WindowSpan } from '../schedule/planner.js';
 import { Zone } from '../schedule/zoned.js';
 import type { Events } from '../events/recorder.js';
+import { cutForAlert, startDueAlert, type AlertHook } from './alert-hook.js';
 import { ComplianceBook } from './compliance.js';
 import { ClockJumpDetector, FailureRests } from './guards.js';
 import { DayLedger } from './ledger.js';
@@ -24,6 +27,7 @@ export interface EngineContext extends SpotRunnerContext {
   desired: () => EffectiveState;
   /** Agent events (`clock-jump`). */
   events: Events;
+  alerts?: AlertHook; // §10: what preempts the spots and what the plan goes around
   /** Observability: called with every new plan (benchmarks measure re-plan latency with it). */
   onPlanned?: (p: Plan, reason: string) => void;
   /** Longest sleep between re-plans (default 30 s); a virtual clock needs none. */
@@ -194,7 +198,7 @@ export class Engine {
       zone: this.zone,
       lastStarts: this.spots.lastStarts(this.zone.localDateOf(now), now),
       ...(remaining !== undefined ? { busyUntil: now + remaining } : {}),
-      ...(this.ctx.powerOff ? { blocked: this.ctx.powerOff(now) } : {}),
+      ...(this.ctx.powerOff || this.ctx.alerts ? { blocked: [...(this.ctx.powerOff?.(now) ?? []), ...(this.ctx.alerts?.blocked(now) ?? [])] } : {}),
     };
   }
 
@@ -232,8 +236,8 @@ export class Engine {
     this.track(this.ledger.note(p, now));
     if (!this.running) return;
     this.ctx.log.debug({ reason, day, slots: p.slots.length, next: p.slots[0]?.at }, 'planned');
-    const horizon = Math.min(p.replanAt, wakeAt, now + (this.ctx.maxSleepMs ?? MAX_SLEEP_MS));
-    if (this.spots.busy()) {
+    const horizon = Math.min(p.replanAt, wakeAt, now + (this.ctx.maxSleepMs ?? MAX_SLEEP_MS), this.ctx.alerts?.nextAt(now) ?? Infinity);
+    if (startDueAlert(this.ctx.alerts, this.spots, now) || this.spots.busy()) {
       this.arm(horizon);
       return;
     }
@@ -287,8 +291,13 @@ export class Engine {
     return true;
   }
 
+  /** §10: the alerts changed (one started, ended, became playable, a repeat fell due): cut, start or re-plan. */
+  alertsChanged(reason: string): void {
+    if (this.running && !cutForAlert(this.ctx.alerts, this.spots, this.ctx, reason) && !startDueAlert(this.ctx.alerts, this.spots, this.ctx.clock.now())) this.replan(reason);
+  }
+
   private campaign(id: string): Campaign | undefined {
-    return this.ctx.desired().campaigns.find((c) => c.id === id);
+    return this.ctx.desired().campaigns.find((c) => c.id === id) ?? this.ctx.alerts?.campaign(id);
   }
 
   private track<T>(p: Promise<T>): Promise<T> {

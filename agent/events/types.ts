@@ -30,6 +30,12 @@ export interface EventDetails {
    * CEC command: the output is black instead). `via`: how standby is shown; `cec`: what the sink said.
    */
   display: { power: DisplayPower; brightnessPct: number | null; reason: 'schedule' | 'alert' | 'cec-failed'; via?: 'cec' | 'black'; cec?: string };
+  /**
+   * §10: the alert on screen changed. `started` when one takes the screen (at its startsAt, or
+   * on arrival when already live), `ended` when it leaves it: `expired`, `cleared`, `replaced`
+   * (a new version), or `superseded` (a newer startsAt took over; it comes back if it outlives that one).
+   */
+  alert: { id: string; source: SourceKey; version: number; state: 'started' | 'ended'; reason?: 'expired' | 'cleared' | 'replaced' | 'superseded'; startsAt?: string; expiresAt?: string; at: string };
 }
 
 export type EventType = keyof EventDetails;

@@ -186,6 +186,12 @@ export class MpvPlayer implements Player {
     }
   }
 
+  /** §10: the spot on screen ends now as interrupted (an alert takes the screen). */
+  interrupt(reason: string): void {
+    if (this.spot) this.playlist.skip();
+    this.spot?.finish('interrupted', reason);
+  }
+
   /** Warms the page cache with the head of the file, so the spot's open and first reads don't wait on the disk. */
   async preload(clip: Clip): Promise<void> {
     await warmPageCache(clip.path);

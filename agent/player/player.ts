@@ -52,6 +52,11 @@ export interface Player {
    * meanwhile, ends the spot through `onEnded` (`failed` / `interrupted`), never through a rejection.
    */
   playSpot(req: SpotRequest, handlers: SpotHandlers): Promise<void>;
+  /**
+   * Optional: ends the spot in the player at once as `interrupted` (its `onEnded` runs now), for
+   * an emergency alert (§10) that preempts it. No spot: nothing happens.
+   */
+  interrupt?(reason: string): void;
   /** Optional: load the spot's file ahead of its instant so it starts on time. */
   preload?(clip: Clip): Promise<void>;
   busy(): boolean;

@@ -106,6 +106,11 @@ export class SimulatedPlayer implements Player {
     this.picture = { ...p };
   }
 
+  /** As MpvPlayer: the spot ends now as interrupted. */
+  interrupt(reason: string): void {
+    this.endSpot('interrupted', reason);
+  }
+
   busy(): boolean {
     return this.spot !== undefined;
   }

@@ -11,6 +11,8 @@ import { Engine } from '../engine/engine.js';
 import { offSpans } from '../display/schedule.js';
 import type { WindowSpan } from '../schedule/windows.js';
 import { EventRecorder } from '../events/recorder.js';
+import { AlertController } from '../alerts/controller.js';
+import type { DesiredState } from '../core/desired.js';
 
 /** A daily power cut, in local seconds of day; `end <= start` means it runs past midnight. */
 export interface Outage {
@@ -26,6 +28,8 @@ export interface SimulationInput {
   from: LocalDate;
   days: number;
   outages: Outage[];
+  /** §10: an alert at these local times on every simulated day (what it costs the day's targets). */
+  alerts?: Outage[];
   log: Logger;
   /** Store file; default an in-memory SQLite (simulate never touches the device's store). */
   storeFile?: string;
@@ -68,6 +72,7 @@ export async function simulate(input: SimulationInput): Promise<SimulationResult
 
     let engine: Engine | undefined;
     let player: SimulatedPlayer | undefined;
+    const alerts = dailyAlerts(input, zone, (reason) => engine?.alertsChanged(reason), clock, events);
     const settle = async (): Promise<void> => {
       await flushJobs();
       await engine?.whenIdle();
@@ -83,6 +88,7 @@ export async function simulate(input: SimulationInput): Promise<SimulationResult
         deviceId: input.deviceId,
         timezone: input.timezone,
         desired: () => desired,
+        ...(alerts ? { alerts } : {}),
         resolve: (m) => ({ path: m.url, sha256: m.sha256, durationMs: m.durationMs ?? 30_000 }),
         durationOf: (sha) => learned.get(sha),
         learnDuration: (sha, ms) => learned.set(sha, ms),
@@ -117,6 +123,7 @@ export async function simulate(input: SimulationInput): Promise<SimulationResult
     edges.sort((a, b) => a.at - b.at || Number(a.up) - Number(b.up));
     const end = zone.dayBounds(addDays(input.from, input.days)).start;
 
+    alerts?.start();
     await boot();
     let down = 0;
     for (const e of edges) {
@@ -130,6 +137,7 @@ export async function simulate(input: SimulationInput): Promise<SimulationResult
     }
     await clock.advanceTo(end, settle);
     if (engine) await powerCut();
+    alerts?.stop();
 
     // Judge each day as it ended, from the store alone.
     const judge = new Engine({
@@ -157,4 +165,38 @@ export async function simulate(input: SimulationInput): Promise<SimulationResult
   } finally {
     await store.stop();
   }
+}
+
+const SIM_ALERT_MEDIA = { url: 'sim://alert.mp4', sha256: 'a1'.repeat(32) };
+
+/**
+ * The real AlertController fed one alert a day at each `--alert` time. Each day's alert sits on a
+ * topic of its own (a group per day), as an operator would publish a new one each day; the
+ * controller's rules pick the live one exactly as on a screen.
+ */
+function dailyAlerts(input: SimulationInput, zone: Zone, changed: (reason: string) => void, clock: VirtualClock, events: EventRecorder): AlertController | undefined {
+  if (!input.alerts?.length) return undefined;
+  const groups: string[] = [];
+  const state: DesiredState = { assignments: [], overrides: [], alerts: [] };
+  for (let i = 0; i < input.days; i++) {
+    const day = addDays(input.from, i);
+    for (const [j, a] of input.alerts.entries()) {
+      const start = zone.localToEpoch(day, a.start);
+      const end = a.end > a.start ? zone.localToEpoch(day, a.end) : zone.localToEpoch(addDays(day, 1), a.end);
+      const g = `sim-${i}-${j}`;
+      groups.push(g);
+      const doc = { version: 1, id: `sim-${day}-${j}`, media: SIM_ALERT_MEDIA, startsAt: new Date(start).toISOString(), expiresAt: new Date(end).toISOString() };
+      state.alerts!.push({ source: `group/${g}`, version: 1, doc, appliedAt: start });
+    }
+  }
+  const c = new AlertController({
+    clock,
+    log: input.log,
+    events,
+    groups,
+    resolveMedia: (m) => ({ path: m.url, sha256: m.sha256, durationMs: 30_000 }),
+    onChange: changed,
+  });
+  c.update(state);
+  return c;
 }

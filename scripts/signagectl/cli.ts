@@ -1,3 +1,4 @@
+import { alertCommand } from './alert.js';
 import { brokerCommand } from './broker.js';
 import { cmdCommand, reportCommand, screenshotCommand } from './cmd.js';
 import { CliError, type Io } from './conn.js';
@@ -13,6 +14,8 @@ Usage:
   signagectl assign   (--device ID | --group G) --file assignment.json    publish campaigns (next version)
   signagectl override (--device ID | --group G) --campaign C --times N [--windows W] [--expires +6h]
   signagectl override (--device ID | --group G) --clear
+  signagectl alert    (--device ID | --group G | --fleet) --text T | --file F --expires +2h   emergency alert
+  signagectl alert    (--device ID | --group G | --fleet) --clear
   signagectl cmd      --device ID NAME [--args JSON] [--out FILE]        run a command, print the answer
   signagectl screenshot --device ID --out FILE                           the screen's current frame (PNG)
   signagectl watch    [--once --for 5s]                                  live fleet table
@@ -26,13 +29,14 @@ Usage:
   signagectl COMMAND --help
 
 Every command takes --config FILE (a JSON file with the agent-style "mqtt" object) or --url URL.
-Publishing commands (assign, override, cmd, screenshot, report, logs, log-level) take --key FILE [--key-id ID]
+Publishing commands (assign, override, alert, cmd, screenshot, report, logs, log-level) take --key FILE [--key-id ID]
 to sign for screens in signed mode (PROTOCOL §9).
 Exit codes: 0 ok, 1 failed (no answer, ok:false, broker unreachable), 2 bad arguments or input.`;
 
 const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number>> = {
   assign: assignCommand,
   override: overrideCommand,
+  alert: alertCommand,
   cmd: cmdCommand,
   screenshot: screenshotCommand,
   watch: watchCommand,
