@@ -42,7 +42,12 @@ t.test('standby by schedule: black screen, no plays, survives a restart; brightn
     return s.messages<Res>(id, 'cmd/result').find((r) => r.id === cid)!;
   };
   const shot = async (): Promise<number> => {
-    const r = await cmd('screenshot');
+    let r = await cmd('screenshot');
+    // screenshot has a token bucket (issue 10): an operator told "retry after N s" waits and retries.
+    for (let m = /retry after (\d+) s/.exec(r.error ?? ''); m; m = /retry after (\d+) s/.exec(r.error ?? '')) {
+      await new Promise((res) => setTimeout(res, Number(m![1]) * 1000));
+      r = await cmd('screenshot');
+    }
     t.equal(r.ok, true, r.error ?? 'screenshot taken');
     return meanLuma(Buffer.from(r.result?.png ?? '', 'base64'));
   };
@@ -92,6 +97,18 @@ t.test('standby by schedule: black screen, no plays, survives a restart; brightn
   const blackAgain = await shot();
   t.ok(blackAgain < 2, `still black after the restart (mean luma ${blackAgain.toFixed(2)})`);
   t.ok(agent.logged('picture set').length >= 1, 'mpv was given the picture');
+
+  // §10 preempts §11: a live alert wakes the screen in standby (a display event with reason
+  // `alert`), shows on it, and when it is cleared the schedule puts the screen back to standby.
+  const evAlert = events().length;
+  await obs.publish(`signage/device/${id}/alert`, JSON.stringify({ version: 1, id: 'wake', media: clips.spot, startsAt: new Date(Date.now() - 1000).toISOString(), expiresAt: new Date(Date.now() + 10 * 60_000).toISOString() }), { retain: true });
+  await waitFor('a display event: on for the alert', () => events().slice(evAlert).some((e) => e.detail.power === 'on' && e.detail.reason === 'alert'), 20_000);
+  await waitFor('the alert showing on screen', () => agent.logged('spot started').some((l) => l.campaignId === 'alert:wake'), 20_000);
+  const lit = await shot();
+  t.ok(lit > 20, `the alert is on a lit screen in the standby period (mean luma ${lit.toFixed(1)})`);
+  await obs.publish(`signage/device/${id}/alert`, '', { retain: true });
+  await waitFor('back to standby when the alert is cleared', () => events().slice(evAlert).some((e) => e.detail.power === 'standby' && e.detail.reason === 'schedule'), 20_000);
+  t.ok((await shot()) < 2, 'black again once the alert is over');
 
   // Power on, level 35 % all day: plays resume, the picture is darker.
   const evBefore = events().length;
