@@ -23,6 +23,7 @@ import type { HeartbeatFields } from './protocol/outbound.js';
 import type { Plan } from './schedule/planner.js';
 import type { Store } from './store/store.js';
 import type { SystemdNotifier } from './systemd/notify.js';
+import { Updater, type UpdaterCtx } from './update/updater.js';
 
 export interface AgentContext {
   clock: Clock;
@@ -45,6 +46,8 @@ export interface AgentContext {
   display?: () => DisplayState;
   agentVersion: string;
   bootedAt: EpochMs;
+  /** Over-the-air updates (issue 13): what the updater needs beyond what the agent itself gives it. */
+  update?: Omit<UpdaterCtx, 'version' | 'log' | 'events' | 'clock' | 'gap' | 'healthy'>;
   /** Observability hook passed to the engine (benchmarks). */
   onPlanned?: (p: Plan, reason: string) => void;
 }
@@ -63,6 +66,7 @@ export class Agent implements LinkHost {
   readonly engine: Engine;
   /** Decides and stores the documents the link hands on (desired/). */
   readonly applier: DesiredApplier;
+  readonly updater: Updater | undefined;
   private desired: EffectiveState;
   private started: Component[] = [];
   private watchdogTimer: TimerHandle | undefined;
@@ -103,6 +107,18 @@ export class Agent implements LinkHost {
       onOutbox: () => ctx.link.notifyOutbox(),
       ...(ctx.onPlanned ? { onPlanned: ctx.onPlanned } : {}),
     });
+    this.updater = ctx.update
+      ? new Updater({
+          ...ctx.update,
+          version: ctx.agentVersion,
+          clock: ctx.clock,
+          log: ctx.log.child({ component: 'update' }),
+          events: ctx.events,
+          gap: () => this.engine.spotGap(ctx.clock.now()),
+          // "Playing or idle by plan": mpv up (a spot or the loop on screen, or nothing to show).
+          healthy: () => ctx.link.connected() && ctx.player.state().state !== 'down',
+        })
+      : undefined;
   }
 
   async start(): Promise<void> {
@@ -128,6 +144,8 @@ export class Agent implements LinkHost {
     );
     link.attach(this);
     await this.step('link', () => link.start(), () => link.stop());
+    const up = this.updater;
+    if (up) await this.step('update', () => up.start(), () => up.stop());
     await notifier?.ready();
     this.armWatchdog();
     this.log.info({ deviceId: this.ctx.config.deviceId, campaigns: this.desired.campaigns.length }, 'agent started');
@@ -239,6 +257,7 @@ export class Agent implements LinkHost {
       clockSynced: this.ctx.clockSync.lastKnown(),
       display: this.ctx.display?.() ?? 'unknown',
       compliance,
+      ...(this.updater?.info() ?? { agentVersion: this.ctx.agentVersion }),
     };
   }
 
@@ -254,6 +273,11 @@ export class Agent implements LinkHost {
     await this.ctx.player.restart('command');
   }
 
+  async update(args: Record<string, unknown>): Promise<unknown> {
+    if (!this.updater) throw new Error('updates are not set up on this agent');
+    return this.updater.accept(args);
+  }
+
   async report(date: string): Promise<unknown> {
     return { date, compliance: await this.engine.compliance(date) };
   }
@@ -265,6 +289,7 @@ export class Agent implements LinkHost {
       storeId: this.ctx.store.storeId(),
       store: this.ctx.store.health(),
       agentVersion: this.ctx.agentVersion,
+      ...(this.updater ? { update: this.updater.info().update } : {}),
       bootedAt: new Date(this.ctx.bootedAt).toISOString(),
       uptimeSec: Math.round((now - this.ctx.bootedAt) / 1000),
       applied: this.applier.applied(),

@@ -18,7 +18,10 @@ function configOf(args: string[]): Config {
 async function run(config: Config): Promise<number> {
   const log = createLogger({ level: process.env.LOG_LEVEL ?? 'info', pretty: process.env.LOG_PRETTY === '1' });
   const { buildAgent } = await import('./cli/run-cmd.js');
+  // An update switched releases: stop cleanly and exit; systemd (Restart=always) starts `current`.
+  let restartFor: (reason: string) => void = () => undefined;
   const agent = buildAgent(config, log, {
+    requestRestart: (reason) => restartFor(reason),
     notifySocket: process.env.NOTIFY_SOCKET,
     watchdogUsec: process.env.WATCHDOG_USEC,
     desktop: Boolean(process.env.DISPLAY || process.env.WAYLAND_DISPLAY),
@@ -47,6 +50,7 @@ async function run(config: Config): Promise<number> {
     );
     void stopping.then((code) => process.exit(code));
   };
+  restartFor = (reason) => stop(`restart: ${reason}`);
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   try {

@@ -23,6 +23,14 @@ export interface EventDetails {
   /** Recorded by the store itself (it sits below this component): listed for the NOC's sake. */
   'store-recovered': Record<string, unknown>;
   'disk-low': { freeMB: number; minFreeMB: number };
+  /**
+   * An `update` (issue 13) that did not happen: refused before the switch (stage download, verify,
+   * unpack, switch: nothing changed), or rolled back by the health gate (stage health, recorded by
+   * the release that is back). `version`: the release that failed.
+   */
+  'update-failed': { version: string; runningVersion: string; stage: string; reason: string; rolledBackAt?: string };
+  /** A new release proved itself healthy after an update. */
+  updated: { from: string; to: string };
 }
 
 export type EventType = keyof EventDetails;

@@ -52,6 +52,8 @@ const handlers: Record<string, Handler> = {
     if (!d.success) throw new Error('args.date: must be a real date YYYY-MM-DD');
     return await h.report(d.data);
   },
+  // Issue 13: answered once accepted; the outcome is the next status/heartbeat version, or an `update-failed` event.
+  update: async (a, h) => await h.update(a),
 };
 
 export const COMMAND_NAMES = Object.keys(handlers);

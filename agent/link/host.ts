@@ -21,4 +21,6 @@ export interface LinkHost {
   restartPlayer(): Promise<void>;
   report(date: string): Promise<unknown>;
   status(): Promise<Record<string, unknown>>;
+  /** The `update` command (issue 13): checks its args and starts the update; the result says it was accepted. */
+  update(args: Record<string, unknown>): Promise<unknown>;
 }

@@ -34,6 +34,8 @@ export const COMMAND_LIMITS: Readonly<Record<string, CommandLimit>> = {
   ping: { burst: 20, refillMs: 200 },
   status: { burst: 20, refillMs: 200 },
   report: { burst: 20, refillMs: 200 },
+  // An update downloads a release and restarts the agent: one at a time, a retry or two, then one a minute.
+  update: { burst: 3, refillMs: 60_000, exclusive: true },
 };
 
 /** A name without its own limit gets this (every handler should have one; see the test). */

@@ -91,6 +91,9 @@ export const heartbeatFieldsSchema = z.object({
   clockSynced: z.boolean().optional(),
   display: displayStateSchema.optional(),
   compliance: z.array(complianceSchema).optional(),
+  /** The running release (issue 13), as in the status document, and where an update stands. */
+  agentVersion: z.string().optional(),
+  update: z.object({ state: z.string(), target: z.string().optional() }).optional(),
 });
 export type HeartbeatFields = z.infer<typeof heartbeatFieldsSchema>;
 
