@@ -82,7 +82,7 @@ export async function buildRelease(o: ReleaseOpts): Promise<ReleaseResult> {
     const file = path.join(o.out, `signage-agent-${version}.tar.gz`);
     const tmp = `${file}.tmp`;
     // Same tree, same tarball: sorted names, no owners, fixed times (SOURCE_DATE_EPOCH if set).
-    execFileSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', `--mtime=@${Number(process.env.SOURCE_DATE_EPOCH ?? 0)}`, '-czf', tmp, '-C', stage, '.'], { env: { ...process.env, GZIP: '-n' } });
+    execFileSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', `--mtime=@${Number(process.env.SOURCE_DATE_EPOCH ?? 0)}`, '--use-compress-program=gzip -n', '-cf', tmp, '-C', stage, '.']);
     renameSync(tmp, file);
     const data = readFileSync(file);
     o.log(`release: ${file} (${Object.keys(manifest.files).length} files, ${data.length} bytes, ${o.arch}, node ABI ${o.nodeAbi}) signed by ${signer.keyId}`);
