@@ -53,14 +53,7 @@ export async function deriveRelease(t: Teardown, from: string, key: OpKey, versi
   const pkgFile = path.join(tree, 'package.json');
   writeFileSync(pkgFile, JSON.stringify({ ...JSON.parse(readFileSync(pkgFile, 'utf8')), version }, null, 2) + '\n');
   edit(tree);
-  const m = await manifestOf(tree, { version, arch: process.arch, nodeAbi: process.versions.modules, now: Date.now() });
-  const bytes = manifestBytes(m);
-  const manifestSig = signManifest(bytes, key.key, key.keyId);
-  writeFileSync(path.join(tree, MANIFEST_FILE), bytes);
-  writeFileSync(path.join(tree, SIGNATURE_FILE), manifestSig + '\n');
-  const file = path.join(dir, `signage-agent-${version}.tar.gz`);
-  await run('tar', ['-czf', file, '-C', tree, '.']);
-  return { file, sha256: sha256(file), version, manifestSig, bytes: readFileSync(file).length };
+  return packTree(t, tree, key, version);
 }
 
 /** Repacks a release with one file changed and its signed manifest kept: what a tampered mirror serves. */
@@ -73,4 +66,25 @@ export async function tamper(t: Teardown, from: string, rel: string, append: str
   const file = path.join(dir, 'tampered.tar.gz');
   await run('tar', ['-czf', file, '-C', tree, '.']);
   return file;
+}
+
+/** Packs a tree as a release of `version`: manifest made and signed with `key`, tarred. */
+export async function packTree(t: Teardown, tree: string, key: OpKey, version: string): Promise<ReleaseResult> {
+  const m = await manifestOf(tree, { version, arch: process.arch, nodeAbi: process.versions.modules, now: Date.now() });
+  const bytes = manifestBytes(m);
+  const manifestSig = signManifest(bytes, key.key, key.keyId);
+  writeFileSync(path.join(tree, MANIFEST_FILE), bytes);
+  writeFileSync(path.join(tree, SIGNATURE_FILE), manifestSig + '\n');
+  const file = path.join(tempDir(t, 'packed-'), `signage-agent-${version}.tar.gz`);
+  await run('tar', ['-czf', file, '-C', tree, '.']);
+  return { file, sha256: sha256(file), version, manifestSig, bytes: readFileSync(file).length };
+}
+
+/** A release of a few bytes whose main.js prints its version (the switch and gate tests need no real agent). */
+export async function tinyRelease(t: Teardown, key: OpKey, version: string): Promise<ReleaseResult> {
+  const tree = path.join(tempDir(t, 'tiny-'), 'tree');
+  mkdirSync(path.join(tree, 'dist', 'agent'), { recursive: true });
+  writeFileSync(path.join(tree, 'package.json'), JSON.stringify({ name: 'signage-agent', version, type: 'module' }) + '\n');
+  writeFileSync(path.join(tree, 'dist', 'agent', 'main.js'), `console.log(${JSON.stringify(version)});\n`);
+  return packTree(t, tree, key, version);
 }
