@@ -258,6 +258,7 @@ export class Agent implements LinkHost {
       display: this.ctx.display?.() ?? 'unknown',
       compliance,
       ...(this.updater?.info() ?? { agentVersion: this.ctx.agentVersion }),
+      groups: this.ctx.config.groups,
     };
   }
 

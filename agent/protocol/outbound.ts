@@ -94,6 +94,8 @@ export const heartbeatFieldsSchema = z.object({
   /** The running release (issue 13), as in the status document, and where an update stands. */
   agentVersion: z.string().optional(),
   update: z.object({ state: z.string(), target: z.string().optional() }).optional(),
+  /** The groups the screen is in (its config): `signagectl update --group` finds a group's screens by it. */
+  groups: z.array(z.string()).optional(),
 });
 export type HeartbeatFields = z.infer<typeof heartbeatFieldsSchema>;
 
