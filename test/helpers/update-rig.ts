@@ -3,7 +3,7 @@ import { mkdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ReleaseLayout } from '../../agent/update/layout.js';
-import { AGENT_NODE_OPTIONS } from './agent-proc.js';
+import { AGENT_NODE_OPTIONS, collectLines } from './agent-proc.js';
 import { CLIP_DIR } from './clips.js';
 import { REPO } from './release-rig.js';
 import { sleep } from './wait.js';
@@ -87,21 +87,7 @@ export class SupervisedBox {
         env: { ...process.env, NODE_OPTIONS: AGENT_NODE_OPTIONS, LOG_LEVEL: 'info', LOG_PRETTY: '0', DISPLAY: '', WAYLAND_DISPLAY: '', NOTIFY_SOCKET: '' },
       });
       this.child = child;
-      let buf = '';
-      child.stdout!.on('data', (d: Buffer) => {
-        buf += d.toString();
-        let i: number;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          try {
-            entry.lines.push(JSON.parse(line) as Record<string, unknown>);
-          } catch {
-            entry.lines.push({ msg: line });
-          }
-        }
-      });
-      child.stderr!.on('data', (d: Buffer) => entry.lines.push({ msg: `stderr: ${d.toString()}` }));
+      collectLines(child, entry.lines);
       entry.exit = await new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
       if (process.env.E2E_DEBUG) for (const l of entry.lines) process.stderr.write(`[${this.deviceId} ${version}] ${JSON.stringify(l).slice(0, 300)}\n`);
       if (!this.stopped) await sleep(500);
