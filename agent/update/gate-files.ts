@@ -1,4 +1,4 @@
-import { readFile, unlink } from 'node:fs/promises';
+import { mkdir, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../fsx/atomic.js';
 
@@ -56,6 +56,7 @@ export class GateFiles {
   }
 
   async writePending(p: Pending): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
     await writeFileAtomic(this.p('pending'), kv({ to: p.to, from: p.from, deadline: p.deadline, maxStarts: p.maxStarts }));
   }
 
@@ -81,6 +82,7 @@ export class GateFiles {
 
   /** The running release proved itself: written first, then the pending update is cleared. */
   async markHealthy(version: string): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
     await writeFileAtomic(this.p('healthy'), `${version}\n`);
     await this.remove('pending', 'starts');
   }

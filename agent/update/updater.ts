@@ -63,6 +63,7 @@ export class Updater {
   private abort = new AbortController();
   private job: Promise<void> | undefined;
   private stopped = false;
+  private wakeUp: (() => void) | undefined;
 
   constructor(private readonly ctx: UpdaterCtx) {
     this.layout = new ReleaseLayout(ctx.releasesDir);
@@ -93,11 +94,15 @@ export class Updater {
     }
   }
 
+  /**
+   * Not waiting for a job: a download is aborted, a wait for a gap ends, an unpack (tar) may run
+   * on until the process exits; its staging directory is pruned at the next start.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     this.timer?.cancel();
+    this.wakeUp?.();
     this.abort.abort();
-    await this.job?.catch(() => undefined);
   }
 
   /** The `update` command: checks the arguments, then works on in the background. */
@@ -154,8 +159,10 @@ export class Updater {
       const g = this.ctx.gap();
       if (!g.spotUnderWay && (g.nextSpotInMs === undefined || g.nextSpotInMs >= need)) return;
       await new Promise<void>((resolve) => {
+        this.wakeUp = resolve;
         this.timer = this.ctx.clock.setTimer(POLL_MS, resolve);
       });
+      this.wakeUp = undefined;
     }
   }
 
