@@ -18,6 +18,8 @@ import { waitFor } from './helpers/wait.js';
 // recorders: the switch waits while a spot runs or the next is near; the command is refused
 // without keys; a rolled-back note becomes update-failed; a healthy run prunes to two releases.
 
+// Spawns, tar and fsync on a shared 2-core box: more than the suite's default 120 s under load.
+t.setTimeout(5 * 60_000);
 const run = promisify(execFile);
 const op = opKey(t, 'op');
 const A = await tinyRelease(t, op, 'A');
