@@ -6,6 +6,9 @@ import type { Logger } from './core/log.js';
 import type { DisplayState, EpochMs, MediaRef } from './core/types.js';
 import type { AppliedVersions, DesiredMessage, DesiredState } from './core/desired.js';
 import { DesiredApplier } from './desired/applier.js';
+import { mpvFilterBrightness, PictureState } from './display/brightness.js';
+import { DisplayController } from './display/controller.js';
+import type { DisplayParts } from './display/parts.js';
 import { Engine } from './engine/engine.js';
 import type { Events } from './events/recorder.js';
 import type { ClockSync } from './health/clock-sync.js';
@@ -19,6 +22,7 @@ import type { Clip } from './core/clip.js';
 import type { Subscribe } from './core/listeners.js';
 import type { Player } from './player/player.js';
 import { effectiveState, nextNotAfter, type EffectiveState } from './schedule/desired.js';
+import { Zone } from './schedule/zoned.js';
 import type { HeartbeatFields } from './protocol/outbound.js';
 import type { Plan } from './schedule/planner.js';
 import type { Store } from './store/store.js';
@@ -44,6 +48,8 @@ export interface AgentContext {
   /** WATCHDOG=1 period (half of systemd's WatchdogSec); none without a watchdog. */
   watchdogMs?: number;
   display?: () => DisplayState;
+  /** §11: the CEC control and brightness driver the config picked (default: mpv's picture, no CEC). */
+  displayParts?: DisplayParts;
   agentVersion: string;
   bootedAt: EpochMs;
   /** Over-the-air updates (issue 13): what the updater needs beyond what the agent itself gives it. */
@@ -67,6 +73,12 @@ export class Agent implements LinkHost {
   /** Decides and stores the documents the link hands on (desired/). */
   readonly applier: DesiredApplier;
   readonly updater: Updater | undefined;
+  /**
+   * §11 power and brightness. The hook for §10 alerts: `display.wake('alert:{id}')` brings a
+   * screen in standby on while the alert shows, `display.release('alert:{id}')` hands it back to
+   * the schedule.
+   */
+  readonly display: DisplayController;
   private desired: EffectiveState;
   private started: Component[] = [];
   private watchdogTimer: TimerHandle | undefined;
@@ -81,6 +93,19 @@ export class Agent implements LinkHost {
     this.log = ctx.log.child({ component: 'agent' });
     this.desired = effectiveState({ assignments: [], overrides: [] }, ctx.config.groups);
     this.loop = new LoopSelection((m) => this.resolve(m));
+    const picture = ctx.displayParts?.picture ?? new PictureState(ctx.player);
+    const cec = ctx.displayParts?.cec;
+    this.display = new DisplayController({
+      clock: ctx.clock,
+      log: ctx.log.child({ component: 'display' }),
+      zone: new Zone(ctx.config.timezone),
+      schedule: () => this.desired.display,
+      picture,
+      brightness: ctx.displayParts?.brightness ?? mpvFilterBrightness(picture),
+      ...(cec ? { cec } : {}),
+      busy: () => ctx.player.busy(),
+      events: ctx.events,
+    });
     ctx.mediaVerified?.on(() => this.onMediaVerified());
     this.applier = new DesiredApplier({
       store: ctx.store,
@@ -104,6 +129,8 @@ export class Agent implements LinkHost {
       display: ctx.display ?? (() => 'unknown'),
       clockSynced: () => ctx.clockSync.lastKnown(),
       events: ctx.events,
+      powerOff: (at) => this.display.offPeriods(at),
+      standby: () => this.display.standby(),
       onOutbox: () => ctx.link.notifyOutbox(),
       ...(ctx.onPlanned ? { onPlanned: ctx.onPlanned } : {}),
     });
@@ -133,6 +160,8 @@ export class Agent implements LinkHost {
     media.want(this.neededMedia());
     await this.step('health', () => health.start(), () => health.stop());
     void this.ctx.clockSync.synced().catch(() => undefined);
+    // Before the player: a restart inside a standby period starts mpv already black.
+    await this.step('display', () => this.display.start(), () => this.display.stop());
     await this.step('player', () => player.start(), () => player.stop());
     this.updateLoop();
     await this.step(
@@ -165,6 +194,7 @@ export class Agent implements LinkHost {
       }
     }
     this.started = [];
+    this.ctx.notifier?.close();
     this.log.info('agent stopped');
   }
 
@@ -214,6 +244,7 @@ export class Agent implements LinkHost {
     const now = this.ctx.clock.now();
     this.held = state;
     this.desired = effectiveState(state, this.ctx.config.groups, now);
+    void this.display.refresh('schedule');
     this.endTimer?.cancel();
     this.endTimer = undefined;
     const next = nextNotAfter(state, now);
@@ -255,7 +286,7 @@ export class Agent implements LinkHost {
       ...(h.throttled ? { throttled: h.throttled } : {}),
       player: { state: ps.state, campaignId: ps.campaignId ?? null, url: ps.url ?? null, ...(ps.hwdec ? { hwdec: ps.hwdec } : {}) },
       clockSynced: this.ctx.clockSync.lastKnown(),
-      display: this.ctx.display?.() ?? 'unknown',
+      display: { ...this.display.state(), hdmi: this.ctx.display?.() ?? 'unknown' },
       compliance,
       ...(this.updater?.info() ?? { agentVersion: this.ctx.agentVersion }),
       groups: this.ctx.config.groups,
@@ -296,6 +327,7 @@ export class Agent implements LinkHost {
       applied: this.applier.applied(),
       campaigns: this.desired.campaigns.map((c) => c.id),
       player: this.ctx.player.state(),
+      display: this.display.state(),
       linkConnected: this.ctx.link.connected(),
       backlog: await this.ctx.store.outboxCount(),
       media: this.ctx.media.status(),

@@ -20,10 +20,18 @@ async function run(config: Config): Promise<number> {
   const { buildAgent } = await import('./cli/run-cmd.js');
   // An update switched releases: stop cleanly and exit; systemd (Restart=always) starts `current`.
   let restartFor: (reason: string) => void = () => undefined;
+  // Taken out of the environment (sd_notify's unset_environment) so no child inherits them: with
+  // them, a probe helper sent its own ERRNO= to our unit (seen in notify.test.ts), and mpv or a
+  // helper could claim READY/WATCHDOG if the unit ever went back to NotifyAccess=all.
+  const notifySocket = process.env.NOTIFY_SOCKET;
+  const watchdogUsec = process.env.WATCHDOG_USEC;
+  delete process.env.NOTIFY_SOCKET;
+  delete process.env.WATCHDOG_USEC;
+  delete process.env.WATCHDOG_PID;
   const agent = buildAgent(config, log, {
     requestRestart: (reason) => restartFor(reason),
-    notifySocket: process.env.NOTIFY_SOCKET,
-    watchdogUsec: process.env.WATCHDOG_USEC,
+    notifySocket,
+    watchdogUsec,
     desktop: Boolean(process.env.DISPLAY || process.env.WAYLAND_DISPLAY),
     agentVersion: VERSION,
     // The health probes parse timedatectl's and vcgencmd's words: the C locale, whatever the box's.

@@ -12,6 +12,7 @@ const SECTIONS: Record<string, () => Promise<{ bench: () => Promise<void> }>> = 
   notify: () => import('./bench/notify.js'),
   sd: () => import('./bench/sd.js'),
   media: () => import('./bench/media.js'),
+  'fleet-metrics': () => import('./bench/fleet-metrics.js'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

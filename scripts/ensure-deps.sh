@@ -25,6 +25,8 @@ if [ "${1:-}" = test ]; then
   command -v pgrep >/dev/null || need+=(procps)
   # test/chaos steps a running agent's wall clock with libfaketime (clock scenario).
   command -v faketime >/dev/null || need+=(faketime)
+  # fleet-metrics*.test.ts: promtool lints /metrics and unit-tests the alert rules; prometheus scrapes it.
+  command -v promtool >/dev/null || need+=(prometheus)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -36,7 +38,7 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-if [ ! -d node_modules/mqtt ] || [ ! -f node_modules/sqlite3/build/Release/node_sqlite3.node ]; then
+if [ ! -d node_modules/mqtt ] || [ ! -f node_modules/sqlite3/build/Release/node_sqlite3.node ] || [ ! -f node_modules/unix-dgram/build/Release/unix_dgram.node ]; then
   echo "installing npm packages (sqlite3 compiles from source: ~2 min)" >&2
   npm ci --no-audit --no-fund >/tmp/signage-npm.log 2>&1 || { echo "npm ci failed (see /tmp/signage-npm.log)" >&2; exit 1; }
 fi

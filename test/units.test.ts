@@ -46,7 +46,7 @@ t.test('agent unit: notify, watchdog, restart forever, sandbox that keeps DRM an
   const d = directives(readFileSync(path.join(unitDir, 'signage-agent.service'), 'utf8'));
   const one = (k: string): string | undefined => d.get(k)?.[0];
   t.equal(one('Type'), 'notify');
-  t.equal(one('NotifyAccess'), 'all', 'systemd-notify is a child process');
+  t.equal(one('NotifyAccess'), 'main', 'the agent notifies from its own pid (notify.test.ts proves the pid)');
   t.equal(one('WatchdogSec'), '30');
   t.equal(one('Restart'), 'always');
   t.equal(one('StartLimitIntervalSec'), '0', 'never gives up');

@@ -12,6 +12,7 @@ import { buildMpvArgs } from '../player/mpv-args.js';
 import { inspectStore } from '../store/inspect.js';
 import { storeFileOf } from './paths.js';
 import { checkBroker, checkTransport } from './doctor-broker.js';
+import { checkBrightness, checkCec, checkFont } from './doctor-display.js';
 import type { CheckResult, DoctorContext, Exec, Level } from './doctor-check.js';
 
 // `signage-agent doctor` (PROTOCOL §1, issue 5): what an installer runs at the box. One line per
@@ -49,6 +50,9 @@ export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   const local = [
     ...(await guard('mpv', () => checkMpv(ctx, exec))),
     ...(await guard('hdmi', () => checkHdmi(ctx))),
+    ...(await guard('cec', () => checkCec(ctx, exec))),
+    ...(await guard('brightness', () => checkBrightness(ctx))),
+    ...(await guard('font', () => checkFont(exec))),
     ...(await guard('power', () => checkThrottling(ctx))),
     ...(await guard('dataDir', () => checkDataDir(ctx))),
     ...(await guard('store', () => checkStore(ctx))),

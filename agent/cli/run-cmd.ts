@@ -14,6 +14,7 @@ import { MediaCache } from '../media/cache.js';
 import { INDEX_FILE } from '../media/index-file.js';
 import { readDisplayState } from '../player/display.js';
 import { MpvPlayer } from '../player/mpv-player.js';
+import { buildDisplayParts } from '../display/parts.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { SystemdNotifier } from '../systemd/notify.js';
 import { signingKeyLookup } from '../protocol/trust.js';
@@ -73,6 +74,7 @@ export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
       onOutputSuspect: (detail) => void events.record('output-suspect', detail),
     },
   });
+  const displayParts = buildDisplayParts(config.display, { player, run: execCommand(5000, env.commandEnv) });
   const link = new MqttLink({ config, store, events, clock, log: log.child({ component: 'link' }), agentVersion: env.agentVersion, bootedAt });
   const notifier = new SystemdNotifier({ ...(env.notifySocket ? { socketPath: env.notifySocket } : {}), log: log.child({ component: 'systemd' }) });
   const watchdogMs = notifier.watchdogIntervalMs(env.watchdogUsec);
@@ -92,6 +94,7 @@ export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
     notifier,
     ...(watchdogMs ? { watchdogMs } : {}),
     display: () => readDisplayState(),
+    displayParts,
     agentVersion: env.agentVersion,
     bootedAt,
     update: {

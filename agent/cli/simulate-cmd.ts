@@ -48,6 +48,12 @@ export async function simulateCommand(args: string[], config: Config, io: CliIo)
     io.out(JSON.stringify(rows));
     return 0;
   }
+  const d = assignment.display;
+  if (d?.power || d?.brightness) {
+    const power = d.power ? `power on ${d.power.map((w) => `${w.on}-${w.off}`).join(', ')}${d.weekdays ? ` on weekdays ${d.weekdays.join(',')}` : ''}, standby outside (no spot planned then)` : 'always on';
+    const levels = d.brightness ? `; brightness ${d.brightness.map((b) => `${b.from} ${b.pct}%`).join(', ')}` : '';
+    io.out(`display: ${power}${levels}`);
+  }
   const idw = Math.max(8, ...rows.map((r) => r.campaignId.length));
   io.out(`${'day'.padEnd(10)}  ${'campaign'.padEnd(idw)}  played/target`);
   for (const r of rows) {

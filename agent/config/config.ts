@@ -125,6 +125,23 @@ const configSchema = z.strictObject({
       inFlight: z.number().int().min(1).max(1000).default(100),
     })
     .default({ maxEvents: 30 * 24 * 300, inFlight: 100 }),
+  // §11: how the display schedule reaches the screen (the schedule itself comes in the assignment).
+  display: z
+    .strictObject({
+      /** `mpv` (a video filter, default), `mpv-gpu` (mpv's renderer), or `command` (the LED sender's own control). */
+      brightnessDriver: z.enum(['mpv', 'mpv-gpu', 'command']).default('mpv'),
+      /** For `command`: the program and its arguments, `{pct}` replaced by the level 0..100. */
+      brightnessCommand: z.array(z.string().min(1)).min(1).max(32).optional(),
+      /** `auto`: HDMI-CEC standby when a /dev/cec* node exists; `off`: black output only. */
+      cec: z.enum(['auto', 'off']).default('auto'),
+      /** The CEC node to use (default: the first /dev/cec*). */
+      cecDevice: z.string().regex(/^\/dev\/cec\d+$/, 'must be /dev/cecN').optional(),
+    })
+    .refine((d) => d.brightnessDriver !== 'command' || (d.brightnessCommand !== undefined && d.brightnessCommand.some((a) => a.includes('{pct}'))), {
+      message: 'brightnessDriver "command" needs brightnessCommand, with {pct} in one of its arguments',
+      path: ['brightnessCommand'],
+    })
+    .default({ brightnessDriver: 'mpv', cec: 'auto' }),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

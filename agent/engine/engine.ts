@@ -1,7 +1,7 @@
 import type { TimerHandle } from '../core/clock.js';
 import type { Campaign, Compliance, EpochMs, LocalDate } from '../core/types.js';
 import type { EffectiveState } from '../schedule/desired.js';
-import { plan, type CatchUp, type Plan, type PlanInput } from '../schedule/planner.js';
+import { plan, type CatchUp, type Plan, type PlanInput, type WindowSpan } from '../schedule/planner.js';
 import { Zone } from '../schedule/zoned.js';
 import type { Events } from '../events/recorder.js';
 import { ComplianceBook } from './compliance.js';
@@ -30,6 +30,10 @@ export interface EngineContext extends SpotRunnerContext {
   maxSleepMs?: number;
   /** How often wall time is checked against monotonic time for steps (default 2 s; 0 = only at wakes). */
   jumpCheckMs?: number;
+  /** §11: the standby instants of the day of `at` (display/); the planner cuts them out of every window. */
+  powerOff?: (at: EpochMs) => WindowSpan[];
+  /** §11: the screen is in standby now: a play-now is refused (no play happens in standby). */
+  standby?: () => boolean;
 }
 
 /**
@@ -157,6 +161,7 @@ export class Engine {
   playNow(campaignId: string): { queued: boolean } {
     const c = this.campaign(campaignId);
     if (!c) throw new Error(`no campaign ${campaignId} in force`);
+    if (this.ctx.standby?.()) throw new Error('the screen is in standby by its display schedule: nothing plays until its next power window');
     if (!this.ctx.resolve(c.media)) throw new Error(`media of ${campaignId} is not downloaded and verified yet`);
     // Issue 10 item 6: one spot of a campaign waiting at a time, so repeated play-nows (each
     // within the command's rate limit) cannot stack a campaign ahead of all the others. The one
@@ -195,6 +200,7 @@ export class Engine {
       zone: this.zone,
       lastStarts: this.spots.lastStarts(this.zone.localDateOf(now), now),
       ...(remaining !== undefined ? { busyUntil: now + remaining } : {}),
+      ...(this.ctx.powerOff ? { blocked: this.ctx.powerOff(now) } : {}),
     };
   }
 

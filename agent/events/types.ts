@@ -1,4 +1,5 @@
 import type { DesiredKind, SourceKey } from '../core/desired.js';
+import type { DisplayPower } from '../protocol/outbound.js';
 import type { StoreReplacement } from '../store/recovery.js';
 
 // Every `event` message the agent publishes (PROTOCOL §3 `{"ts","type","detail"}`), by type,
@@ -31,6 +32,12 @@ export interface EventDetails {
   'update-failed': { version: string; runningVersion: string; stage: string; reason: string; rolledBackAt?: string };
   /** A new release proved itself healthy after an update. */
   updated: { from: string; to: string };
+  /**
+   * §11: the screen's power or brightness changed. `reason`: `schedule` (a boundary, a new
+   * schedule, a restart), `alert` (woken for an alert), `cec-failed` (the sink did not take the
+   * CEC command: the output is black instead). `via`: how standby is shown; `cec`: what the sink said.
+   */
+  display: { power: DisplayPower; brightnessPct: number | null; reason: 'schedule' | 'alert' | 'cec-failed'; via?: 'cec' | 'black'; cec?: string };
 }
 
 export type EventType = keyof EventDetails;

@@ -1,5 +1,6 @@
 import type { Clip } from '../core/clip.js';
 import type { EpochMs, Outcome } from '../core/types.js';
+import type { Picture } from './picture.js';
 
 export interface SpotRequest {
   /** Opaque id chosen by the engine; echoed in callbacks. */
@@ -57,4 +58,6 @@ export interface Player {
   state(): PlayerState;
   screenshot(): Promise<Buffer>;
   restart(reason: string): Promise<void>;
+  /** Optional (§11): blank the output and set its level; kept across the player's own restarts. */
+  setPicture?(p: Picture): Promise<void>;
 }

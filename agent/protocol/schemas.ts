@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { displayScheduleSchema } from './display-schema.js';
 
 // Wire schemas of PROTOCOL §4, §5, §7. One definition serves the MQTT decoders,
 // the CLI's --assignment files and signagectl's pre-publish validation.
@@ -101,6 +102,8 @@ export const assignmentSchema = z
     issuedAt: issuedAtSchema,
     /** After this instant the assignment is refused on arrival and no longer in force (issue 10 item 4). */
     notAfter: instantSchema.optional(),
+    /** §11 (v1.1): power windows and brightness levels of the screen. */
+    display: displayScheduleSchema.optional(),
   })
   .refine((a) => new Set(a.campaigns.map((c) => c.id)).size === a.campaigns.length, {
     message: 'campaign ids must be unique',

@@ -8,6 +8,8 @@ import { effectiveState, type EffectiveState } from '../schedule/desired.js';
 import { addDays, Zone } from '../schedule/zoned.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { Engine } from '../engine/engine.js';
+import { offSpans } from '../display/schedule.js';
+import type { WindowSpan } from '../schedule/windows.js';
 import { EventRecorder } from '../events/recorder.js';
 
 /** A daily power cut, in local seconds of day; `end <= start` means it runs past midnight. */
@@ -61,6 +63,8 @@ export async function simulate(input: SimulationInput): Promise<SimulationResult
     const desired: EffectiveState = effectiveState(state, input.groups);
     const events = new EventRecorder({ store, clock, log: input.log });
     const learned = new Map<string, number>();
+    // §11: the assignment's display schedule; standby time is outside every window, as on a box.
+    const powerOff = (at: number): WindowSpan[] => offSpans(desired.display, zone, zone.localDateOf(at));
 
     let engine: Engine | undefined;
     let player: SimulatedPlayer | undefined;
@@ -85,6 +89,7 @@ export async function simulate(input: SimulationInput): Promise<SimulationResult
         clockSynced: () => true,
         events,
         maxSleepMs: 6 * 3600_000,
+        powerOff,
         jumpCheckMs: 0,
       });
       await player.start();
@@ -137,6 +142,7 @@ export async function simulate(input: SimulationInput): Promise<SimulationResult
       desired: () => desired,
       resolve: () => undefined,
       events,
+      powerOff,
     });
     const compliance: Compliance[] = [];
     const plays: SimulationResult['plays'] = [];

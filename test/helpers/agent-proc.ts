@@ -46,6 +46,8 @@ export class AgentProcess {
    * reader stall the agent on the test harness, not on anything a deployed screen does.
    */
   logLevel: 'debug' | 'info' = 'debug';
+  /** NOTIFY_SOCKET for the agent, as systemd would pass it; empty (no notifications) by default. */
+  notifySocket = '';
   private child: ChildProcess | undefined;
   private exited: Promise<number | null> = Promise.resolve(null);
   readonly configFile: string;
@@ -77,7 +79,7 @@ export class AgentProcess {
     const child = spawn(process.execPath, [AGENT_BIN, 'run', '--config', this.configFile], {
       stdio: ['ignore', 'pipe', 'pipe'],
       // NODE_OPTIONS as systemd/signage-agent.service sets it (units.test.ts checks the unit).
-      env: { ...process.env, NODE_OPTIONS: AGENT_NODE_OPTIONS, LOG_LEVEL: this.logLevel, LOG_PRETTY: '0', DISPLAY: '', WAYLAND_DISPLAY: '', NOTIFY_SOCKET: '' },
+      env: { ...process.env, NODE_OPTIONS: AGENT_NODE_OPTIONS, LOG_LEVEL: this.logLevel, LOG_PRETTY: '0', DISPLAY: '', WAYLAND_DISPLAY: '', NOTIFY_SOCKET: this.notifySocket },
     });
     this.child = child;
     collectLines(child, this.lines);
