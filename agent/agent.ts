@@ -29,6 +29,7 @@ import type { HeartbeatFields } from './protocol/outbound.js';
 import type { Plan } from './schedule/planner.js';
 import type { Store } from './store/store.js';
 import type { SystemdNotifier } from './systemd/notify.js';
+import { Updater, type UpdaterCtx } from './update/updater.js';
 
 export interface AgentContext {
   clock: Clock;
@@ -57,6 +58,8 @@ export interface AgentContext {
   bootedAt: EpochMs;
   /** Renders a §10 text alert full screen as a clip (alerts/text-card.ts); without it text alerts wait. */
   renderAlertText?: (text: string) => Promise<Clip>;
+  /** Over-the-air updates (issue 13): what the updater needs beyond what the agent itself gives it. */
+  update?: Omit<UpdaterCtx, 'version' | 'log' | 'events' | 'clock' | 'gap' | 'healthy'>;
   /** Observability hook passed to the engine (benchmarks). */
   onPlanned?: (p: Plan, reason: string) => void;
 }
@@ -75,6 +78,7 @@ export class Agent implements LinkHost {
   readonly engine: Engine;
   /** Decides and stores the documents the link hands on (desired/). */
   readonly applier: DesiredApplier;
+  readonly updater: Updater | undefined;
   /**
    * §11 power and brightness. The hook for §10 alerts: `display.wake('alert:{id}')` brings a
    * screen in standby on while the alert shows, `display.release('alert:{id}')` hands it back to
@@ -151,6 +155,18 @@ export class Agent implements LinkHost {
       onOutbox: () => ctx.link.notifyOutbox(),
       ...(ctx.onPlanned ? { onPlanned: ctx.onPlanned } : {}),
     });
+    this.updater = ctx.update
+      ? new Updater({
+          ...ctx.update,
+          version: ctx.agentVersion,
+          clock: ctx.clock,
+          log: ctx.log.child({ component: 'update' }),
+          events: ctx.events,
+          gap: () => this.engine.spotGap(ctx.clock.now()),
+          // "Playing or idle by plan": mpv up (a spot or the loop on screen, or nothing to show).
+          healthy: () => ctx.link.connected() && ctx.player.state().state !== 'down',
+        })
+      : undefined;
   }
 
   async start(): Promise<void> {
@@ -185,6 +201,8 @@ export class Agent implements LinkHost {
     );
     link.attach(this);
     await this.step('link', () => link.start(), () => link.stop());
+    const up = this.updater;
+    if (up) await this.step('update', () => up.start(), () => up.stop());
     await notifier?.ready();
     this.armWatchdog();
     this.log.info({ deviceId: this.ctx.config.deviceId, campaigns: this.desired.campaigns.length }, 'agent started');
@@ -326,6 +344,8 @@ export class Agent implements LinkHost {
       clockSynced: this.ctx.clockSync.lastKnown(),
       display: { ...this.display.state(), hdmi: this.ctx.display?.() ?? 'unknown' },
       compliance,
+      ...(this.updater?.info() ?? { agentVersion: this.ctx.agentVersion }),
+      groups: this.ctx.config.groups,
     };
   }
 
@@ -348,6 +368,11 @@ export class Agent implements LinkHost {
     await this.ctx.player.restart('command');
   }
 
+  async update(args: Record<string, unknown>): Promise<unknown> {
+    if (!this.updater) throw new Error('updates are not set up on this agent');
+    return this.updater.accept(args);
+  }
+
   async report(date: string): Promise<unknown> {
     return { date, compliance: await this.engine.compliance(date) };
   }
@@ -359,6 +384,7 @@ export class Agent implements LinkHost {
       storeId: this.ctx.store.storeId(),
       store: this.ctx.store.health(),
       agentVersion: this.ctx.agentVersion,
+      ...(this.updater ? { update: this.updater.info().update } : {}),
       bootedAt: new Date(this.ctx.bootedAt).toISOString(),
       uptimeSec: Math.round((now - this.ctx.bootedAt) / 1000),
       applied: this.applier.applied(),

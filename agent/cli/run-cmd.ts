@@ -21,6 +21,8 @@ import { MpvPlayer } from '../player/mpv-player.js';
 import { buildDisplayParts } from '../display/parts.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { SystemdNotifier } from '../systemd/notify.js';
+import { signingKeyLookup } from '../protocol/trust.js';
+import { runProgram } from '../update/run-program.js';
 import { storeFileOf } from './paths.js';
 
 export interface RunEnv {
@@ -28,6 +30,8 @@ export interface RunEnv {
   watchdogUsec?: string;
   desktop: boolean;
   agentVersion: string;
+  /** Ends the process for systemd to start it again (an update switched releases); main.ts's. */
+  requestRestart?: (reason: string) => void;
   /** The environment of the helper programs the health probes run (timedatectl, vcgencmd): LC_ALL=C. */
   commandEnv?: Readonly<Record<string, string | undefined>>;
   /** The ring `runLogger` tees the log into, if any (config logs.ringKB > 0). */
@@ -111,5 +115,17 @@ export function buildAgent(config: Config, log: Logger, env: RunEnv): Agent {
     renderAlertText: (text) => renderTextCard(cards, text),
     agentVersion: env.agentVersion,
     bootedAt,
+    update: {
+      releasesDir: config.update.releasesDir,
+      stateDir: path.join(config.dataDir, 'update'),
+      settings: config.update,
+      sources: config.media,
+      run: runProgram(120_000),
+      keys: () => {
+        const trust = link.trust();
+        return trust && signingKeyLookup(trust, `device/${config.deviceId}`, 'update', clock.now());
+      },
+      requestRestart: env.requestRestart ?? ((reason) => log.warn({ reason }, 'restart requested but no one to restart the agent')),
+    },
   });
 }

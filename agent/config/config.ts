@@ -109,6 +109,21 @@ const configSchema = z.strictObject({
       ringKB: z.number().int().min(0).max(65_536).default(4096),
     })
     .default({ ringKB: 4096 }),
+  // Issue 13: over-the-air agent updates (agent/update/, docs/updates.md).
+  update: z
+    .strictObject({
+      /** releases/{version}, current, previous (provisioning/install.sh makes it, owned by the service user). */
+      releasesDir: z.string().min(1).default('/opt/signage-agent/releases'),
+      /** A new release that has not proved itself healthy this long after the switch is rolled back. */
+      deadlineSec: z.number().int().min(10).max(86_400).default(600),
+      /** Connected and playing (or idle by plan) this long without a break: healthy. */
+      healthyAfterSec: z.number().int().min(1).max(3600).default(60),
+      /** Starts of a pending release without proving itself before the gate calls it a crash loop. */
+      maxStarts: z.number().int().min(1).max(100).default(3),
+      /** The switch waits for a gap this long before the next spot (the restart must fit in it). */
+      minGapSec: z.number().int().min(1).max(3600).default(20),
+    })
+    .default({ releasesDir: '/opt/signage-agent/releases', deadlineSec: 600, healthyAfterSec: 60, maxStarts: 3, minGapSec: 20 }),
   outbox: z
     .strictObject({
       /** Default: 30 days of a busy screen's events (~200 plays + events a day). */

@@ -125,6 +125,12 @@ export class Engine {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }
 
+  /** A spot in the player, and how long until the next planned one (issue 13: an update restarts the agent only in a gap). */
+  spotGap(now: EpochMs): { spotUnderWay: boolean; nextSpotInMs?: number } {
+    const next = this.lastPlan?.slots.find((s) => s.at >= now);
+    return { spotUnderWay: this.spots.busy(), ...(next ? { nextSpotInMs: next.at - now } : {}) };
+  }
+
   /** The plan in force (after the last re-plan). */
   plan(): Plan | undefined {
     return this.lastPlan;

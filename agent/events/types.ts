@@ -25,6 +25,14 @@ export interface EventDetails {
   'store-recovered': Record<string, unknown>;
   'disk-low': { freeMB: number; minFreeMB: number };
   /**
+   * An `update` (issue 13) that did not happen: refused before the switch (stage download, verify,
+   * unpack, switch: nothing changed), or rolled back by the health gate (stage health, recorded by
+   * the release that is back). `version`: the release that failed.
+   */
+  'update-failed': { version: string; runningVersion: string; stage: string; reason: string; rolledBackAt?: string };
+  /** A new release proved itself healthy after an update. */
+  updated: { from: string; to: string };
+  /**
    * §11: the screen's power or brightness changed. `reason`: `schedule` (a boundary, a new
    * schedule, a restart), `alert` (woken for an alert), `cec-failed` (the sink did not take the
    * CEC command: the output is black instead). `via`: how standby is shown; `cec`: what the sink said.

@@ -55,6 +55,8 @@ const handlers: Record<string, Handler> = {
   // Issue 13 item 5: recent log lines from memory, and a level change that expires.
   logs: async (a, h) => await logCommandsOf(h).logs(a),
   'log-level': async (a, h) => logCommandsOf(h).logLevel(a),
+  // Issue 13: answered once accepted; the outcome is the next status/heartbeat version, or an `update-failed` event.
+  update: async (a, h) => await h.update(a),
 };
 
 function logCommandsOf(h: LinkHost): LogCommands {

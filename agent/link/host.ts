@@ -29,4 +29,6 @@ export interface LinkHost {
   status(): Promise<Record<string, unknown>>;
   /** Absent in agents built without them (tests, the simulator): the commands answer so. */
   readonly logCommands?: LogCommands | undefined;
+  /** The `update` command (issue 13): checks its args and starts the update; the result says it was accepted. */
+  update(args: Record<string, unknown>): Promise<unknown>;
 }

@@ -41,6 +41,8 @@ export const COMMAND_LIMITS: Readonly<Record<string, CommandLimit>> = {
   report: { burst: 20, refillMs: 200 },
   logs: { burst: 10, refillMs: 1_000 },
   'log-level': { burst: 3, refillMs: 60_000 },
+  // An update downloads a release and restarts the agent: one at a time, a retry or two, then one a minute.
+  update: { burst: 3, refillMs: 60_000, exclusive: true },
 };
 
 /** A name without its own limit gets this (every handler should have one; see the test). */

@@ -106,6 +106,11 @@ export const heartbeatFieldsSchema = z.object({
   clockSynced: z.boolean().optional(),
   display: z.union([heartbeatDisplaySchema, displayStateSchema]).optional(),
   compliance: z.array(complianceSchema).optional(),
+  /** The running release (issue 13), as in the status document, and where an update stands. */
+  agentVersion: z.string().optional(),
+  update: z.object({ state: z.string(), target: z.string().optional() }).optional(),
+  /** The groups the screen is in (its config): `signagectl update --group` finds a group's screens by it. */
+  groups: z.array(z.string()).optional(),
 });
 export type HeartbeatFields = z.infer<typeof heartbeatFieldsSchema>;
 

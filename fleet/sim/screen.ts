@@ -167,6 +167,11 @@ export class VirtualScreen implements LinkHost {
     return this.player.restart('command');
   }
 
+  /** A virtual screen has no release to switch: the command is refused, as on an agent built without the updater. */
+  async update(): Promise<unknown> {
+    throw new Error('update: a simulated screen does not update');
+  }
+
   async report(date: LocalDate): Promise<unknown> {
     return { date, compliance: await this.engine.compliance(date) };
   }

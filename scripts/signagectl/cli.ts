@@ -6,6 +6,7 @@ import { assignCommand, overrideCommand } from './desired.js';
 import { keysCommand } from './keys.js';
 import { logLevelCommand, logsCommand } from './logs.js';
 import { keygenCommand, signConfigCommand } from './sign.js';
+import { updateCommand } from './update.js';
 import { watchCommand } from './watch.js';
 
 export const MAIN_HELP = `signagectl — the operator's tool for a fleet of signage-agent screens (over MQTT).
@@ -26,6 +27,7 @@ Usage:
   signagectl keygen   --out DIR [--id ID]                                 an Ed25519 signing key pair
   signagectl keys     publish --root-key FILE --file keys.json            sign and publish the key set
   signagectl sign-config --config FILE --key FILE [--out FILE]            sign a config for a boot partition
+  signagectl update   --group G --file signage-agent-V.tar.gz --key FILE --url-base URL [--canary 5%]
   signagectl COMMAND --help
 
 Every command takes --config FILE (a JSON file with the agent-style "mqtt" object) or --url URL.
@@ -47,6 +49,7 @@ const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number>> = {
   keygen: keygenCommand,
   keys: keysCommand,
   'sign-config': signConfigCommand,
+  update: updateCommand,
 };
 
 /** Runs one signagectl invocation; never throws, returns the exit code. */

@@ -15,6 +15,25 @@ export function sha256File(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
 }
 
+/** The child's pino lines parsed into `lines` (a line that is not JSON as `{msg}`), stderr as `{msg: 'stderr: …'}`. */
+export function collectLines(child: ChildProcess, lines: Array<Record<string, unknown>>): void {
+  let buf = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        lines.push({ msg: line });
+      }
+    }
+  });
+  child.stderr!.on('data', (d: Buffer) => lines.push({ msg: `stderr: ${d.toString()}` }));
+}
+
 /**
  * The agent as installers run it: `signage-agent run --config`, a child process with its own
  * dataDir, headless mpv and the test's broker. Its pino lines are parsed so tests can wait on them.
@@ -63,21 +82,7 @@ export class AgentProcess {
       env: { ...process.env, NODE_OPTIONS: AGENT_NODE_OPTIONS, LOG_LEVEL: this.logLevel, LOG_PRETTY: '0', DISPLAY: '', WAYLAND_DISPLAY: '', NOTIFY_SOCKET: this.notifySocket },
     });
     this.child = child;
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          this.lines.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          this.lines.push({ msg: line });
-        }
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => this.lines.push({ msg: `stderr: ${d.toString()}` }));
+    collectLines(child, this.lines);
     this.exited = new Promise((r) => child.once('exit', (code) => r(code)));
   }
 
