@@ -5,13 +5,18 @@ import type { Clock, TimerHandle } from './core/clock.js';
 import type { Logger } from './core/log.js';
 import type { DisplayState, EpochMs, MediaRef } from './core/types.js';
 import type { AppliedVersions, DesiredMessage, DesiredState } from './core/desired.js';
+import { AlertController } from './alerts/controller.js';
 import { DesiredApplier } from './desired/applier.js';
+import { mpvFilterBrightness, PictureState } from './display/brightness.js';
+import { DisplayController } from './display/controller.js';
+import type { DisplayParts } from './display/parts.js';
 import { Engine } from './engine/engine.js';
 import type { Events } from './events/recorder.js';
 import type { ClockSync } from './health/clock-sync.js';
 import type { HealthSampler } from './health/sampler.js';
 import type { Housekeeping } from './housekeeping/housekeeping.js';
-import type { LinkHost } from './link/host.js';
+import type { LinkHost, LogCommands } from './link/host.js';
+import type { LogService } from './logs/service.js';
 import type { Link } from './link/link.js';
 import type { MediaCache } from './media/cache.js';
 import { LoopSelection } from './media/loop.js';
@@ -19,10 +24,12 @@ import type { Clip } from './core/clip.js';
 import type { Subscribe } from './core/listeners.js';
 import type { Player } from './player/player.js';
 import { effectiveState, nextNotAfter, type EffectiveState } from './schedule/desired.js';
+import { Zone } from './schedule/zoned.js';
 import type { HeartbeatFields } from './protocol/outbound.js';
 import type { Plan } from './schedule/planner.js';
 import type { Store } from './store/store.js';
 import type { SystemdNotifier } from './systemd/notify.js';
+import { Updater, type UpdaterCtx } from './update/updater.js';
 
 export interface AgentContext {
   clock: Clock;
@@ -43,8 +50,16 @@ export interface AgentContext {
   /** WATCHDOG=1 period (half of systemd's WatchdogSec); none without a watchdog. */
   watchdogMs?: number;
   display?: () => DisplayState;
+  /** §11: the CEC control and brightness driver the config picked (default: mpv's picture, no CEC). */
+  displayParts?: DisplayParts;
+  /** The `logs` and `log-level` commands (issue 13); none in agents built without a log ring. */
+  logs?: LogService;
   agentVersion: string;
   bootedAt: EpochMs;
+  /** Renders a §10 text alert full screen as a clip (alerts/text-card.ts); without it text alerts wait. */
+  renderAlertText?: (text: string) => Promise<Clip>;
+  /** Over-the-air updates (issue 13): what the updater needs beyond what the agent itself gives it. */
+  update?: Omit<UpdaterCtx, 'version' | 'log' | 'events' | 'clock' | 'gap' | 'healthy'>;
   /** Observability hook passed to the engine (benchmarks). */
   onPlanned?: (p: Plan, reason: string) => void;
 }
@@ -63,6 +78,15 @@ export class Agent implements LinkHost {
   readonly engine: Engine;
   /** Decides and stores the documents the link hands on (desired/). */
   readonly applier: DesiredApplier;
+  readonly updater: Updater | undefined;
+  /**
+   * §11 power and brightness. The hook for §10 alerts: `display.wake('alert:{id}')` brings a
+   * screen in standby on while the alert shows, `display.release('alert:{id}')` hands it back to
+   * the schedule.
+   */
+  readonly display: DisplayController;
+  /** §10 alerts: which one is live, its showings, what campaigns plan around. */
+  readonly alerts: AlertController;
   private desired: EffectiveState;
   private started: Component[] = [];
   private watchdogTimer: TimerHandle | undefined;
@@ -72,11 +96,26 @@ export class Agent implements LinkHost {
   private readonly log: Logger;
   private readonly loop: LoopSelection;
   private loopSet: Clip[] | undefined;
+  /** The live alert the display is held on for (§10 wakes a screen in standby, §11). */
+  private wokenFor: string | undefined;
 
   constructor(private readonly ctx: AgentContext) {
     this.log = ctx.log.child({ component: 'agent' });
     this.desired = effectiveState({ assignments: [], overrides: [] }, ctx.config.groups);
     this.loop = new LoopSelection((m) => this.resolve(m));
+    const picture = ctx.displayParts?.picture ?? new PictureState(ctx.player);
+    const cec = ctx.displayParts?.cec;
+    this.display = new DisplayController({
+      clock: ctx.clock,
+      log: ctx.log.child({ component: 'display' }),
+      zone: new Zone(ctx.config.timezone),
+      schedule: () => this.desired.display,
+      picture,
+      brightness: ctx.displayParts?.brightness ?? mpvFilterBrightness(picture),
+      ...(cec ? { cec } : {}),
+      busy: () => ctx.player.busy(),
+      events: ctx.events,
+    });
     ctx.mediaVerified?.on(() => this.onMediaVerified());
     this.applier = new DesiredApplier({
       store: ctx.store,
@@ -86,6 +125,16 @@ export class Agent implements LinkHost {
       groups: ctx.config.groups,
       onChange: (state) => this.onDesiredChanged(state),
     });
+    this.alerts = new AlertController({
+      clock: ctx.clock,
+      log: ctx.log.child({ component: 'alerts' }),
+      events: ctx.events,
+      groups: ctx.config.groups,
+      resolveMedia: (m) => this.resolve(m),
+      durationOf: (sha) => ctx.media.duration(sha),
+      ...(ctx.renderAlertText ? { renderText: ctx.renderAlertText } : {}),
+      onChange: (reason) => this.onAlertsChanged(reason),
+    });
     this.engine = new Engine({
       clock: ctx.clock,
       store: ctx.store,
@@ -94,30 +143,54 @@ export class Agent implements LinkHost {
       deviceId: ctx.config.deviceId,
       timezone: ctx.config.timezone,
       desired: () => this.desired,
-      resolve: (m) => this.resolve(m),
+      alerts: this.alerts,
+      resolve: (m) => this.alerts.resolve(m) ?? this.resolve(m),
       durationOf: (sha) => ctx.media.duration(sha),
       learnDuration: (sha, ms) => ctx.media.setDuration(sha, ms),
       display: ctx.display ?? (() => 'unknown'),
       clockSynced: () => ctx.clockSync.lastKnown(),
       events: ctx.events,
+      powerOff: (at) => this.display.offPeriods(at),
+      standby: () => this.display.standby(),
       onOutbox: () => ctx.link.notifyOutbox(),
       ...(ctx.onPlanned ? { onPlanned: ctx.onPlanned } : {}),
     });
+    this.updater = ctx.update
+      ? new Updater({
+          ...ctx.update,
+          version: ctx.agentVersion,
+          clock: ctx.clock,
+          log: ctx.log.child({ component: 'update' }),
+          events: ctx.events,
+          gap: () => this.engine.spotGap(ctx.clock.now()),
+          // "Playing or idle by plan": mpv up (a spot or the loop on screen, or nothing to show).
+          healthy: () => ctx.link.connected() && ctx.player.state().state !== 'down',
+        })
+      : undefined;
   }
 
   async start(): Promise<void> {
     const { store, media, health, player, link, notifier } = this.ctx;
+    const logs = this.ctx.logs;
+    // First on, last off: a debug level set from the NOC reverts when the agent stops.
+    if (logs) await this.step('logs', () => logs.start(), () => logs.stop());
     await this.step('store', () => store.start(), () => store.stop());
     await this.reportReplacedStore();
     await this.step('desired', () => this.applier.start(), () => this.applier.stop());
     this.inForce(this.applier.current());
+    this.alerts.update(this.applier.current());
     const hk = this.ctx.housekeeping;
     if (hk) await this.step('housekeeping', () => hk.start(), () => hk.stop());
     await this.step('media', () => media.start(), () => media.stop());
     media.want(this.neededMedia());
     await this.step('health', () => health.start(), () => health.stop());
     void this.ctx.clockSync.synced().catch(() => undefined);
+    // Before the player: a restart inside a standby period starts mpv already black.
+    await this.step('display', () => this.display.start(), () => this.display.stop());
     await this.step('player', () => player.start(), () => player.stop());
+    // After the player, before the engine: a live alert's loop is the first thing on screen.
+    this.alerts.start();
+    this.started.push({ name: 'alerts', stop: async () => this.alerts.stop() });
     this.updateLoop();
     await this.step(
       'engine',
@@ -128,6 +201,8 @@ export class Agent implements LinkHost {
     );
     link.attach(this);
     await this.step('link', () => link.start(), () => link.stop());
+    const up = this.updater;
+    if (up) await this.step('update', () => up.start(), () => up.stop());
     await notifier?.ready();
     this.armWatchdog();
     this.log.info({ deviceId: this.ctx.config.deviceId, campaigns: this.desired.campaigns.length }, 'agent started');
@@ -147,6 +222,7 @@ export class Agent implements LinkHost {
       }
     }
     this.started = [];
+    this.ctx.notifier?.close();
     this.log.info('agent stopped');
   }
 
@@ -175,12 +251,40 @@ export class Agent implements LinkHost {
   /** A media file became playable: the loop and the plan may use it now. */
   onMediaVerified(): void {
     this.updateLoop();
-    this.engine.replan('media verified');
+    // A live alert whose media just arrived takes the screen now, not at the next plan.
+    if (this.alerts.live()) this.engine.alertsChanged('alert media verified');
+    else this.engine.replan('media verified');
+  }
+
+  /** An alert started, ended or became playable: its loop first, then the engine cuts or plans. */
+  private onAlertsChanged(reason: string): void {
+    this.holdDisplayForAlert();
+    this.ctx.media.want(this.neededMedia());
+    this.updateLoop();
+    this.engine.alertsChanged(reason);
+  }
+
+  /**
+   * A live alert wakes a screen in standby (§10 preempts everything, §11 standby included) and
+   * holds it on until that alert leaves the screen; the schedule then takes over again.
+   */
+  private holdDisplayForAlert(): void {
+    const live = this.alerts.live()?.campaignId;
+    if (live === this.wokenFor) return;
+    const was = this.wokenFor;
+    this.wokenFor = live;
+    const d = this.display;
+    void (async () => {
+      if (live) await d.wake(live);
+      if (was) await d.release(was);
+    })().catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'display hold for an alert failed'));
   }
 
   /** A document was stored: the state the store wrote is in force now, and the NOC hears of it. */
   private async onDesiredChanged(state: DesiredState): Promise<void> {
     this.inForce(state);
+    // The alerts re-plan (and cut a spot) themselves; the other documents re-plan below.
+    this.alerts.update(state);
     this.ctx.media.want(this.neededMedia());
     this.updateLoop();
     this.engine.replan('desired state changed');
@@ -196,6 +300,7 @@ export class Agent implements LinkHost {
     const now = this.ctx.clock.now();
     this.held = state;
     this.desired = effectiveState(state, this.ctx.config.groups, now);
+    void this.display.refresh('schedule');
     this.endTimer?.cancel();
     this.endTimer = undefined;
     const next = nextNotAfter(state, now);
@@ -237,13 +342,22 @@ export class Agent implements LinkHost {
       ...(h.throttled ? { throttled: h.throttled } : {}),
       player: { state: ps.state, campaignId: ps.campaignId ?? null, url: ps.url ?? null, ...(ps.hwdec ? { hwdec: ps.hwdec } : {}) },
       clockSynced: this.ctx.clockSync.lastKnown(),
-      display: this.ctx.display?.() ?? 'unknown',
+      display: { ...this.display.state(), hdmi: this.ctx.display?.() ?? 'unknown' },
       compliance,
+      ...(this.updater?.info() ?? { agentVersion: this.ctx.agentVersion }),
+      groups: this.ctx.config.groups,
     };
   }
 
   async playNow(campaignId: string): Promise<unknown> {
+    // §10: nothing plays over an alert; the operator asks again once it ended.
+    const live = this.alerts.live();
+    if (live) throw new Error(`alert ${live.doc.id} is on screen until ${live.doc.expiresAt}: play-now refused`);
     return this.engine.playNow(campaignId);
+  }
+
+  get logCommands(): LogCommands | undefined {
+    return this.ctx.logs;
   }
 
   screenshot(): Promise<Buffer> {
@@ -252,6 +366,11 @@ export class Agent implements LinkHost {
 
   async restartPlayer(): Promise<void> {
     await this.ctx.player.restart('command');
+  }
+
+  async update(args: Record<string, unknown>): Promise<unknown> {
+    if (!this.updater) throw new Error('updates are not set up on this agent');
+    return this.updater.accept(args);
   }
 
   async report(date: string): Promise<unknown> {
@@ -265,11 +384,13 @@ export class Agent implements LinkHost {
       storeId: this.ctx.store.storeId(),
       store: this.ctx.store.health(),
       agentVersion: this.ctx.agentVersion,
+      ...(this.updater ? { update: this.updater.info().update } : {}),
       bootedAt: new Date(this.ctx.bootedAt).toISOString(),
       uptimeSec: Math.round((now - this.ctx.bootedAt) / 1000),
       applied: this.applier.applied(),
       campaigns: this.desired.campaigns.map((c) => c.id),
       player: this.ctx.player.state(),
+      display: this.display.state(),
       linkConnected: this.ctx.link.connected(),
       backlog: await this.ctx.store.outboxCount(),
       media: this.ctx.media.status(),
@@ -285,15 +406,17 @@ export class Agent implements LinkHost {
 
   /** The plan's media, the new loop's, and the old loop's while it is still on screen. */
   private neededMedia(): MediaRef[] {
-    return [...this.desired.campaigns.map((c) => c.media), ...this.desired.loop, ...this.loop.onScreen()];
+    return [...this.desired.campaigns.map((c) => c.media), ...this.desired.loop, ...this.loop.onScreen(), ...this.alerts.media()];
   }
 
   /** Hands the player the loop to show (the old one until the new one is verified, see LoopSelection). */
   private updateLoop(): void {
     const before = this.loop.onScreen();
-    const clips = this.loop.clips(this.desired.loop);
+    const house = this.loop.clips(this.desired.loop);
     // The new loop took over: the old one's files may be evicted now.
     if (this.loop.onScreen() !== before) this.ctx.media.want(this.neededMedia());
+    // A looping alert is the loop while it lasts: between its showings the screen never shows house content.
+    const clips = this.alerts.loopClips() ?? house;
     // An unchanged loop is not set again: that would restart it from its first clip at every verified file.
     if (this.loopSet && sameClips(this.loopSet, clips)) return;
     this.loopSet = clips;

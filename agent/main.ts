@@ -16,11 +16,23 @@ function configOf(args: string[]): Config {
 }
 
 async function run(config: Config): Promise<number> {
-  const log = createLogger({ level: process.env.LOG_LEVEL ?? 'info', pretty: process.env.LOG_PRETTY === '1' });
-  const { buildAgent } = await import('./cli/run-cmd.js');
+  const { buildAgent, runLogger } = await import('./cli/run-cmd.js');
+  const { log, ring } = runLogger(config, { level: process.env.LOG_LEVEL ?? 'info', pretty: process.env.LOG_PRETTY === '1' });
+  // An update switched releases: stop cleanly and exit; systemd (Restart=always) starts `current`.
+  let restartFor: (reason: string) => void = () => undefined;
+  // Taken out of the environment (sd_notify's unset_environment) so no child inherits them: with
+  // them, a probe helper sent its own ERRNO= to our unit (seen in notify.test.ts), and mpv or a
+  // helper could claim READY/WATCHDOG if the unit ever went back to NotifyAccess=all.
+  const notifySocket = process.env.NOTIFY_SOCKET;
+  const watchdogUsec = process.env.WATCHDOG_USEC;
+  delete process.env.NOTIFY_SOCKET;
+  delete process.env.WATCHDOG_USEC;
+  delete process.env.WATCHDOG_PID;
   const agent = buildAgent(config, log, {
-    notifySocket: process.env.NOTIFY_SOCKET,
-    watchdogUsec: process.env.WATCHDOG_USEC,
+    ...(ring ? { logRing: ring } : {}),
+    requestRestart: (reason) => restartFor(reason),
+    notifySocket,
+    watchdogUsec,
     desktop: Boolean(process.env.DISPLAY || process.env.WAYLAND_DISPLAY),
     agentVersion: VERSION,
     // The health probes parse timedatectl's and vcgencmd's words: the C locale, whatever the box's.
@@ -47,6 +59,7 @@ async function run(config: Config): Promise<number> {
     );
     void stopping.then((code) => process.exit(code));
   };
+  restartFor = (reason) => stop(`restart: ${reason}`);
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   try {

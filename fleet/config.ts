@@ -4,6 +4,11 @@ import { z } from 'zod';
 import { idSchema as id } from '../agent/protocol/schemas.js';
 import { isPostgresUrl } from './archive/open.js';
 
+/** 127.0.0.0/8, ::1 and localhost: the addresses only this box can reach. */
+export function isLoopback(bind: string): boolean {
+  return bind === 'localhost' || bind === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bind);
+}
+
 // fleet.json: one schema, every problem reported at once (docs/fleet.md#config).
 
 export const fleetConfigSchema = z.strictObject({
@@ -32,9 +37,28 @@ export const fleetConfigSchema = z.strictObject({
     .default({ maxRows: 500, maxDelayMs: 50 }),
   /** The agent's status and heartbeat carry no groups, so the fleet names them: group → device ids. */
   groups: z.record(id, z.array(id)).default({}),
+  /** The NOC page and its JSON API (docs/fleet.md#the-noc-page); omitted: no HTTP server. */
+  http: z
+    .strictObject({
+      /** Loopback by default; any other address needs `tokenFile`. */
+      bind: z.string().min(1).default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(8080),
+      /** A file holding the access token (at least 16 characters): required off loopback. */
+      tokenFile: z.string().optional(),
+      /** A screen whose last heartbeat is older than this is shown stale. */
+      staleAfterSec: z.number().int().min(5).max(86_400).default(120),
+      /** How long the screenshot button waits for the screen's answer. */
+      commandTimeoutSec: z.number().int().min(1).max(120).default(20),
+    })
+    .superRefine((h, ctx) => {
+      if (!isLoopback(h.bind) && !h.tokenFile) ctx.addIssue({ code: 'custom', path: ['tokenFile'], message: `required when bind (${h.bind}) is not a loopback address` });
+    })
+    .optional(),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
 });
 export type FleetConfig = z.infer<typeof fleetConfigSchema>;
+export type HttpConfig = NonNullable<FleetConfig['http']>;
+
 
 export class FleetConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -48,7 +72,12 @@ export function parseFleetConfig(doc: unknown, baseDir: string): FleetConfig {
   if (!r.success) throw new FleetConfigError(r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`));
   const c = r.data;
   const abs = (p: string): string => path.resolve(baseDir, p);
-  return { ...c, db: isPostgresUrl(c.db) ? c.db : abs(c.db), mqtt: { ...c.mqtt, ...(c.mqtt.passwordFile ? { passwordFile: abs(c.mqtt.passwordFile) } : {}) } };
+  return {
+    ...c,
+    db: isPostgresUrl(c.db) ? c.db : abs(c.db),
+    mqtt: { ...c.mqtt, ...(c.mqtt.passwordFile ? { passwordFile: abs(c.mqtt.passwordFile) } : {}) },
+    ...(c.http ? { http: { ...c.http, ...(c.http.tokenFile ? { tokenFile: abs(c.http.tokenFile) } : {}) } } : {}),
+  };
 }
 
 export function loadFleetConfig(file: string): FleetConfig {

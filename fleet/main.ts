@@ -21,6 +21,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (cmd.name === 'help') { process.stdout.write(USAGE); return 0; }
   if (cmd.name === 'version') { process.stdout.write(`${VERSION}\n`); return 0; }
+  if (cmd.name === 'simulate-fleet') return simulateFleet(cmd.args);
   if (cmd.name === 'report') {
     try {
       process.stdout.write(await runReport(cmd));
@@ -58,6 +59,31 @@ async function main(argv: string[]): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+}
+
+/** Loaded only here: the simulator brings the agent's engine, store and link, which `serve` never needs. */
+async function simulateFleet(args: string[]): Promise<number> {
+  const { runSimulateFleet } = await import('./sim/cli.js');
+  const abort = new AbortController();
+  const onSignal = (): void => abort.abort();
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    const r = await runSimulateFleet(args, {
+      out: (line) => process.stdout.write(`${line}\n`),
+      log: createLogger(process.env.LOG_LEVEL ?? 'warn'),
+      rss: () => ({ now: process.memoryUsage().rss, peak: process.resourceUsage().maxRSS * 1024 }),
+      signal: abort.signal,
+    }, `${VERSION}-sim`);
+    return r.playsUnsent > 0 ? 1 : 0;
+  } catch (e) {
+    if (e instanceof UsageError) { process.stderr.write(`signage-fleet simulate-fleet: ${e.message}\n${USAGE}`); return 2; }
+    process.stderr.write(`signage-fleet simulate-fleet: ${(e as Error).message}\n`);
+    return 1;
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
 }
 
 main(process.argv.slice(2)).then(

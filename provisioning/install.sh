@@ -13,8 +13,11 @@
 # Layout:
 #   /opt/signage-agent/node-vX-linux-ARCH/   pinned Node (Debian Bookworm's own nodejs is 18, end of life)
 #   /opt/signage-agent/node -> node-vX-...   the one in use
-#   /opt/signage-agent/app/                  the agent (npm pack bundle + production dependencies)
-#   /opt/signage-agent/bin/                  signage-agent, signagectl, signage-firstboot wrappers
+#   /opt/signage-agent/releases/{version}/   the agent (a release tarball, or npm pack bundle + production dependencies),
+#                                            owned by the service user: over-the-air updates add releases here
+#   /opt/signage-agent/releases/current      -> {version}, what runs; releases/previous -> the one before
+#   /opt/signage-agent/current               -> releases/current (the wrappers run this)
+#   /opt/signage-agent/bin/                  signage-agent, signagectl, signage-firstboot wrappers, signage-update-gate
 #   /etc/signage-agent/                      0750 root:signage; signage-agent.json 0640, secrets 0600 signage
 #   /var/lib/signage-agent/                  0750 signage:signage, the agent's data (store, media cache)
 #   /etc/systemd/system/signage-agent{,-firstboot}.service, enabled
@@ -84,8 +87,8 @@ one_file() { # one_file GLOB... → the single match beside the script, or nothi
   if [ ${#found[@]} -gt 1 ]; then die "several candidates: ${found[*]} (name one explicitly)"; fi
   if [ ${#found[@]} -eq 1 ]; then echo "${found[0]}"; fi
 }
-[ -n "$BUNDLE" ] || BUNDLE=$(one_file "$SELF_DIR"/signage-agent-*.tgz)
-[ -n "$BUNDLE" ] || die "no agent bundle: give --bundle FILE (npm pack output) or put signage-agent-*.tgz beside install.sh"
+[ -n "$BUNDLE" ] || BUNDLE=$(one_file "$SELF_DIR"/signage-agent-*.tgz "$SELF_DIR"/signage-agent-*.tar.gz)
+[ -n "$BUNDLE" ] || die "no agent bundle: give --bundle FILE (npm run release or npm pack output) or put signage-agent-*.tgz beside install.sh"
 [ -f "$BUNDLE" ] || die "bundle $BUNDLE not found"
 [ -n "$NODE_TARBALL" ] || NODE_TARBALL=$(one_file "$SELF_DIR"/node-v*-linux-"$ARCH".tar.xz "$SELF_DIR"/node-v*-linux-"$ARCH".tar.gz)
 [ -n "$NODE_TARBALL" ] || die "no Node tarball for $ARCH: give --node-tarball FILE --node-sha256 HEX or put node-vX-linux-$ARCH.tar.xz beside install.sh"
@@ -135,9 +138,10 @@ put_link() { # put_link TARGET LINK
 
 # --- 1. system packages and the user (commands only; in --dry-run they go to the plan)
 if [ "$APT" = 1 ]; then
-  # mpv plays; python3/make/g++ build sqlite3 when no prebuilt binary is reachable. Only what is
-  # missing is fetched, so a re-run on a box without network still works.
-  PKGS=(mpv ca-certificates xz-utils python3 make g++)
+  # mpv plays; python3/make/g++ build sqlite3 when no prebuilt binary is reachable; ffmpeg and
+  # fonts-dejavu-core render §10 text alerts (Pi OS Lite has no font with Vietnamese letters).
+  # Only what is missing is fetched, so a re-run on a box without network still works.
+  PKGS=(mpv ffmpeg fonts-dejavu-core ca-certificates xz-utils python3 make g++)
   missing=()
   for p in "${PKGS[@]}"; do
     if [ "$DRY_RUN" = 1 ] || ! dpkg -s "$p" >/dev/null 2>&1; then missing+=("$p"); fi
@@ -173,38 +177,61 @@ else
 fi
 put_link "$NODE_DIR_NAME" "$OPT/node"
 
-# --- 3. the agent: the npm pack bundle, swapped in whole
-if [ -f "$OPT/app/.bundle-sha256" ] && [ "$(cat "$OPT/app/.bundle-sha256")" = "$BUNDLE_SHA" ]; then
-  note "=" "$OPT/app/"
+# --- 3. the agent: one release directory per version, switched in by symlinks (docs/updates.md)
+REL="$OPT/releases"
+put_dir "$REL" 755
+relink() { # relink NAME VERSION: a temp link renamed over the old one, so there is never no link
+  ln -sfn "$2" "$REL/.$1.tmp" && mv -Tf "$REL/.$1.tmp" "$REL/$1"
+}
+tmp=$(mktemp -d "$REL/.install.XXXXXX")
+tar -xzf "$BUNDLE" -C "$tmp" --no-same-owner
+if [ -f "$tmp/package/package.json" ]; then src="$tmp/package"                   # npm pack bundle
+elif [ -f "$tmp/package.json" ] && [ -f "$tmp/manifest.json" ]; then src="$tmp"   # npm run release tarball
+else rm -rf "$tmp"; die "$BUNDLE is neither a release (manifest.json) nor an npm pack bundle (package/package.json)"; fi
+VERSION=$(grep -o '"version" *: *"[^"]*"' "$src/package.json" | head -1 | sed 's/.*"\([^"]*\)"$/\1/')
+case "$VERSION" in ''|current|previous|.*|*/*) rm -rf "$tmp"; die "$BUNDLE: no usable version in package.json" ;; esac
+if [ -f "$REL/$VERSION/.bundle-sha256" ] && [ "$(cat "$REL/$VERSION/.bundle-sha256")" = "$BUNDLE_SHA" ]; then
+  rm -rf "$tmp"
+  note "=" "$REL/$VERSION/"
 else
-  tmp=$(mktemp -d "$OPT/.app.XXXXXX")
-  tar -xzf "$BUNDLE" -C "$tmp" --no-same-owner
-  [ -f "$tmp/package/package.json" ] || { rm -rf "$tmp"; die "$BUNDLE is not an npm pack bundle (no package/package.json)"; }
-  if [ ! -d "$tmp/package/node_modules" ]; then
+  if [ ! -d "$src/node_modules" ]; then
     # Production dependencies with the pinned Node's own npm (no registry needed for the agent itself).
-    if [ "$DRY_RUN" = 0 ]; then (cd "$tmp/package" && PATH="$OPT/node/bin:$PATH" "$OPT/node/bin/npm" install --omit=dev --no-audit --no-fund --ignore-scripts=false) || { rm -rf "$tmp"; die "npm install of the agent's dependencies failed"; }; fi
+    if [ "$DRY_RUN" = 0 ]; then (cd "$src" && PATH="$OPT/node/bin:$PATH" "$OPT/node/bin/npm" install --omit=dev --no-audit --no-fund --ignore-scripts=false) || { rm -rf "$tmp"; die "npm install of the agent's dependencies failed"; }; fi
   fi
-  echo "$BUNDLE_SHA" > "$tmp/package/.bundle-sha256"
-  rm -rf "$OPT/app.old"; [ -d "$OPT/app" ] && mv "$OPT/app" "$OPT/app.old"
-  mv "$tmp/package" "$OPT/app"; rm -rf "$tmp" "$OPT/app.old"
-  note "+" "$OPT/app/"
+  echo "$BUNDLE_SHA" > "$src/.bundle-sha256"
+  rm -rf "$REL/.old-$VERSION"; [ -d "$REL/$VERSION" ] && mv "$REL/$VERSION" "$REL/.old-$VERSION"
+  mv "$src" "$REL/$VERSION"; rm -rf "$tmp" "$REL/.old-$VERSION"
+  note "+" "$REL/$VERSION/"
 fi
-
-if [ "$DRY_RUN" = 1 ] && [ ! -d "$OPT/app/node_modules" ]; then
-  PLAN+=("cd /opt/signage-agent/app && /opt/signage-agent/node/bin/npm install --omit=dev --no-audit --no-fund")
+if [ "$DRY_RUN" = 1 ] && [ ! -d "$REL/$VERSION/node_modules" ]; then
+  PLAN+=("cd /opt/signage-agent/releases/$VERSION && /opt/signage-agent/node/bin/npm install --omit=dev --no-audit --no-fund")
 fi
+cur=$(readlink "$REL/current" 2>/dev/null || true)
+if [ "$cur" = "$VERSION" ]; then note "=" "$REL/current"
+else
+  if [ -n "$cur" ] && [ -d "$REL/$cur" ]; then relink previous "$cur"; note "+" "$REL/previous -> $cur"; fi
+  relink current "$VERSION"; note "+" "$REL/current -> $VERSION"
+fi
+put_link releases/current "$OPT/current"
+# The layout before issue 13 ran /opt/signage-agent/app: gone once current is in place.
+if [ -d "$OPT/app" ] && [ ! -L "$OPT/app" ]; then rm -rf "$OPT/app"; note "+" "$OPT/app/ removed (old layout)"; fi
 
-# --- 4. wrappers (absolute paths of the target system, also in --root)
+# --- 4. wrappers (absolute paths of the target system, also in --root), and the update health gate
 wrapper() { # wrapper NAME SCRIPT
   put_text "$OPT/bin/$1" 755 <<EOF
 #!/bin/sh
-# Installed by signage-agent's install.sh: the pinned Node runs the agent's $1.
-exec /opt/signage-agent/node/bin/node /opt/signage-agent/app/$2 "\$@"
+# Installed by signage-agent's install.sh: the pinned Node runs the current release's $1.
+exec /opt/signage-agent/node/bin/node /opt/signage-agent/current/$2 "\$@"
 EOF
 }
 wrapper signage-agent dist/agent/main.js
 wrapper signagectl dist/scripts/signagectl.js
 wrapper signage-firstboot dist/scripts/firstboot-import.js
+GATE="$REL/$VERSION/provisioning/update-gate.sh"
+[ -f "$GATE" ] || GATE="$SELF_DIR/update-gate.sh"
+[ -f "$GATE" ] || die "no update-gate.sh in the bundle or beside install.sh"
+# Outside every release, so a broken release cannot break its own rollback.
+put_file "$GATE" "$OPT/bin/signage-update-gate" 755
 put_link /opt/signage-agent/bin/signage-agent "$ROOT/usr/local/bin/signage-agent"
 put_link /opt/signage-agent/bin/signagectl "$ROOT/usr/local/bin/signagectl"
 
@@ -215,25 +242,28 @@ if [ -n "$CONFIG" ]; then put_file "$CONFIG" "$ETC/signage-agent.json" 640; fi
 for s in "${SECRETS[@]}"; do put_file "$s" "$ETC/$(basename "$s")" 600; done
 if [ "$DRY_RUN" = 0 ]; then
   chown root:"$USER_NAME" "$ETC"; chown "$USER_NAME":"$USER_NAME" "$VAR"
+  # The agent installs updates here (as the service user); the links inside are its too.
+  chown -R -h "$USER_NAME":"$USER_NAME" "$REL"
   [ -f "$ETC/signage-agent.json" ] && chown root:"$USER_NAME" "$ETC/signage-agent.json"
   for s in "${SECRETS[@]}"; do chown "$USER_NAME":"$USER_NAME" "$ETC/$(basename "$s")"; done
 else
-  PLAN+=("chown root:$USER_NAME /etc/signage-agent /etc/signage-agent/signage-agent.json" "chown $USER_NAME:$USER_NAME /var/lib/signage-agent /etc/signage-agent/<secrets>")
+  PLAN+=("chown root:$USER_NAME /etc/signage-agent /etc/signage-agent/signage-agent.json" "chown $USER_NAME:$USER_NAME /var/lib/signage-agent /etc/signage-agent/<secrets>" "chown -R -h $USER_NAME:$USER_NAME /opt/signage-agent/releases")
 fi
 
 # --- 6. systemd units, enabled
-for u in signage-agent.service signage-agent-firstboot.service; do
-  [ -f "$OPT/app/systemd/$u" ] || die "the bundle has no systemd/$u"
-  put_file "$OPT/app/systemd/$u" "$UNITS/$u" 644
+for u in signage-agent.service signage-agent-firstboot.service signage-agent-update-gate.service signage-agent-update-gate.timer; do
+  [ -f "$REL/$VERSION/systemd/$u" ] || die "the bundle has no systemd/$u"
+  put_file "$REL/$VERSION/systemd/$u" "$UNITS/$u" 644
 done
 if [ "$DRY_RUN" = 1 ]; then
   # What `systemctl enable` does, without a running systemd.
   put_link /etc/systemd/system/signage-agent.service "$UNITS/multi-user.target.wants/signage-agent.service"
   put_link /etc/systemd/system/signage-agent-firstboot.service "$UNITS/multi-user.target.wants/signage-agent-firstboot.service"
-  PLAN+=("systemctl daemon-reload" "systemctl enable signage-agent.service signage-agent-firstboot.service")
+  put_link /etc/systemd/system/signage-agent-update-gate.timer "$UNITS/timers.target.wants/signage-agent-update-gate.timer"
+  PLAN+=("systemctl daemon-reload" "systemctl enable signage-agent.service signage-agent-firstboot.service signage-agent-update-gate.timer")
 else
   sys systemctl daemon-reload
-  sys systemctl enable signage-agent.service signage-agent-firstboot.service
+  sys systemctl enable signage-agent.service signage-agent-firstboot.service signage-agent-update-gate.timer
   if [ "$START" = 1 ] && [ -f "$ETC/signage-agent.json" ]; then
     if [ "$changed" -gt 0 ]; then sys systemctl restart signage-agent.service; else sys systemctl start signage-agent.service; fi
   elif [ ! -f "$ETC/signage-agent.json" ]; then

@@ -12,6 +12,9 @@ const SECTIONS: Record<string, () => Promise<{ bench: () => Promise<void> }>> = 
   notify: () => import('./bench/notify.js'),
   sd: () => import('./bench/sd.js'),
   media: () => import('./bench/media.js'),
+  'fleet-metrics': () => import('./bench/fleet-metrics.js'),
+  'fleet-sim': () => import('./bench/fleet-sim.js'),
+  alert: () => import('./bench/alert.js'),
   'fleet-ingest': () => import('./bench/fleet-ingest.js'),
 };
 

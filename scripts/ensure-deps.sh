@@ -10,6 +10,8 @@ command -v mosquitto_pub >/dev/null || need+=(mosquitto-clients)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v hostname >/dev/null || need+=(hostname)
+# §10 text alerts are drawn with DejaVu Sans Bold, named explicitly (agent/alerts/text-card.ts).
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || need+=(fonts-dejavu-core)
 if [ "${1:-}" = test ]; then
   command -v mcopy >/dev/null || need+=(mtools)
   command -v mkfs.vfat >/dev/null || need+=(dosfstools)
@@ -25,6 +27,8 @@ if [ "${1:-}" = test ]; then
   command -v pgrep >/dev/null || need+=(procps)
   # test/chaos steps a running agent's wall clock with libfaketime (clock scenario).
   command -v faketime >/dev/null || need+=(faketime)
+  # fleet-metrics*.test.ts: promtool lints /metrics and unit-tests the alert rules; prometheus scrapes it.
+  command -v promtool >/dev/null || need+=(prometheus)
   # fleet-pg*.test.ts and the fleet-ingest bench run a throwaway cluster (initdb, pg_ctl: not on PATH in Debian).
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 fi
@@ -38,7 +42,7 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-if [ ! -d node_modules/mqtt ] || [ ! -f node_modules/sqlite3/build/Release/node_sqlite3.node ]; then
+if [ ! -d node_modules/mqtt ] || [ ! -f node_modules/sqlite3/build/Release/node_sqlite3.node ] || [ ! -f node_modules/unix-dgram/build/Release/unix_dgram.node ]; then
   echo "installing npm packages (sqlite3 compiles from source: ~2 min)" >&2
   npm ci --no-audit --no-fund >/tmp/signage-npm.log 2>&1 || { echo "npm ci failed (see /tmp/signage-npm.log)" >&2; exit 1; }
 fi

@@ -53,6 +53,7 @@ t.test('the fixture breaks every rule, and each break is reported', async (t) =>
     'agent-self-contained | agent/engine/engine.ts -> fleet/noc.ts',
     'fleet-protocol-only | fleet/noc.ts -> agent/store/store.ts',
     'fleet-protocol-only | fleet/noc.ts -> scripts/tool.ts',
+    'fleet-sim-apart | fleet/noc.ts -> fleet/sim/load.ts',
     'process-main-only | agent/engine/env.ts: process.env',
     'process-main-only | agent/engine/env.ts: process.on',
     'process-main-only | agent/engine/proc.ts: node:process',

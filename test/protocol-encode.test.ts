@@ -125,7 +125,7 @@ t.test('topics (§3): built once, parsed back', async (t) => {
   t.equal(parseDeviceTopic('signage', 'signage/device/hn-1/nope'), undefined);
   t.equal(parseDeviceTopic('signage', 'other/device/hn-1/status'), undefined);
   const topics = new Topics('p', 'd1', ['all', 'hk']);
-  t.same(Object.keys(topics.subscriptions()), ['p/device/d1/assignment', 'p/device/d1/override', 'p/device/d1/cmd', 'p/device/d1/status', 'p/group/all/assignment', 'p/group/all/override', 'p/group/hk/assignment', 'p/group/hk/override']);
+  t.same(Object.keys(topics.subscriptions()), ['p/device/d1/assignment', 'p/device/d1/override', 'p/device/d1/cmd', 'p/device/d1/status', 'p/group/all/assignment', 'p/group/all/override', 'p/group/hk/assignment', 'p/group/hk/override', 'p/device/d1/alert', 'p/group/all/alert', 'p/group/hk/alert', 'p/fleet/alert']);
   t.same([topics.status, topics.heartbeat, topics.cmdResult, topics.outbox('play'), topics.outbox('event')], ['p/device/d1/status', 'p/device/d1/heartbeat', 'p/device/d1/cmd/result', 'p/device/d1/play', 'p/device/d1/event']);
 });
 

@@ -10,6 +10,7 @@ const run = promisify(execFile);
 const REPO = path.resolve(import.meta.dirname, '..');
 const INSTALL = path.join(REPO, 'provisioning', 'install.sh');
 const NODE = 'node-v20.99.0-linux-x64';
+const UNIT_FILES = ['signage-agent.service', 'signage-agent-firstboot.service', 'signage-agent-update-gate.service', 'signage-agent-update-gate.timer'];
 
 interface Inputs {
   dir: string;
@@ -32,9 +33,11 @@ async function inputs(t: Test): Promise<Inputs> {
   const pkg = path.join(dir, 'pkg', 'package');
   mkdirSync(path.join(pkg, 'dist', 'agent'), { recursive: true });
   mkdirSync(path.join(pkg, 'systemd'));
+  mkdirSync(path.join(pkg, 'provisioning'));
+  copyFileSync(path.join(REPO, 'provisioning', 'update-gate.sh'), path.join(pkg, 'provisioning', 'update-gate.sh'));
   writeFileSync(path.join(pkg, 'package.json'), '{"name":"signage-agent","version":"0.1.0"}\n');
   writeFileSync(path.join(pkg, 'dist', 'agent', 'main.js'), 'console.log("agent")\n');
-  for (const u of ['signage-agent.service', 'signage-agent-firstboot.service']) copyFileSync(path.join(REPO, 'systemd', u), path.join(pkg, 'systemd', u));
+  for (const u of UNIT_FILES) copyFileSync(path.join(REPO, 'systemd', u), path.join(pkg, 'systemd', u));
   const bundle = path.join(dir, 'signage-agent-0.1.0.tgz');
   await run('tar', ['-czf', bundle, '-C', path.join(dir, 'pkg'), 'package']);
   const config = path.join(dir, 'signage-agent.json');
@@ -87,8 +90,12 @@ t.test('--dry-run --root installs every file with its mode and content; a second
     [opt]: /^dir 755$/,
     [`${opt}/${NODE}/bin/node`]: /^file 755 /,
     [`${opt}/node`]: new RegExp(`^link ${NODE}$`),
-    [`${opt}/app/package.json`]: /^file 644 /,
-    [`${opt}/app/dist/agent/main.js`]: /^file 644 /,
+    [`${opt}/releases`]: /^dir 755$/,
+    [`${opt}/releases/0.1.0/package.json`]: /^file 644 /,
+    [`${opt}/releases/0.1.0/dist/agent/main.js`]: /^file 644 /,
+    [`${opt}/releases/current`]: /^link 0\.1\.0$/,
+    [`${opt}/current`]: /^link releases\/current$/,
+    [`${opt}/bin/signage-update-gate`]: /^file 755 /,
     [`${opt}/bin/signage-agent`]: /^file 755 /,
     [`${opt}/bin/signagectl`]: /^file 755 /,
     [`${opt}/bin/signage-firstboot`]: /^file 755 /,
@@ -100,6 +107,9 @@ t.test('--dry-run --root installs every file with its mode and content; a second
     'var/lib/signage-agent': /^dir 750$/,
     'etc/systemd/system/signage-agent.service': /^file 644 /,
     'etc/systemd/system/signage-agent-firstboot.service': /^file 644 /,
+    'etc/systemd/system/signage-agent-update-gate.service': /^file 644 /,
+    'etc/systemd/system/signage-agent-update-gate.timer': /^file 644 /,
+    'etc/systemd/system/timers.target.wants/signage-agent-update-gate.timer': /^link \/etc\/systemd\/system\/signage-agent-update-gate\.timer$/,
     'etc/systemd/system/multi-user.target.wants/signage-agent.service': /^link \/etc\/systemd\/system\/signage-agent\.service$/,
     'etc/systemd/system/multi-user.target.wants/signage-agent-firstboot.service': /^link \/etc\/systemd\/system\/signage-agent-firstboot\.service$/,
     '.signage-install-plan': /^file 644 /,
@@ -109,19 +119,21 @@ t.test('--dry-run --root installs every file with its mode and content; a second
   const read = (p: string): string => readFileSync(path.join(root, p), 'utf8');
   t.equal(read('etc/signage-agent/signage-agent.json'), readFileSync(i.config, 'utf8'));
   t.equal(read('etc/signage-agent/mqtt.pass'), 'pa55\n');
-  for (const u of ['signage-agent.service', 'signage-agent-firstboot.service']) {
+  for (const u of UNIT_FILES) {
     t.equal(read(`etc/systemd/system/${u}`), readFileSync(path.join(REPO, 'systemd', u), 'utf8'), `${u} as in systemd/`);
   }
-  t.match(read(`${opt}/bin/signage-agent`), /^exec \/opt\/signage-agent\/node\/bin\/node \/opt\/signage-agent\/app\/dist\/agent\/main\.js "\$@"$/m);
-  t.match(read(`${opt}/bin/signagectl`), /app\/dist\/scripts\/signagectl\.js "\$@"/);
-  t.match(read(`${opt}/bin/signage-firstboot`), /app\/dist\/scripts\/firstboot-import\.js "\$@"/);
+  t.match(read(`${opt}/bin/signage-agent`), /^exec \/opt\/signage-agent\/node\/bin\/node \/opt\/signage-agent\/current\/dist\/agent\/main\.js "\$@"$/m);
+  t.match(read(`${opt}/bin/signagectl`), /current\/dist\/scripts\/signagectl\.js "\$@"/);
+  t.match(read(`${opt}/bin/signage-firstboot`), /current\/dist\/scripts\/firstboot-import\.js "\$@"/);
+  t.equal(read(`${opt}/bin/signage-update-gate`), readFileSync(path.join(REPO, 'provisioning', 'update-gate.sh'), 'utf8'), 'the gate, outside every release');
   const plan = read('.signage-install-plan');
   t.match(plan, /^useradd --system .*--shell \/usr\/sbin\/nologin .*signage$/m);
   t.match(plan, /^usermod --append --groups video,render,audio signage$/m);
   t.match(plan, /apt-get install .*mpv/);
   t.match(plan, /npm install --omit=dev/);
-  t.match(plan, /^systemctl enable signage-agent\.service signage-agent-firstboot\.service$/m);
-  t.notOk(Object.keys(m).some((p) => p.includes('.install.') || p.includes('.node.') || p.includes('.app.')), 'no temp leftovers');
+  t.match(plan, /^systemctl enable signage-agent\.service signage-agent-firstboot\.service signage-agent-update-gate\.timer$/m);
+  t.match(plan, /^chown -R -h signage:signage \/opt\/signage-agent\/releases$/m, 'the agent owns the releases it updates');
+  t.notOk(Object.keys(m).some((p) => p.includes('.install.') || p.includes('.node.') || p.includes('.app.') || p.includes('.tmp') || p.includes('.old-')), 'no temp leftovers');
 
   const second = await install(args);
   t.equal(second.code, 0, second.stderr);

@@ -7,7 +7,7 @@ import { tempDir } from './helpers/tmp.js';
 import { AGENT_NODE_OPTIONS } from './helpers/agent-proc.js';
 
 const run = promisify(execFile);
-const UNITS = ['signage-agent.service', 'signage-agent-firstboot.service'];
+const UNITS = ['signage-agent.service', 'signage-agent-firstboot.service', 'signage-agent-update-gate.service', 'signage-agent-update-gate.timer'];
 const unitDir = path.resolve(import.meta.dirname, '..', 'systemd');
 
 function directives(text: string): Map<string, string[]> {
@@ -19,11 +19,11 @@ function directives(text: string): Map<string, string[]> {
   return m;
 }
 
-t.test('systemd-analyze verify passes on both units, with no warnings', async (t) => {
+t.test('systemd-analyze verify passes on every unit, with no warnings', async (t) => {
   // verify insists that ExecStart binaries exist: point them at stand-ins in a temp dir.
   const dir = tempDir(t, 'units-');
   mkdirSync(path.join(dir, 'bin'));
-  for (const b of ['signage-agent', 'signage-firstboot']) {
+  for (const b of ['signage-agent', 'signage-firstboot', 'signage-update-gate']) {
     writeFileSync(path.join(dir, 'bin', b), '#!/bin/sh\n');
     chmodSync(path.join(dir, 'bin', b), 0o755);
   }
@@ -46,7 +46,7 @@ t.test('agent unit: notify, watchdog, restart forever, sandbox that keeps DRM an
   const d = directives(readFileSync(path.join(unitDir, 'signage-agent.service'), 'utf8'));
   const one = (k: string): string | undefined => d.get(k)?.[0];
   t.equal(one('Type'), 'notify');
-  t.equal(one('NotifyAccess'), 'all', 'systemd-notify is a child process');
+  t.equal(one('NotifyAccess'), 'main', 'the agent notifies from its own pid (notify.test.ts proves the pid)');
   t.equal(one('WatchdogSec'), '30');
   t.equal(one('Restart'), 'always');
   t.equal(one('StartLimitIntervalSec'), '0', 'never gives up');
@@ -56,7 +56,8 @@ t.test('agent unit: notify, watchdog, restart forever, sandbox that keeps DRM an
   t.match(one('After') ?? '', /time-sync\.target/);
   t.notMatch(d.get('Requires')?.join(' ') ?? '', /network|time-sync/, 'no network never blocks the start');
   t.equal(one('ProtectSystem'), 'strict');
-  t.equal(one('ReadWritePaths'), '/var/lib/signage-agent');
+  t.equal(one('ReadWritePaths'), '/var/lib/signage-agent /opt/signage-agent/releases', 'its data, and the releases an update installs');
+  t.equal(one('ExecStartPre'), '-/opt/signage-agent/bin/signage-update-gate start', 'the update health gate before every start');
   t.equal(one('NoNewPrivileges'), 'yes');
   t.notOk(d.has('PrivateDevices'), 'mpv needs /dev/dri');
   // A closed device policy that still lets mpv reach the display, audio, decoders and CEC.

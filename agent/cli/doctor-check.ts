@@ -29,6 +29,8 @@ export interface DoctorContext {
   /** Programs are run through this (tests may replace it). */
   exec?: Exec;
   sysfsRoot?: string;
+  /** Where /dev/cec* nodes are looked for (tests); default /dev. */
+  devDir?: string;
   /** A graphical session is running (main.ts knows from the environment); picks mpv's default output. */
   desktop?: boolean;
   mpvTimeoutMs?: number;

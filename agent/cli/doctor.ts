@@ -11,7 +11,9 @@ import { LAVF_FORMATS } from '../core/media-formats.js';
 import { buildMpvArgs } from '../player/mpv-args.js';
 import { inspectStore } from '../store/inspect.js';
 import { storeFileOf } from './paths.js';
+import { checkAlertText } from './doctor-alerts.js';
 import { checkBroker, checkTransport } from './doctor-broker.js';
+import { checkBrightness, checkCec, checkFont } from './doctor-display.js';
 import type { CheckResult, DoctorContext, Exec, Level } from './doctor-check.js';
 
 // `signage-agent doctor` (PROTOCOL §1, issue 5): what an installer runs at the box. One line per
@@ -49,6 +51,9 @@ export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   const local = [
     ...(await guard('mpv', () => checkMpv(ctx, exec))),
     ...(await guard('hdmi', () => checkHdmi(ctx))),
+    ...(await guard('cec', () => checkCec(ctx, exec))),
+    ...(await guard('brightness', () => checkBrightness(ctx))),
+    ...(await guard('font', () => checkFont(exec))),
     ...(await guard('power', () => checkThrottling(ctx))),
     ...(await guard('dataDir', () => checkDataDir(ctx))),
     ...(await guard('store', () => checkStore(ctx))),
@@ -56,7 +61,7 @@ export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
     ...(await guard('timezone', async () => checkTimezone(ctx.config.timezone))),
     ...(await guard('broker transport', async () => checkTransport(ctx))),
   ];
-  const after = [...(await guard('media cache', () => checkMedia(ctx))), ...(await guard('unit', () => checkUnit(ctx, exec)))];
+  const after = [...(await guard('media cache', () => checkMedia(ctx))), ...(await guard('alert text', () => checkAlertText(exec))), ...(await guard('unit', () => checkUnit(ctx, exec)))];
   return [...local, ...(await broker), ...after];
 }
 

@@ -5,7 +5,8 @@ import type { Clock } from '../core/clock.js';
 import { localDateSchema } from '../protocol/schemas.js';
 import { effectiveState, type EffectiveState } from '../schedule/desired.js';
 import { plan, type Plan } from '../schedule/planner.js';
-import { renderPlanText } from '../schedule/timeline.js';
+import { renderPlanText, type DisplayDay } from '../schedule/timeline.js';
+import { brightnessPeriods, offSpans } from '../display/schedule.js';
 import { Zone } from '../schedule/zoned.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { readAssignmentFile } from './desired-file.js';
@@ -51,14 +52,27 @@ export async function planCommand(args: string[], config: Config, io: CliIo & { 
     await store?.stop();
   }
   const now = live ? realNow : zone.dayBounds(day).start;
-  const p = plan({ campaigns: state.campaigns, overrides: state.overrides, counts, now, timezone: config.timezone, zone });
-  io.out(values.json ? JSON.stringify(planJson(p, zone), null, 2) : renderPlanText(p, config.timezone));
+  // §11: standby time is outside every window, as the engine plans it.
+  const display: DisplayDay | undefined = state.display
+    ? { standby: offSpans(state.display, zone, day), brightness: brightnessPeriods(state.display, zone, day) }
+    : undefined;
+  const blocked = display?.standby ?? [];
+  const p = plan({ campaigns: state.campaigns, overrides: state.overrides, counts, now, timezone: config.timezone, zone, ...(blocked.length ? { blocked } : {}) });
+  io.out(values.json ? JSON.stringify(planJson(p, zone, display), null, 2) : renderPlanText(p, config.timezone, 100, display));
   return 0;
 }
 
-export function planJson(p: Plan, zone: Zone): unknown {
+export function planJson(p: Plan, zone: Zone, display?: DisplayDay): unknown {
   const t = (at: number): string => zone.formatLocal(at);
   return {
+    ...(display
+      ? {
+          display: {
+            standby: display.standby.map((s) => ({ start: t(s.start), end: t(s.end) })),
+            brightness: display.brightness.map((b) => ({ start: t(b.start), end: t(b.end), pct: b.pct })),
+          },
+        }
+      : {}),
     day: p.day,
     timezone: zone.tz,
     dayStart: t(p.dayStart),

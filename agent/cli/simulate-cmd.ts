@@ -15,6 +15,7 @@ export async function simulateCommand(args: string[], config: Config, io: CliIo)
       from: { type: 'string' },
       days: { type: 'string' },
       outage: { type: 'string', multiple: true },
+      alert: { type: 'string', multiple: true },
       json: { type: 'boolean' },
     },
     strict: true,
@@ -30,6 +31,12 @@ export async function simulateCommand(args: string[], config: Config, io: CliIo)
     if (p) outages.push(p);
     else problems.push(`--outage ${o}: must be HH:MM-HH:MM`);
   }
+  const alerts: Outage[] = [];
+  for (const o of values.alert ?? []) {
+    const p = parseOutage(o);
+    if (p) alerts.push(p);
+    else problems.push(`--alert ${o}: must be HH:MM-HH:MM`);
+  }
   if (problems.length > 0) throw new UsageError(problems.join('\n'));
   const assignment = readAssignmentFile(values.assignment!);
 
@@ -41,6 +48,7 @@ export async function simulateCommand(args: string[], config: Config, io: CliIo)
     from: values.from!,
     days,
     outages,
+    alerts,
     log: io.log,
   });
   const rows = result.compliance.map((c) => ({ day: c.day, campaignId: c.campaignId, played: c.played, target: c.target, onTrack: c.onTrack }));
@@ -48,14 +56,22 @@ export async function simulateCommand(args: string[], config: Config, io: CliIo)
     io.out(JSON.stringify(rows));
     return 0;
   }
+  const d = assignment.display;
+  if (d?.power || d?.brightness) {
+    const power = d.power ? `power on ${d.power.map((w) => `${w.on}-${w.off}`).join(', ')}${d.weekdays ? ` on weekdays ${d.weekdays.join(',')}` : ''}, standby outside (no spot planned then)` : 'always on';
+    const levels = d.brightness ? `; brightness ${d.brightness.map((b) => `${b.from} ${b.pct}%`).join(', ')}` : '';
+    io.out(`display: ${power}${levels}`);
+  }
   const idw = Math.max(8, ...rows.map((r) => r.campaignId.length));
   io.out(`${'day'.padEnd(10)}  ${'campaign'.padEnd(idw)}  played/target`);
   for (const r of rows) {
     io.out(`${r.day}  ${r.campaignId.padEnd(idw)}  ${`${r.played}/${r.target}`.padStart(6)}  ${r.onTrack ? 'on track' : 'SHORT'}`);
   }
   const short = rows.filter((r) => !r.onTrack).length;
-  const plays = result.plays.length;
-  const interrupted = result.plays.filter((p) => p.outcome === 'interrupted').length;
-  io.out(`${rows.length} campaign-days, ${rows.length - short} on track, ${short} short; ${plays} plays recorded (${interrupted} interrupted by outages)`);
+  const showings = result.plays.filter((p) => p.campaignId.startsWith('alert:')).length;
+  const spots = result.plays.filter((p) => !p.campaignId.startsWith('alert:'));
+  const interrupted = spots.filter((p) => p.outcome === 'interrupted').length;
+  io.out(`${rows.length} campaign-days, ${rows.length - short} on track, ${short} short; ${spots.length} plays recorded (${interrupted} interrupted by ${alerts.length ? 'outages or alerts' : 'outages'})`);
+  if (alerts.length) io.out(`${showings} alert showings (30 s each) in ${values.alert!.join(', ')}: campaigns were planned around them`);
   return 0;
 }

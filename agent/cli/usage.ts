@@ -5,7 +5,7 @@ export const MAIN_HELP = `signage-agent — plays campaigns on a public screen a
 Usage:
   signage-agent run --config PATH                 the daemon (until SIGTERM/SIGINT)
   signage-agent plan --config PATH [--date D] [--assignment FILE] [--json]
-  signage-agent simulate --config PATH --assignment FILE --from D --days N [--outage HH:MM-HH:MM]... [--json]
+  signage-agent simulate --config PATH --assignment FILE --from D --days N [--outage HH:MM-HH:MM]... [--alert HH:MM-HH:MM]... [--json]
   signage-agent doctor --config PATH              checks this box; non-zero exit on a failure
   signage-agent --version | --help
   signage-agent COMMAND --help                    help of one command
@@ -25,11 +25,13 @@ Prints the day's plan: each campaign's target and slots, and a text timeline of 
                      without it, today is planned from now with the plays already counted
   --assignment FILE  plan this assignment (JSON, PROTOCOL §4) instead of what the agent has applied
   --json             machine-readable output`,
-  simulate: `Usage: signage-agent simulate --config PATH --assignment FILE --from YYYY-MM-DD --days N [--outage HH:MM-HH:MM]... [--json]
+  simulate: `Usage: signage-agent simulate --config PATH --assignment FILE --from YYYY-MM-DD --days N [--outage HH:MM-HH:MM]... [--alert HH:MM-HH:MM]... [--json]
 
 Runs the real engine and store on a virtual clock with a simulated player (no mpv, no broker) and prints each
 day's compliance per campaign.
   --outage HH:MM-HH:MM  a power cut at that local time on every simulated day (repeatable; 23:00-01:00 spans midnight)
+  --alert HH:MM-HH:MM   an emergency alert (PROTOCOL §10) holding the screen then on every simulated day: what it
+                        costs the day's targets (campaigns are re-planned around it, as on a screen)
   --json                an array of {"day","campaignId","played","target","onTrack"}`,
   doctor: `Usage: signage-agent doctor --config PATH
 

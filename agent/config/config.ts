@@ -103,6 +103,27 @@ const configSchema = z.strictObject({
       keepDays: z.number().int().min(7).max(3650).default(400),
     })
     .default({ keepDays: 400 }),
+  logs: z
+    .strictObject({
+      /** Recent log lines kept in memory for the `logs` command (issue 13); 0 keeps none. Never written to disk. */
+      ringKB: z.number().int().min(0).max(65_536).default(4096),
+    })
+    .default({ ringKB: 4096 }),
+  // Issue 13: over-the-air agent updates (agent/update/, docs/updates.md).
+  update: z
+    .strictObject({
+      /** releases/{version}, current, previous (provisioning/install.sh makes it, owned by the service user). */
+      releasesDir: z.string().min(1).default('/opt/signage-agent/releases'),
+      /** A new release that has not proved itself healthy this long after the switch is rolled back. */
+      deadlineSec: z.number().int().min(10).max(86_400).default(600),
+      /** Connected and playing (or idle by plan) this long without a break: healthy. */
+      healthyAfterSec: z.number().int().min(1).max(3600).default(60),
+      /** Starts of a pending release without proving itself before the gate calls it a crash loop. */
+      maxStarts: z.number().int().min(1).max(100).default(3),
+      /** The switch waits for a gap this long before the next spot (the restart must fit in it). */
+      minGapSec: z.number().int().min(1).max(3600).default(20),
+    })
+    .default({ releasesDir: '/opt/signage-agent/releases', deadlineSec: 600, healthyAfterSec: 60, maxStarts: 3, minGapSec: 20 }),
   outbox: z
     .strictObject({
       /** Default: 30 days of a busy screen's events (~200 plays + events a day). */
@@ -110,6 +131,23 @@ const configSchema = z.strictObject({
       inFlight: z.number().int().min(1).max(1000).default(100),
     })
     .default({ maxEvents: 30 * 24 * 300, inFlight: 100 }),
+  // §11: how the display schedule reaches the screen (the schedule itself comes in the assignment).
+  display: z
+    .strictObject({
+      /** `mpv` (a video filter, default), `mpv-gpu` (mpv's renderer), or `command` (the LED sender's own control). */
+      brightnessDriver: z.enum(['mpv', 'mpv-gpu', 'command']).default('mpv'),
+      /** For `command`: the program and its arguments, `{pct}` replaced by the level 0..100. */
+      brightnessCommand: z.array(z.string().min(1)).min(1).max(32).optional(),
+      /** `auto`: HDMI-CEC standby when a /dev/cec* node exists; `off`: black output only. */
+      cec: z.enum(['auto', 'off']).default('auto'),
+      /** The CEC node to use (default: the first /dev/cec*). */
+      cecDevice: z.string().regex(/^\/dev\/cec\d+$/, 'must be /dev/cecN').optional(),
+    })
+    .refine((d) => d.brightnessDriver !== 'command' || (d.brightnessCommand !== undefined && d.brightnessCommand.some((a) => a.includes('{pct}'))), {
+      message: 'brightnessDriver "command" needs brightnessCommand, with {pct} in one of its arguments',
+      path: ['brightnessCommand'],
+    })
+    .default({ brightnessDriver: 'mpv', cec: 'auto' }),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

@@ -1,12 +1,12 @@
 import type { Applied } from '../protocol/outbound.js';
-import type { Assignment, EpochMs, Override } from './types.js';
+import type { AlertDoc, Assignment, EpochMs, Override } from './types.js';
 
 // The desired state as the agent keeps it (PROTOCOL §3–§5): one document per topic, that is per
 // kind and source, with the version last applied there. Versions survive restarts in the store.
 
-/** Where a desired-state document came from: `device` or `group/{g}`. */
+/** Where a desired-state document came from: `device`, `group/{g}`, or `fleet` (alerts). */
 export type SourceKey = string;
-export type DesiredKind = 'assignment' | 'override';
+export type DesiredKind = 'assignment' | 'override' | 'alert';
 
 export interface DesiredDoc<T> {
   source: SourceKey;
@@ -19,13 +19,17 @@ export interface DesiredDoc<T> {
 export interface DesiredState {
   assignments: DesiredDoc<Assignment>[];
   overrides: DesiredDoc<Override>[];
+  /** §10 alerts per source (absent when none was ever stored); a clear is a null doc or a `clear` doc. */
+  alerts?: DesiredDoc<AlertDoc>[];
 }
 
 /** What one inbound message asks of a topic: a new document, or (overrides only) a clear. */
 export type DesiredChange =
   | { kind: 'assignment'; doc: Assignment }
   | { kind: 'override'; doc: Override }
-  | { kind: 'override'; clear: true };
+  | { kind: 'override'; clear: true }
+  | { kind: 'alert'; doc: AlertDoc }
+  | { kind: 'alert'; clear: true };
 
 /** A decoded desired-state message on its way from the link to desired/. */
 export interface DesiredMessage {
@@ -48,7 +52,7 @@ export interface DesiredMessage {
  */
 export interface ApplyResult {
   outcome: 'applied' | 'cleared' | 'unchanged';
-  previous: DesiredDoc<Assignment | Override> | undefined;
+  previous: DesiredDoc<Assignment | Override | AlertDoc> | undefined;
   state: DesiredState;
 }
 

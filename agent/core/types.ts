@@ -3,7 +3,7 @@
 // re-exports them beside the few types that are not wire documents. Field names are the wire
 // names, so decoders and encoders need no renaming.
 
-export type { Assignment, Campaign, CampaignOverride, MediaRef, Override } from '../protocol/schemas.js';
+export type { Alert, AlertDoc, Assignment, Campaign, CampaignOverride, MediaRef, Override } from '../protocol/schemas.js';
 export type { AgentEvent, Compliance, DisplayState, Outcome, PlayEvent } from '../protocol/outbound.js';
 
 /** Epoch milliseconds (UTC). All instants inside the agent are this; local time exists only at the edges. */

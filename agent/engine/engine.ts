@@ -1,9 +1,12 @@
+// size: plans, slot timers, spots, clock-step checks and the alert preemption meet here; the alert rules
+// themselves live in alerts/ and engine/alert-hook.ts, the spots in spot-runner.ts.
 import type { TimerHandle } from '../core/clock.js';
 import type { Campaign, Compliance, EpochMs, LocalDate } from '../core/types.js';
 import type { EffectiveState } from '../schedule/desired.js';
-import { plan, type CatchUp, type Plan, type PlanInput } from '../schedule/planner.js';
+import { plan, type CatchUp, type Plan, type PlanInput, type WindowSpan } from '../schedule/planner.js';
 import { Zone } from '../schedule/zoned.js';
 import type { Events } from '../events/recorder.js';
+import { cutForAlert, startDueAlert, type AlertHook } from './alert-hook.js';
 import { ComplianceBook } from './compliance.js';
 import { ClockJumpDetector, FailureRests } from './guards.js';
 import { DayLedger } from './ledger.js';
@@ -24,12 +27,17 @@ export interface EngineContext extends SpotRunnerContext {
   desired: () => EffectiveState;
   /** Agent events (`clock-jump`). */
   events: Events;
+  alerts?: AlertHook; // §10: what preempts the spots and what the plan goes around
   /** Observability: called with every new plan (benchmarks measure re-plan latency with it). */
   onPlanned?: (p: Plan, reason: string) => void;
   /** Longest sleep between re-plans (default 30 s); a virtual clock needs none. */
   maxSleepMs?: number;
   /** How often wall time is checked against monotonic time for steps (default 2 s; 0 = only at wakes). */
   jumpCheckMs?: number;
+  /** §11: the standby instants of the day of `at` (display/); the planner cuts them out of every window. */
+  powerOff?: (at: EpochMs) => WindowSpan[];
+  /** §11: the screen is in standby now: a play-now is refused (no play happens in standby). */
+  standby?: () => boolean;
 }
 
 /**
@@ -117,6 +125,12 @@ export class Engine {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }
 
+  /** A spot in the player, and how long until the next planned one (issue 13: an update restarts the agent only in a gap). */
+  spotGap(now: EpochMs): { spotUnderWay: boolean; nextSpotInMs?: number } {
+    const next = this.lastPlan?.slots.find((s) => s.at >= now);
+    return { spotUnderWay: this.spots.busy(), ...(next ? { nextSpotInMs: next.at - now } : {}) };
+  }
+
   /** The plan in force (after the last re-plan). */
   plan(): Plan | undefined {
     return this.lastPlan;
@@ -151,6 +165,7 @@ export class Engine {
   playNow(campaignId: string): { queued: boolean } {
     const c = this.campaign(campaignId);
     if (!c) throw new Error(`no campaign ${campaignId} in force`);
+    if (this.ctx.standby?.()) throw new Error('the screen is in standby by its display schedule: nothing plays until its next power window');
     if (!this.ctx.resolve(c.media)) throw new Error(`media of ${campaignId} is not downloaded and verified yet`);
     // Issue 10 item 6: one spot of a campaign waiting at a time, so repeated play-nows (each
     // within the command's rate limit) cannot stack a campaign ahead of all the others. The one
@@ -189,6 +204,7 @@ export class Engine {
       zone: this.zone,
       lastStarts: this.spots.lastStarts(this.zone.localDateOf(now), now),
       ...(remaining !== undefined ? { busyUntil: now + remaining } : {}),
+      ...(this.ctx.powerOff || this.ctx.alerts ? { blocked: [...(this.ctx.powerOff?.(now) ?? []), ...(this.ctx.alerts?.blocked(now) ?? [])] } : {}),
     };
   }
 
@@ -226,8 +242,8 @@ export class Engine {
     this.track(this.ledger.note(p, now));
     if (!this.running) return;
     this.ctx.log.debug({ reason, day, slots: p.slots.length, next: p.slots[0]?.at }, 'planned');
-    const horizon = Math.min(p.replanAt, wakeAt, now + (this.ctx.maxSleepMs ?? MAX_SLEEP_MS));
-    if (this.spots.busy()) {
+    const horizon = Math.min(p.replanAt, wakeAt, now + (this.ctx.maxSleepMs ?? MAX_SLEEP_MS), this.ctx.alerts?.nextAt(now) ?? Infinity);
+    if (startDueAlert(this.ctx.alerts, this.spots, now) || this.spots.busy()) {
       this.arm(horizon);
       return;
     }
@@ -281,8 +297,13 @@ export class Engine {
     return true;
   }
 
+  /** §10: the alerts changed (one started, ended, became playable, a repeat fell due): cut, start or re-plan. */
+  alertsChanged(reason: string): void {
+    if (this.running && !cutForAlert(this.ctx.alerts, this.spots, this.ctx, reason) && !startDueAlert(this.ctx.alerts, this.spots, this.ctx.clock.now())) this.replan(reason);
+  }
+
   private campaign(id: string): Campaign | undefined {
-    return this.ctx.desired().campaigns.find((c) => c.id === id);
+    return this.ctx.desired().campaigns.find((c) => c.id === id) ?? this.ctx.alerts?.campaign(id);
   }
 
   private track<T>(p: Promise<T>): Promise<T> {

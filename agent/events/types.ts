@@ -1,4 +1,5 @@
 import type { DesiredKind, SourceKey } from '../core/desired.js';
+import type { DisplayPower } from '../protocol/outbound.js';
 import type { StoreReplacement } from '../store/recovery.js';
 
 // Every `event` message the agent publishes (PROTOCOL §3 `{"ts","type","detail"}`), by type,
@@ -23,6 +24,26 @@ export interface EventDetails {
   /** Recorded by the store itself (it sits below this component): listed for the NOC's sake. */
   'store-recovered': Record<string, unknown>;
   'disk-low': { freeMB: number; minFreeMB: number };
+  /**
+   * An `update` (issue 13) that did not happen: refused before the switch (stage download, verify,
+   * unpack, switch: nothing changed), or rolled back by the health gate (stage health, recorded by
+   * the release that is back). `version`: the release that failed.
+   */
+  'update-failed': { version: string; runningVersion: string; stage: string; reason: string; rolledBackAt?: string };
+  /** A new release proved itself healthy after an update. */
+  updated: { from: string; to: string };
+  /**
+   * §11: the screen's power or brightness changed. `reason`: `schedule` (a boundary, a new
+   * schedule, a restart), `alert` (woken for an alert), `cec-failed` (the sink did not take the
+   * CEC command: the output is black instead). `via`: how standby is shown; `cec`: what the sink said.
+   */
+  display: { power: DisplayPower; brightnessPct: number | null; reason: 'schedule' | 'alert' | 'cec-failed'; via?: 'cec' | 'black'; cec?: string };
+  /**
+   * §10: the alert on screen changed. `started` when one takes the screen (at its startsAt, or
+   * on arrival when already live), `ended` when it leaves it: `expired`, `cleared`, `replaced`
+   * (a new version), or `superseded` (a newer startsAt took over; it comes back if it outlives that one).
+   */
+  alert: { id: string; source: SourceKey; version: number; state: 'started' | 'ended'; reason?: 'expired' | 'cleared' | 'replaced' | 'superseded'; startsAt?: string; expiresAt?: string; at: string };
 }
 
 export type EventType = keyof EventDetails;

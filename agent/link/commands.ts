@@ -8,7 +8,7 @@ import { MAX_COMMAND_LIFETIME_MS, type Trust } from '../protocol/trust.js';
 import { InboundQueue } from './inbound-queue.js';
 import { commandError, commandOk, type CommandResult } from '../protocol/outbound.js';
 import type { RejectedReporter } from './rejected.js';
-import type { LinkHost } from './host.js';
+import type { LinkHost, LogCommands } from './host.js';
 import { CommandLimiter, type CommandLimit } from './rate-limits.js';
 
 // PROTOCOL §7. Order of checks, on arrival: decode → an id that just ran or waits → expiry →
@@ -52,7 +52,17 @@ const handlers: Record<string, Handler> = {
     if (!d.success) throw new Error('args.date: must be a real date YYYY-MM-DD');
     return await h.report(d.data);
   },
+  // Issue 13 item 5: recent log lines from memory, and a level change that expires.
+  logs: async (a, h) => await logCommandsOf(h).logs(a),
+  'log-level': async (a, h) => logCommandsOf(h).logLevel(a),
+  // Issue 13: answered once accepted; the outcome is the next status/heartbeat version, or an `update-failed` event.
+  update: async (a, h) => await h.update(a),
 };
+
+function logCommandsOf(h: LinkHost): LogCommands {
+  if (!h.logCommands) throw new Error('this agent has no log commands');
+  return h.logCommands;
+}
 
 export const COMMAND_NAMES = Object.keys(handlers);
 

@@ -1,6 +1,12 @@
 import type { AppliedVersions, DesiredMessage } from '../core/desired.js';
 import type { HeartbeatFields } from '../protocol/outbound.js';
 
+/** The `logs` and `log-level` commands (issue 13 item 5), answered from the agent's log ring. */
+export interface LogCommands {
+  logs(args: Record<string, unknown>): Promise<unknown>;
+  logLevel(args: Record<string, unknown>): unknown;
+}
+
 /**
  * The agent's side of the link: what the link hands on and asks. Its own file so that the link's
  * parts (commands, heartbeat, intake) and the agent can all name it without importing link.ts.
@@ -21,4 +27,8 @@ export interface LinkHost {
   restartPlayer(): Promise<void>;
   report(date: string): Promise<unknown>;
   status(): Promise<Record<string, unknown>>;
+  /** Absent in agents built without them (tests, the simulator): the commands answer so. */
+  readonly logCommands?: LogCommands | undefined;
+  /** The `update` command (issue 13): checks its args and starts the update; the result says it was accepted. */
+  update(args: Record<string, unknown>): Promise<unknown>;
 }

@@ -1,5 +1,5 @@
 import type { Logger } from '../core/log.js';
-import { assignmentSchema, overrideSchema } from '../protocol/schemas.js';
+import { alertDocSchema, assignmentSchema, overrideSchema } from '../protocol/schemas.js';
 import type { DesiredChange, DesiredKind, DesiredMessage } from '../core/desired.js';
 import type { Assignment, Override } from '../core/types.js';
 import type { Clock } from '../core/clock.js';
@@ -22,7 +22,18 @@ export type DesiredDecoded = ({ ok: true; keyId?: string } & DesiredChange) | { 
  * more than a day ahead of Unix seconds (poisoning) and an assignment past its `notAfter`.
  */
 export function decodeDesired(kind: DesiredKind, target: string, payload: Uint8Array, keys: Trust | KeyRing | undefined, now: number): DesiredDecoded {
-  if (kind === 'override' && payload.length === 0 && !keys) return { ok: true, kind, clear: true };
+  if (payload.length === 0 && !keys) {
+    if (kind === 'override') return { ok: true, kind, clear: true };
+    if (kind === 'alert') return { ok: true, kind, clear: true };
+  }
+  if (kind === 'alert') {
+    // §10: an alert, or a signed clear (`{"version","clear":true}`, the next version).
+    const a = decodeDocument(payload, alertDocSchema, target, keys, kind, now);
+    if (!a.ok) return a;
+    const why = versionProblem(a.doc.version, now);
+    if (why) return { ok: false, reason: why };
+    return { ok: true, kind, doc: a.doc, ...(a.keyId === undefined ? {} : { keyId: a.keyId }) };
+  }
   const r = kind === 'assignment' ? decodeDocument(payload, assignmentSchema, target, keys, kind, now) : decodeDocument(payload, overrideSchema, target, keys, kind, now);
   if (!r.ok) return r;
   const why = versionProblem(r.doc.version, now);

@@ -170,7 +170,7 @@ export class MqttLink implements Link {
   private refetchDesired(): void {
     for (const t of Object.keys(this.topics.subscriptions())) {
       const kind = this.topics.parse(t)?.kind;
-      if (kind === 'assignment' || kind === 'override') this.subscriptions.refetch(t);
+      if (kind === 'assignment' || kind === 'override' || kind === 'alert') this.subscriptions.refetch(t);
     }
   }
 
@@ -368,7 +368,7 @@ export class MqttLink implements Link {
     }
     const info = this.topics.parse(topic);
     if (!info) return;
-    if (info.kind === 'assignment' || info.kind === 'override') {
+    if (info.kind === 'assignment' || info.kind === 'override' || info.kind === 'alert') {
       void this.intake.handle(topic, info.kind, info.source, info.target, payload);
     } else if (info.kind === 'cmd') {
       const props = { ...(responseTopic !== undefined ? { responseTopic } : {}), ...(correlationData !== undefined ? { correlationData } : {}) };

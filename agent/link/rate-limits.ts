@@ -26,6 +26,11 @@ export interface CommandLimit {
  *   that already has a spot waiting for the player, so a campaign never piles up ahead of others.
  * - `ping`, `status`, `report` are reads: 20 at once for a dashboard that asks many screens
  *   and then 5 a second, still bounded because each one is a reply on the uplink.
+ * - `logs` answers up to ~214 KiB a page (a gzip of up to 2 MB of lines): 10 at once reads a
+ *   full ring of a few MB page by page, then one a second, which is what `signagectl logs
+ *   --follow` polls at; a loop asking for pages costs at most ~214 KiB/s of uplink.
+ * - `log-level` changes what every component logs (debug is ~10× the lines of info): 3 at once,
+ *   then one a minute, so a script cannot keep flipping it.
  */
 export const COMMAND_LIMITS: Readonly<Record<string, CommandLimit>> = {
   'restart-player': { burst: 1, refillMs: 30_000, exclusive: true },
@@ -34,6 +39,10 @@ export const COMMAND_LIMITS: Readonly<Record<string, CommandLimit>> = {
   ping: { burst: 20, refillMs: 200 },
   status: { burst: 20, refillMs: 200 },
   report: { burst: 20, refillMs: 200 },
+  logs: { burst: 10, refillMs: 1_000 },
+  'log-level': { burst: 3, refillMs: 60_000 },
+  // An update downloads a release and restarts the agent: one at a time, a retry or two, then one a minute.
+  update: { burst: 3, refillMs: 60_000, exclusive: true },
 };
 
 /** A name without its own limit gets this (every handler should have one; see the test). */

@@ -7,6 +7,7 @@ import { Downloads, type Downloaded, type MediaFailure } from './downloads.js';
 import { type CachedFile, checkFiles, scanCacheDir } from './index-file.js';
 import type { MediaCacheCtx } from './cache-ctx.js';
 import { IndexWriter } from './index-writer.js';
+import { pinnedFetch } from './pinned-fetch.js';
 import { evictionOrder, learnedLengthFits, lengthOf, mb, planNeed } from './policy.js';
 import { probeDuration } from './probe.js';
 import { Rechecker, type RecheckResult } from './recheck.js';
@@ -51,7 +52,7 @@ export class MediaCache {
       maxBytes: ctx.maxBytes,
       clock: ctx.clock,
       log: ctx.log,
-      fetchImpl: ctx.fetchImpl ?? globalThis.fetch,
+      fetchImpl: ctx.fetchImpl ?? pinnedFetch(ctx.sources, ctx.lookup),
       sources: ctx.sources,
       ...(ctx.lookup ? { lookup: ctx.lookup } : {}),
       concurrency: ctx.concurrency ?? 2,

@@ -99,11 +99,54 @@ export async function checkHttpTarget(url: URL, policy: SourcePolicy, lookup: Lo
   if (allow.host(host)) return;
   const addrs = isIP(host) !== 0 ? [{ address: host }] : await lookup(host);
   // A name that resolves to nothing is a network failure, reported by the fetch as such.
+  refuseNotPublic(url.hostname, addrs, allow);
+}
+
+function refuseNotPublic(hostname: string, addrs: ReadonlyArray<{ address: string }>, allow: ReturnType<typeof hostAllowList>): void {
   for (const a of addrs) {
     if (isNotPublic(a.address) && !allow.address(a.address)) {
-      throw new SourceRefused(`refused: ${url.hostname} is not a public address (loopback, private or link-local); allow it in media.allowHosts`);
+      throw new SourceRefused(`refused: ${hostname} is not a public address (loopback, private or link-local); allow it in media.allowHosts`);
     }
   }
+}
+
+/** node:net's `lookup` option: (hostname, options, callback), with `all` when it tries several addresses. */
+export type ConnectLookup = (
+  hostname: string,
+  options: { family?: number | string; all?: boolean },
+  callback: (err: Error | null, address: string | Array<{ address: string; family: number }>, family?: number) => void,
+) => void;
+
+/**
+ * The DNS answer a connection actually uses, checked by the same rule as checkHttpTarget: the
+ * name is resolved once more at connect time and the socket goes to what this returns, so a
+ * name that answered a public address to the check and a private one now (DNS rebinding) is
+ * refused here, not connected.
+ */
+export function checkedLookup(policy: SourcePolicy, lookup: Lookup = systemLookup): ConnectLookup {
+  const allow = hostAllowList(policy.allowHosts);
+  return (hostname, options, callback) => {
+    const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : Number(options.family ?? 0);
+    const answer = (all: Array<{ address: string; family: number }>): Array<{ address: string; family: number }> => {
+      const addrs = all.filter((a) => family === 0 || a.family === family);
+      if (!allow.host(hostname.replace(/^\[(.*)\]$/, '$1'))) refuseNotPublic(hostname, addrs, allow);
+      if (addrs.length === 0) throw Object.assign(new Error(`${hostname}: no address`), { code: 'ENOTFOUND' });
+      return addrs;
+    };
+    lookup(hostname).then(
+      (all) => {
+        let addrs: Array<{ address: string; family: number }>;
+        try {
+          addrs = answer(all);
+        } catch (e) {
+          return callback(e as Error, '');
+        }
+        if (options.all) callback(null, addrs);
+        else callback(null, addrs[0]!.address, addrs[0]!.family);
+      },
+      (e: unknown) => callback(e as Error, ''),
+    );
+  };
 }
 
 /**

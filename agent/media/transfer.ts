@@ -92,6 +92,8 @@ async function request(o: TransferOpts, headers: Record<string, string>, signal:
     try {
       res = await o.fetchImpl(url, { signal, headers, redirect: 'manual' });
     } catch (e) {
+      // The connection's own address check (pinned-fetch.ts): refused, not "could not fetch".
+      if (e instanceof SourceRefused) throw e;
       throw asTransferError(e, signal);
     }
     if (![301, 302, 303, 307, 308].includes(res.status)) return res;

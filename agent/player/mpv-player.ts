@@ -1,3 +1,4 @@
+// size: MpvPlayer is one mpv process's whole life (spawn, supervision, spots, screenshots, the §11 picture); its parts live beside it.
 import { mkdirSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import { SpotRun, type SpotRunContext } from './mpv-spot.js';
 import { MpvPlaylist, type PlaybackTrace } from './playlist.js';
 import { MpvPlayhead } from './playhead.js';
 import { warmPageCache } from './page-cache.js';
+import { applyPicture, FULL_PICTURE, type Picture } from './picture.js';
 import type { Clip } from '../core/clip.js';
 import type { Player, PlayerEvents, PlayerState, SpotHandlers, SpotRequest } from './player.js';
 
@@ -71,6 +73,7 @@ export class MpvPlayer implements Player {
   private readonly logged = new Set<string>();
   private dying: Promise<void> = Promise.resolve();
   private readonly supervisor: MpvSupervisor;
+  private picture: Picture = FULL_PICTURE;
 
   constructor(private readonly ctx: MpvPlayerContext) {
     this.t = { ...DEFAULT_TIMINGS, ...ctx.timings };
@@ -167,6 +170,28 @@ export class MpvPlayer implements Player {
     }
   }
 
+  /** §11 standby and brightness; kept and applied again to every mpv the supervisor starts. */
+  async setPicture(p: Picture): Promise<void> {
+    this.picture = { ...p };
+    const ipc = this.ipc;
+    if (!this.ready || !ipc) return;
+    await applyPicture(ipc, this.picture, this.ctx.log);
+    // Frames filtered before the change are still queued: resolve once two more went by (at most
+    // a second), so "set" means on screen and the display event that follows is true.
+    if (p.blank || !this.playlist.playing()) return;
+    const from = this.playhead.steps;
+    const until = this.ctx.clock.monotonic() + 1000;
+    while (this.playhead.steps < from + 2 && this.ctx.clock.monotonic() < until && this.ipc === ipc) {
+      await new Promise<void>((r) => this.ctx.clock.setTimer(20, r));
+    }
+  }
+
+  /** §10: the spot on screen ends now as interrupted (an alert takes the screen). */
+  interrupt(reason: string): void {
+    if (this.spot) this.playlist.skip();
+    this.spot?.finish('interrupted', reason);
+  }
+
   /** Warms the page cache with the head of the file, so the spot's open and first reads don't wait on the disk. */
   async preload(clip: Clip): Promise<void> {
     await warmPageCache(clip.path);
@@ -235,6 +260,8 @@ export class MpvPlayer implements Player {
     try {
       await ipc.start();
       await Promise.all(['time-pos', 'hwdec-current', 'idle-active', 'pause', 'paused-for-cache'].map((p) => ipc.observe(p)));
+      // Before the loop resumes, so a restart inside a standby period never shows a frame.
+      if (this.picture !== FULL_PICTURE) await applyPicture(ipc, this.picture, this.ctx.log);
     } catch (e) {
       if (ipc === this.ipc) this.ipc = undefined;
       ipc.kill();

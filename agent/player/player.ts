@@ -1,5 +1,6 @@
 import type { Clip } from '../core/clip.js';
 import type { EpochMs, Outcome } from '../core/types.js';
+import type { Picture } from './picture.js';
 
 export interface SpotRequest {
   /** Opaque id chosen by the engine; echoed in callbacks. */
@@ -51,10 +52,17 @@ export interface Player {
    * meanwhile, ends the spot through `onEnded` (`failed` / `interrupted`), never through a rejection.
    */
   playSpot(req: SpotRequest, handlers: SpotHandlers): Promise<void>;
+  /**
+   * Optional: ends the spot in the player at once as `interrupted` (its `onEnded` runs now), for
+   * an emergency alert (§10) that preempts it. No spot: nothing happens.
+   */
+  interrupt?(reason: string): void;
   /** Optional: load the spot's file ahead of its instant so it starts on time. */
   preload?(clip: Clip): Promise<void>;
   busy(): boolean;
   state(): PlayerState;
   screenshot(): Promise<Buffer>;
   restart(reason: string): Promise<void>;
+  /** Optional (§11): blank the output and set its level; kept across the player's own restarts. */
+  setPicture?(p: Picture): Promise<void>;
 }

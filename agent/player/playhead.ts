@@ -10,6 +10,8 @@ export class MpvPlayhead {
   hwdec: string | undefined;
   private paused = { pause: false, cache: false };
   private movedAt = 0;
+  /** time-pos changes seen since this mpv came up: frames going by (a new picture reaches the screen with them). */
+  steps = 0;
 
   constructor(private readonly clock: Clock) {}
 
@@ -27,7 +29,10 @@ export class MpvPlayhead {
   onProperty(name: string, data: unknown): void {
     switch (name) {
       case 'time-pos':
-        if (typeof data === 'number' && data !== this.timePos) this.moved();
+        if (typeof data === 'number' && data !== this.timePos) {
+          this.moved();
+          this.steps++;
+        }
         this.timePos = typeof data === 'number' ? data : undefined;
         break;
       case 'hwdec-current':

@@ -1,6 +1,7 @@
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Outcome } from '../core/types.js';
 import type { Clip } from '../core/clip.js';
+import type { Picture } from './picture.js';
 import type { Player, PlayerEvents, PlayerState, SpotHandlers, SpotRequest } from './player.js';
 
 export interface SimulatedPlayerContext {
@@ -48,6 +49,8 @@ export class SimulatedPlayer implements Player {
   private stopped = false;
   /** Every spot request, for tests. */
   readonly history: Array<{ campaignId: string; requestedAt: number }> = [];
+  /** The last picture set (§11), for tests and `simulate`. */
+  picture: Picture | undefined;
 
   constructor(private readonly ctx: SimulatedPlayerContext) {}
 
@@ -97,6 +100,15 @@ export class SimulatedPlayer implements Player {
         handlers.onStarted(this.ctx.clock.now());
       }),
     );
+  }
+
+  async setPicture(p: Picture): Promise<void> {
+    this.picture = { ...p };
+  }
+
+  /** As MpvPlayer: the spot ends now as interrupted. */
+  interrupt(reason: string): void {
+    this.endSpot('interrupted', reason);
   }
 
   busy(): boolean {

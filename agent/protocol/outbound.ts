@@ -17,6 +17,21 @@ export type Outcome = z.infer<typeof outcomeSchema>;
 export const displayStateSchema = z.enum(['connected', 'disconnected', 'unknown']);
 export type DisplayState = z.infer<typeof displayStateSchema>;
 
+/** §11 (v1.1): the screen's power as the display schedule and HDMI-CEC left it. */
+export const displayPowerSchema = z.enum(['on', 'standby', 'unknown']);
+export type DisplayPower = z.infer<typeof displayPowerSchema>;
+
+/**
+ * The heartbeat's `display` (§11): power and brightness, and `hdmi`, the connector's state that
+ * heartbeats before v1.1 sent as `display` itself (a string), which a reader still accepts.
+ */
+export const heartbeatDisplaySchema = z.object({
+  power: displayPowerSchema,
+  brightnessPct: z.number().min(0).max(100).nullable(),
+  hdmi: displayStateSchema.optional(),
+});
+export type HeartbeatDisplay = z.infer<typeof heartbeatDisplaySchema>;
+
 /** §8 play event. `eventId` is `{deviceId}:{storeId}:{seq}`; `seq` never repeats within a store. */
 export const playEventSchema = z.object({
   eventId: z.string(),
@@ -89,8 +104,13 @@ export const heartbeatFieldsSchema = z.object({
     .object({ state: z.enum(['playing', 'idle', 'down']), campaignId: z.string().nullable(), url: z.string().nullable(), hwdec: z.string().optional() })
     .optional(),
   clockSynced: z.boolean().optional(),
-  display: displayStateSchema.optional(),
+  display: z.union([heartbeatDisplaySchema, displayStateSchema]).optional(),
   compliance: z.array(complianceSchema).optional(),
+  /** The running release (issue 13), as in the status document, and where an update stands. */
+  agentVersion: z.string().optional(),
+  update: z.object({ state: z.string(), target: z.string().optional() }).optional(),
+  /** The groups the screen is in (its config): `signagectl update --group` finds a group's screens by it. */
+  groups: z.array(z.string()).optional(),
 });
 export type HeartbeatFields = z.infer<typeof heartbeatFieldsSchema>;
 

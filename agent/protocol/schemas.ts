@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { displayScheduleSchema } from './display-schema.js';
 
 // Wire schemas of PROTOCOL §4, §5, §7. One definition serves the MQTT decoders,
 // the CLI's --assignment files and signagectl's pre-publish validation.
@@ -87,7 +88,8 @@ export const instantSchema = z
   });
 
 const versionSchema = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
-const targetSchema = z.string().regex(/^(device|group)\/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/).optional();
+// `fleet` is the §10 fleet alert's target (`{p}/fleet/alert`); the topic's target decides which fits.
+const targetSchema = z.string().regex(/^((device|group)\/[A-Za-z0-9][A-Za-z0-9._-]{0,63}|fleet)$/).optional();
 // §9 v1.1: when the document was signed. Optional here (plain mode is unchanged); the signed
 // decode path requires it (decode.ts), so a signed document always says when it was issued.
 const issuedAtSchema = instantSchema.optional();
@@ -101,6 +103,8 @@ export const assignmentSchema = z
     issuedAt: issuedAtSchema,
     /** After this instant the assignment is refused on arrival and no longer in force (issue 10 item 4). */
     notAfter: instantSchema.optional(),
+    /** §11 (v1.1): power windows and brightness levels of the screen. */
+    display: displayScheduleSchema.optional(),
   })
   .refine((a) => new Set(a.campaigns.map((c) => c.id)).size === a.campaigns.length, {
     message: 'campaign ids must be unique',
@@ -130,6 +134,46 @@ export const commandSchema = z.object({
   issuedAt: issuedAtSchema,
 });
 
+/** §10: an alert lasts at most this long after its startsAt. */
+export const MAX_ALERT_MS = 24 * 3_600_000;
+
+/**
+ * PROTOCOL §10 alert. Exactly one of `media` (looped, or shown once every `repeatEverySec`) and
+ * `text` (rendered full screen). `expiresAt` is required and at most 24 h after `startsAt`, so a
+ * forgotten alert cannot hold a screen for days.
+ */
+export const alertSchema = z
+  .object({
+    version: versionSchema,
+    /** Absent: this is an alert, not a clear (the discriminator of alertDocSchema). */
+    clear: z.undefined().optional(),
+    id: idSchema,
+    media: z.object({ url: mediaUrlSchema, sha256: sha256Schema }).optional(),
+    text: z.string().min(1).max(1000).optional(),
+    startsAt: instantSchema,
+    expiresAt: instantSchema,
+    repeatEverySec: z.number().int().min(10).max(86_400).optional(),
+    target: targetSchema,
+    issuedAt: issuedAtSchema,
+  })
+  .superRefine((a, ctx) => {
+    if ((a.media === undefined) === (a.text === undefined)) ctx.addIssue({ code: 'custom', path: ['media'], message: 'give exactly one of media {url, sha256} and text' });
+    if (a.text !== undefined && a.text.trim() === '') ctx.addIssue({ code: 'custom', path: ['text'], message: 'must not be blank' });
+    const from = Date.parse(a.startsAt);
+    const to = Date.parse(a.expiresAt);
+    if (!(to > from)) ctx.addIssue({ code: 'custom', path: ['expiresAt'], message: 'must be after startsAt' });
+    else if (to - from > MAX_ALERT_MS) ctx.addIssue({ code: 'custom', path: ['expiresAt'], message: `must be at most 24 h after startsAt (is ${((to - from) / 3_600_000).toFixed(1)} h)` });
+  });
+
+/**
+ * A signed clear (§9: signed screens refuse an unsigned empty payload): the next version and
+ * `clear: true`, so it also outranks the alert it clears.
+ */
+export const alertClearSchema = z.object({ version: versionSchema, clear: z.literal(true), target: targetSchema, issuedAt: issuedAtSchema });
+
+/** What an alert topic carries: an alert, or a (signed) clear. */
+export const alertDocSchema = z.discriminatedUnion('clear', [alertClearSchema, alertSchema]);
+
 // The domain types are these documents as decoded (core/types.ts re-exports them): one definition
 // each, so a field added to the contract reaches every subsystem's types at once.
 export type MediaRef = z.infer<typeof mediaSchema>;
@@ -138,6 +182,8 @@ export type Assignment = z.infer<typeof assignmentSchema>;
 export type CampaignOverride = z.infer<typeof campaignOverrideSchema>;
 export type Override = z.infer<typeof overrideSchema>;
 export type CommandRequest = z.infer<typeof commandSchema>;
+export type Alert = z.infer<typeof alertSchema>;
+export type AlertDoc = z.infer<typeof alertDocSchema>;
 
 /** Formats zod issues as `path: message`, one per problem. */
 export function formatIssues(err: z.ZodError, prefix = ''): string[] {

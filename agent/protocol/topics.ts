@@ -50,13 +50,13 @@ function isDeviceKind(s: string): s is DeviceKind {
   return (DEVICE_KINDS as readonly string[]).includes(s);
 }
 
-export type InboundKind = 'assignment' | 'override' | 'cmd' | 'status';
+export type InboundKind = 'assignment' | 'override' | 'alert' | 'cmd' | 'status';
 
 export interface InboundTopic {
   kind: InboundKind;
-  /** Store source key: `device` or `group/{g}`. */
+  /** Store source key: `device`, `group/{g}`, or `fleet` (the §10 fleet alert). */
   source: string;
-  /** §9 target the signed document must name: `device/{id}` or `group/{g}`. */
+  /** §9 target the signed document must name: `device/{id}`, `group/{g}` or `fleet`. */
   target: string;
 }
 
@@ -85,15 +85,20 @@ export class Topics {
       subs[groupTopic(this.prefix, g, 'assignment')] = { qos: 1 };
       subs[groupTopic(this.prefix, g, 'override')] = { qos: 1 };
     }
+    // §10 alerts: the device's, each group's, and the fleet's (every screen, whatever its groups).
+    subs[this.of('alert')] = { qos: 1 };
+    for (const g of this.groups) subs[groupTopic(this.prefix, g, 'alert')] = { qos: 1 };
+    subs[fleetTopic(this.prefix, 'fleet/alert')] = { qos: 1 };
     return subs;
   }
 
   /** Maps a received topic to what it carries; undefined for topics we did not ask for. */
   parse(topic: string): InboundTopic | undefined {
+    if (topic === fleetTopic(this.prefix, 'fleet/alert')) return { kind: 'alert', source: 'fleet', target: 'fleet' };
     const dev = `${this.device}/`;
     if (topic.startsWith(dev)) {
       const rest = topic.slice(dev.length);
-      if (rest === 'assignment' || rest === 'override' || rest === 'cmd' || rest === 'status') {
+      if (rest === 'assignment' || rest === 'override' || rest === 'alert' || rest === 'cmd' || rest === 'status') {
         return { kind: rest, source: 'device', target: this.target };
       }
       return undefined;
@@ -103,7 +108,7 @@ export class Topics {
       const parts = topic.slice(grp.length).split('/');
       const [g, kind] = parts;
       if (parts.length !== 2 || g === undefined || !this.groups.includes(g)) return undefined;
-      if (kind === 'assignment' || kind === 'override') return { kind, source: `group/${g}`, target: `group/${g}` };
+      if (kind === 'assignment' || kind === 'override' || kind === 'alert') return { kind, source: `group/${g}`, target: `group/${g}` };
     }
     return undefined;
   }

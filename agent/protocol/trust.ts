@@ -56,8 +56,8 @@ export function asTrust(t: Trust | KeyRing | undefined): Trust | undefined {
   return t instanceof Map ? { operators: t, roots: new Map() } : (t as Trust);
 }
 
-/** `*`, `device/*`, `group/*`, `device/ID`, `group/G`. */
-const TARGET_PATTERN_RE = /^(\*|(device|group)\/\*|(device|group)\/[A-Za-z0-9][A-Za-z0-9._-]{0,63})$/;
+/** `*`, `device/*`, `group/*`, `device/ID`, `group/G`, `fleet` (the §10 fleet alert). */
+const TARGET_PATTERN_RE = /^(\*|fleet|(device|group)\/\*|(device|group)\/[A-Za-z0-9][A-Za-z0-9._-]{0,63})$/;
 
 export function scopeCovers(patterns: readonly string[], target: string): boolean {
   return patterns.some((p) => p === '*' || p === target || (p.endsWith('/*') && target.startsWith(p.slice(0, -1))));
@@ -97,7 +97,7 @@ export const keySetEntrySchema = z.object({
   /** base64 of the raw 32-byte Ed25519 public key, or PEM SPKI (as in the config). */
   publicKey: z.string().min(1).max(2048),
   scopes: z.object({
-    targets: z.array(z.string().regex(TARGET_PATTERN_RE, 'must be *, device/*, group/*, device/ID or group/G')).min(1).max(256),
+    targets: z.array(z.string().regex(TARGET_PATTERN_RE, 'must be *, device/*, group/*, device/ID, group/G or fleet')).min(1).max(256),
     kinds: z.array(z.string().regex(ID_RE)).min(1).max(16),
   }),
   expiresAt: instantSchema,

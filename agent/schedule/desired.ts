@@ -1,5 +1,6 @@
 import type { Assignment, Campaign, MediaRef } from '../core/types.js';
 import type { DesiredDoc, DesiredState } from '../core/desired.js';
+import type { DisplaySchedule } from '../protocol/display-schema.js';
 import type { OverrideLayer } from './planner.js';
 
 // PROTOCOL §3: what is in force is the union of the device assignment and the group
@@ -11,6 +12,8 @@ export interface EffectiveState {
   loop: MediaRef[];
   /** Device layer first, then groups in config order; cleared overrides omitted. */
   overrides: OverrideLayer[];
+  /** §11: the display schedule of the first document (device, then groups) that carries one. */
+  display?: DisplaySchedule;
 }
 
 function bySource<T>(docs: readonly DesiredDoc<T>[], source: string): DesiredDoc<T> | undefined {
@@ -39,6 +42,7 @@ export function effectiveState(d: DesiredState, groups: string[], now?: number):
   const campaigns: Campaign[] = [];
   const seen = new Set<string>();
   let loop: MediaRef[] | undefined;
+  let display: DisplaySchedule | undefined;
   for (const source of sources) {
     const a = bySource<Assignment>(d.assignments, source);
     if (!a?.doc || ended(a.doc, now)) continue;
@@ -49,6 +53,8 @@ export function effectiveState(d: DesiredState, groups: string[], now?: number):
     }
     // An empty loop list is treated as "no opinion", so a group's house content still shows.
     if (loop === undefined && a.doc.loop && a.doc.loop.length > 0) loop = a.doc.loop;
+    // Device wins over group as for campaigns; the schedule is taken whole, not merged field by field.
+    if (display === undefined && a.doc.display) display = a.doc.display;
   }
 
   const overrides: OverrideLayer[] = [];
@@ -65,5 +71,5 @@ export function effectiveState(d: DesiredState, groups: string[], now?: number):
     overrides.push(layer);
   }
 
-  return { campaigns, loop: loop ?? [], overrides };
+  return { campaigns, loop: loop ?? [], overrides, ...(display ? { display } : {}) };
 }

@@ -1,5 +1,6 @@
 import type { EpochMs } from '../core/types.js';
 import type { CampaignPlan, Plan } from './planner.js';
+import type { WindowSpan } from './windows.js';
 import { Zone } from './zoned.js';
 
 // Human output of `signage-agent plan`: the numbers per campaign, then the day on one
@@ -53,24 +54,55 @@ function cellChar(cp: CampaignPlan, starts: readonly EpochMs[], from: EpochMs, t
   return cp.windows.some((w) => w.start < to && w.end > from) ? '-' : '.';
 }
 
-export function renderPlanText(plan: Plan, tz: string, width = 100): string {
+/** §11 for the timeline: the day's standby spans and brightness periods (agent/display computes them). */
+export interface DisplayDay {
+  standby: WindowSpan[];
+  brightness: Array<WindowSpan & { pct: number }>;
+}
+
+function displayLines(d: DisplayDay, plan: Plan, zone: Zone): string[] {
+  const span = (s: WindowSpan): string => `${zone.formatTime(s.start)}-${s.end >= plan.dayEnd ? '24:00:00' : zone.formatTime(s.end)}`;
+  return [
+    `display  standby ${d.standby.length ? d.standby.map(span).join(' ') : 'none'} (nothing plays then)`,
+    `         brightness ${d.brightness.map((b) => `${b.pct}% ${span(b)}`).join(', ')}`,
+  ];
+}
+
+/** A cell of the power row: '=' on, '_' standby, '/' both within the cell. */
+function powerChar(standby: readonly WindowSpan[], from: EpochMs, to: EpochMs): string {
+  let off = 0;
+  for (const s of standby) off += Math.max(0, Math.min(s.end, to) - Math.max(s.start, from));
+  return off <= 0 ? '=' : off >= to - from ? '_' : '/';
+}
+
+/** A cell of the brightness row: the level in tens at the cell's start (F = 100 %). */
+function brightnessChar(periods: DisplayDay['brightness'], from: EpochMs): string {
+  const p = periods.find((x) => from >= x.start && from < x.end);
+  if (!p) return ' ';
+  return p.pct >= 100 ? 'F' : String(Math.floor(p.pct / 10));
+}
+
+export function renderPlanText(plan: Plan, tz: string, width = 100, display?: DisplayDay): string {
   const zone = new Zone(tz);
   const lines: string[] = [];
   const hours = (plan.dayEnd - plan.dayStart) / HOUR_MS;
   lines.push(`Plan for ${plan.day} (${tz}), ${hours} h day, re-plan at ${zone.formatLocal(plan.replanAt)}`);
   lines.push('');
+  if (display) lines.push(...displayLines(display, plan, zone), '');
   if (plan.campaigns.length === 0) lines.push('No campaign runs today: the loop plays all day.');
   for (const cp of plan.campaigns) {
     lines.push(...campaignBlock(cp, plan, zone, width));
     lines.push('');
   }
-  if (plan.campaigns.length === 0) return lines.join('\n') + '\n';
+  if (plan.campaigns.length === 0 && !display) return lines.join('\n') + '\n';
 
-  const labelW = Math.min(16, Math.max(...plan.campaigns.map((c) => c.campaignId.length))) + 1;
+  const rowLabels = [...plan.campaigns.map((c) => c.campaignId), ...(display ? ['brightness'] : [])];
+  const labelW = Math.min(16, Math.max(...rowLabels.map((l) => l.length))) + 1;
   const perHour = Math.max(1, Math.min(4, Math.floor((width - labelW) / Math.ceil(hours))));
   const cellMs = HOUR_MS / perHour;
   const cells = Math.ceil((plan.dayEnd - plan.dayStart) / cellMs);
   lines.push(`Timeline: one column = ${60 / perHour} min; '.' outside windows, '-' window, '*' a spot, 2-9 spots, '#' more`);
+  if (display) lines.push(`          power '=' on, '_' standby, '/' both; brightness in tens of percent, 'F' full`);
 
   // Hour ruler: the local hour at each cell where a local hour starts, every other hour
   // when a column is too narrow for two digits per hour.
@@ -95,6 +127,16 @@ export function renderPlanText(plan: Plan, tz: string, width = 100): string {
       row += cellChar(cp, starts, from, Math.min(plan.dayEnd, from + cellMs));
     }
     lines.push(`${cp.campaignId.slice(0, labelW - 1).padEnd(labelW)}${row}`);
+  }
+  if (display) {
+    let power = '';
+    let bright = '';
+    for (let i = 0; i < cells; i++) {
+      const from = plan.dayStart + i * cellMs;
+      power += powerChar(display.standby, from, Math.min(plan.dayEnd, from + cellMs));
+      bright += brightnessChar(display.brightness, from);
+    }
+    lines.push(`${'power'.padEnd(labelW)}${power}`, `${'brightness'.padEnd(labelW)}${bright}`);
   }
   return lines.join('\n') + '\n';
 }

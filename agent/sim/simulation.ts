@@ -8,7 +8,11 @@ import { effectiveState, type EffectiveState } from '../schedule/desired.js';
 import { addDays, Zone } from '../schedule/zoned.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { Engine } from '../engine/engine.js';
+import { offSpans } from '../display/schedule.js';
+import type { WindowSpan } from '../schedule/windows.js';
 import { EventRecorder } from '../events/recorder.js';
+import { AlertController } from '../alerts/controller.js';
+import type { DesiredState } from '../core/desired.js';
 
 /** A daily power cut, in local seconds of day; `end <= start` means it runs past midnight. */
 export interface Outage {
@@ -24,6 +28,8 @@ export interface SimulationInput {
   from: LocalDate;
   days: number;
   outages: Outage[];
+  /** §10: an alert at these local times on every simulated day (what it costs the day's targets). */
+  alerts?: Outage[];
   log: Logger;
   /** Store file; default an in-memory SQLite (simulate never touches the device's store). */
   storeFile?: string;
@@ -61,9 +67,12 @@ export async function simulate(input: SimulationInput): Promise<SimulationResult
     const desired: EffectiveState = effectiveState(state, input.groups);
     const events = new EventRecorder({ store, clock, log: input.log });
     const learned = new Map<string, number>();
+    // §11: the assignment's display schedule; standby time is outside every window, as on a box.
+    const powerOff = (at: number): WindowSpan[] => offSpans(desired.display, zone, zone.localDateOf(at));
 
     let engine: Engine | undefined;
     let player: SimulatedPlayer | undefined;
+    const alerts = dailyAlerts(input, zone, (reason) => engine?.alertsChanged(reason), clock, events);
     const settle = async (): Promise<void> => {
       await flushJobs();
       await engine?.whenIdle();
@@ -79,12 +88,14 @@ export async function simulate(input: SimulationInput): Promise<SimulationResult
         deviceId: input.deviceId,
         timezone: input.timezone,
         desired: () => desired,
+        ...(alerts ? { alerts } : {}),
         resolve: (m) => ({ path: m.url, sha256: m.sha256, durationMs: m.durationMs ?? 30_000 }),
         durationOf: (sha) => learned.get(sha),
         learnDuration: (sha, ms) => learned.set(sha, ms),
         clockSynced: () => true,
         events,
         maxSleepMs: 6 * 3600_000,
+        powerOff,
         jumpCheckMs: 0,
       });
       await player.start();
@@ -112,6 +123,7 @@ export async function simulate(input: SimulationInput): Promise<SimulationResult
     edges.sort((a, b) => a.at - b.at || Number(a.up) - Number(b.up));
     const end = zone.dayBounds(addDays(input.from, input.days)).start;
 
+    alerts?.start();
     await boot();
     let down = 0;
     for (const e of edges) {
@@ -125,6 +137,7 @@ export async function simulate(input: SimulationInput): Promise<SimulationResult
     }
     await clock.advanceTo(end, settle);
     if (engine) await powerCut();
+    alerts?.stop();
 
     // Judge each day as it ended, from the store alone.
     const judge = new Engine({
@@ -137,6 +150,7 @@ export async function simulate(input: SimulationInput): Promise<SimulationResult
       desired: () => desired,
       resolve: () => undefined,
       events,
+      powerOff,
     });
     const compliance: Compliance[] = [];
     const plays: SimulationResult['plays'] = [];
@@ -151,4 +165,38 @@ export async function simulate(input: SimulationInput): Promise<SimulationResult
   } finally {
     await store.stop();
   }
+}
+
+const SIM_ALERT_MEDIA = { url: 'sim://alert.mp4', sha256: 'a1'.repeat(32) };
+
+/**
+ * The real AlertController fed one alert a day at each `--alert` time. Each day's alert sits on a
+ * topic of its own (a group per day), as an operator would publish a new one each day; the
+ * controller's rules pick the live one exactly as on a screen.
+ */
+function dailyAlerts(input: SimulationInput, zone: Zone, changed: (reason: string) => void, clock: VirtualClock, events: EventRecorder): AlertController | undefined {
+  if (!input.alerts?.length) return undefined;
+  const groups: string[] = [];
+  const state: DesiredState = { assignments: [], overrides: [], alerts: [] };
+  for (let i = 0; i < input.days; i++) {
+    const day = addDays(input.from, i);
+    for (const [j, a] of input.alerts.entries()) {
+      const start = zone.localToEpoch(day, a.start);
+      const end = a.end > a.start ? zone.localToEpoch(day, a.end) : zone.localToEpoch(addDays(day, 1), a.end);
+      const g = `sim-${i}-${j}`;
+      groups.push(g);
+      const doc = { version: 1, id: `sim-${day}-${j}`, media: SIM_ALERT_MEDIA, startsAt: new Date(start).toISOString(), expiresAt: new Date(end).toISOString() };
+      state.alerts!.push({ source: `group/${g}`, version: 1, doc, appliedAt: start });
+    }
+  }
+  const c = new AlertController({
+    clock,
+    log: input.log,
+    events,
+    groups,
+    resolveMedia: (m) => ({ path: m.url, sha256: m.sha256, durationMs: 30_000 }),
+    onChange: changed,
+  });
+  c.update(state);
+  return c;
 }

@@ -1,5 +1,5 @@
 import type { ApplyResult, DesiredChange, DesiredDoc, DesiredKind, DesiredState, SourceKey } from '../core/desired.js';
-import type { Assignment, EpochMs, Override } from '../core/types.js';
+import type { AlertDoc, Assignment, EpochMs, Override } from '../core/types.js';
 import type { Query } from './db.js';
 
 // The `desired` table: one row per topic (kind, source), its version and document (NULL = a
@@ -13,8 +13,10 @@ interface DesiredRow {
   applied_at: number;
 }
 
-function docOf(r: DesiredRow): DesiredDoc<Assignment | Override> {
-  return { source: r.source, version: r.version, doc: r.doc === null ? null : (JSON.parse(r.doc) as Assignment | Override), appliedAt: r.applied_at };
+type AnyDoc = Assignment | Override | AlertDoc;
+
+function docOf(r: DesiredRow): DesiredDoc<AnyDoc> {
+  return { source: r.source, version: r.version, doc: r.doc === null ? null : (JSON.parse(r.doc) as AnyDoc), appliedAt: r.applied_at };
 }
 
 export async function readDesired(q: Query): Promise<DesiredState> {
@@ -22,7 +24,9 @@ export async function readDesired(q: Query): Promise<DesiredState> {
   const out: DesiredState = { assignments: [], overrides: [] };
   for (const r of rows) {
     if (r.kind === 'assignment') out.assignments.push(docOf(r) as DesiredDoc<Assignment>);
-    else out.overrides.push(docOf(r) as DesiredDoc<Override>);
+    else if (r.kind === 'override') out.overrides.push(docOf(r) as DesiredDoc<Override>);
+    // Only when there is one: a store that never had an alert reads as it always did.
+    else (out.alerts ??= []).push(docOf(r) as DesiredDoc<AlertDoc>);
   }
   return out;
 }

@@ -90,6 +90,25 @@ export const migrations: ReadonlyArray<{ version: number; sql: string }> = [
       );
     `,
   },
+  {
+    // PROTOCOL §10 alerts are desired state like the rest (versions per topic, kept across
+    // restarts, so a pre-staged alert fires after a reboot with the broker down). SQLite cannot
+    // widen a CHECK in place: the table is rebuilt with its rows.
+    version: 6,
+    sql: `
+      CREATE TABLE desired_v6 (
+        kind TEXT NOT NULL CHECK (kind IN ('assignment','override','alert')),
+        source TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        doc TEXT,
+        applied_at INTEGER NOT NULL,
+        PRIMARY KEY (kind, source)
+      );
+      INSERT INTO desired_v6(kind, source, version, doc, applied_at) SELECT kind, source, version, doc, applied_at FROM desired;
+      DROP TABLE desired;
+      ALTER TABLE desired_v6 RENAME TO desired;
+    `,
+  },
 ];
 
 /** The error code of a store whose schema is newer than this agent's migrations. */

@@ -1,21 +1,32 @@
 import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
 import type { Logger } from '../core/log.js';
 
-// sd_notify(3) without a native addon. Node cannot open AF_UNIX datagram sockets, so each
-// message is handed to `systemd-notify` (always present where systemd is). Since systemd 246
-// systemd-notify follows every message with BARRIER=1 and waits until PID 1 has consumed it,
-// so the message is attributed to our unit even though the helper process exits right after;
-// the unit needs NotifyAccess=all because the sender is a child of the main process.
-// A spawn costs a few milliseconds; we send at most one message per half watchdog period.
+// sd_notify(3). PID 1 attributes a notification to a unit by the sender's SCM_CREDENTIALS pid,
+// which the kernel fills in with the sending process's own pid. Node has no AF_UNIX datagram
+// socket, so the datagram is sent from this process through `unix-dgram` (a small native addon):
+// the agent's own pid, so the unit can say NotifyAccess=main and no mpv or probe helper in its
+// cgroup can send READY/WATCHDOG/STOPPING on its behalf. An abstract socket name (`@...`, never
+// used for system units: theirs is /run/systemd/notify) cannot be addressed by unix-dgram; only
+// then is the message handed to `systemd-notify`, a child, which needs NotifyAccess=all.
 
 export interface NotifierContext {
   /** NOTIFY_SOCKET as passed by systemd; without it every method is a no-op. */
   socketPath?: string;
   log: Logger;
-  /** The helper binary; tests may point it elsewhere. */
+  /** The helper binary for abstract socket names; tests may point it elsewhere. */
   command?: string;
-  /** Per-message limit: systemd-notify itself gives up on the barrier after 5 s. */
+  /** Per-message limit for the helper: systemd-notify itself gives up on its barrier after 5 s. */
   timeoutMs?: number;
+}
+
+interface DgramSocket {
+  send(buf: Buffer, offset: number, length: number, path: string, cb: (err?: Error) => void): void;
+  close(): void;
+  on(event: 'error', fn: (err: Error) => void): void;
+}
+interface DgramModule {
+  createSocket(type: 'unix_dgram'): DgramSocket;
 }
 
 const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -28,6 +39,7 @@ export class SystemdNotifier {
   /** Messages go out one at a time and in order: READY must never overtake a STATUS, etc. */
   private chain: Promise<void> = Promise.resolve();
   private warned = false;
+  private socket: DgramSocket | undefined;
 
   constructor(ctx: NotifierContext) {
     this.socketPath = ctx.socketPath || undefined;
@@ -38,6 +50,12 @@ export class SystemdNotifier {
 
   get enabled(): boolean {
     return this.socketPath !== undefined;
+  }
+
+  /** `direct`: sent from this process (NotifyAccess=main works); `helper`: through systemd-notify. */
+  get transport(): 'direct' | 'helper' | 'none' {
+    if (this.socketPath === undefined) return 'none';
+    return this.socketPath.startsWith('@') ? 'helper' : 'direct';
   }
 
   ready(): Promise<void> {
@@ -65,12 +83,52 @@ export class SystemdNotifier {
     return Math.max(1, Math.floor(usec / 2000));
   }
 
+  /** Closes the datagram socket; a later message opens a new one. */
+  close(): void {
+    this.socket?.close();
+    this.socket = undefined;
+  }
+
   private send(assignments: string[]): Promise<void> {
     const socket = this.socketPath;
     if (socket === undefined) return Promise.resolve();
-    const next = this.chain.then(() => this.spawn(socket, assignments));
+    const next = this.chain.then(() => (this.transport === 'direct' ? this.sendDirect(socket, assignments) : this.spawn(socket, assignments)));
     this.chain = next;
     return next;
+  }
+
+  // Never throws: a lost notification is systemd's business (it restarts us on a missed
+  // watchdog); crashing the player over it would be worse.
+  private failed(err: Error, assignments: string[], stderr = ''): void {
+    const level = this.warned ? 'debug' : 'warn';
+    this.warned = true;
+    this.log[level]({ err: err.message, ...(stderr ? { stderr } : {}), msg0: assignments[0], transport: this.transport }, 'sd_notify failed');
+  }
+
+  private sendDirect(path: string, assignments: string[]): Promise<void> {
+    return new Promise((resolve) => {
+      let sock: DgramSocket;
+      try {
+        sock = this.socket ??= this.openSocket();
+      } catch (e) {
+        this.failed(e as Error, assignments);
+        resolve();
+        return;
+      }
+      const buf = Buffer.from(assignments.join('\n'), 'utf8');
+      sock.send(buf, 0, buf.length, path, (err) => {
+        if (err) this.failed(err, assignments);
+        resolve();
+      });
+    });
+  }
+
+  private openSocket(): DgramSocket {
+    // unix-dgram is CommonJS and ships no types; loaded on first use so a box without NOTIFY_SOCKET never loads it.
+    const mod = createRequire(import.meta.url)('unix-dgram') as DgramModule;
+    const sock = mod.createSocket('unix_dgram');
+    sock.on('error', (err) => this.failed(err, ['(socket)']));
+    return sock;
   }
 
   private spawn(socket: string, assignments: string[]): Promise<void> {
@@ -80,13 +138,7 @@ export class SystemdNotifier {
         assignments,
         { env: { NOTIFY_SOCKET: socket, PATH: SAFE_PATH }, timeout: this.timeoutMs, windowsHide: true },
         (err, _stdout, stderr) => {
-          // Never throws: a lost notification is systemd's business (it restarts us on a missed
-          // watchdog); crashing the player over it would be worse.
-          if (err) {
-            const level = this.warned ? 'debug' : 'warn';
-            this.warned = true;
-            this.log[level]({ err: err.message, stderr: String(stderr).trim(), msg0: assignments[0] }, 'sd_notify failed');
-          }
+          if (err) this.failed(err, assignments, String(stderr).trim());
           resolve();
         },
       );

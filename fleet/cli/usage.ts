@@ -8,6 +8,9 @@ export const USAGE = `signage-fleet: the fleet side of signage-agent (docs/fleet
       (--db: the archive instead of the config's db: a SQLite file or a PostgreSQL URL)
   signage-fleet report --db FILE|postgres://… --from YYYY-MM-DD --to YYYY-MM-DD [--group G] [--campaign C] [--csv|--json]
       per day, screen and campaign: played/target; per group: the share of screens that met it
+  signage-fleet simulate-fleet --devices N --broker URL [--heartbeat-sec 10] [--plays-per-hour 60] [--duration 5m]
+      [--spot-sec 15] [--prefix signage] [--id-prefix sim-] [--timezone TZ] [--report FILE]
+      N virtual screens (the agent's engine, store and link, a simulated player): sizes a broker, loads the ingest
   signage-fleet --version | --help
 `;
 
@@ -16,6 +19,7 @@ export class UsageError extends Error {}
 export type Command =
   | { name: 'serve'; config: string; db?: string }
   | { name: 'report'; db: string; from: string; to: string; group?: string; campaign?: string; format: 'text' | 'csv' | 'json' }
+  | { name: 'simulate-fleet'; args: string[] }
   | { name: 'help' }
   | { name: 'version' };
 
@@ -23,6 +27,8 @@ export function parseCommand(argv: string[]): Command {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') return { name: 'help' };
   if (cmd === '--version') return { name: 'version' };
+  // Its options are the simulator's own (fleet/sim/cli.ts), read there once it is loaded.
+  if (cmd === 'simulate-fleet') return { name: 'simulate-fleet', args: rest };
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({

@@ -73,7 +73,10 @@ export class Batcher {
     // set it, leaving a settled promise there that blocks every later flush (the ingest stalled).
     this.writing = Promise.resolve().then(async () => {
       try {
-        const stats = items.length > 0 ? await this.write(items) : undefined;
+        // Always await: a batch of dropped messages only (no items) would otherwise run this body
+        // to its `finally` before `this.writing` is assigned below, leaving it set for good, so
+        // the batcher never wrote again and drain() spun forever (found by the NOC tests).
+        const stats = await (items.length > 0 ? this.write(items) : Promise.resolve(undefined));
         this.queue.splice(0, batch.length);
         this.firstAt = Date.now();
         this.retryMs = 0;

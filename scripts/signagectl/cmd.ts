@@ -12,8 +12,8 @@ import { commandExpiry, SIGNING_HELP, SIGNING_OPTIONS, signerFrom, signFor, type
 
 /** A signed command lives 10 minutes unless --expires says otherwise (at most 24 h, PROTOCOL §9 v1.1). */
 const SIGNED_COMMAND_MS = 10 * 60_000;
-const COMMAND_OPTIONS = { ...SIGNING_OPTIONS, expires: { type: 'string' } } as const;
-const COMMAND_SIGNING_HELP = `${SIGNING_HELP}
+export const COMMAND_OPTIONS = { ...SIGNING_OPTIONS, expires: { type: 'string' } } as const;
+export const COMMAND_SIGNING_HELP = `${SIGNING_HELP}
   --expires D      the command is void after D (10m, 2h; at most 24h); default: the --timeout
                    unsigned, 10 minutes signed. Also sent as the MQTT 5 message expiry, so a
                    command queued for an offline screen is dropped by the broker, not run later`;

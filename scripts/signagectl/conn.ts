@@ -16,6 +16,8 @@ export interface Io {
   isTTY: boolean;
   /** Raw writes (the live table redraw). */
   write?(s: string): void;
+  /** Ends a command that runs until stopped (`logs --follow`). */
+  signal?: AbortSignal;
 }
 
 export class CliError extends Error {

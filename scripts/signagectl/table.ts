@@ -27,6 +27,11 @@ export function jsonForTerminal(v: unknown): string {
   return JSON.stringify(v, null, 2).replace(UNSAFE_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+/** One-line JSON for a terminal, escaped as jsonForTerminal is. */
+export function jsonLineForTerminal(v: unknown): string {
+  return JSON.stringify(v).replace(UNSAFE_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 export function renderTable(header: string[], rawRows: string[][]): string[] {
   const rows = rawRows.map((r) => r.map(termSafe));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));

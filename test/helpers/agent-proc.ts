@@ -15,6 +15,25 @@ export function sha256File(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
 }
 
+/** The child's pino lines parsed into `lines` (a line that is not JSON as `{msg}`), stderr as `{msg: 'stderr: …'}`. */
+export function collectLines(child: ChildProcess, lines: Array<Record<string, unknown>>): void {
+  let buf = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        lines.push({ msg: line });
+      }
+    }
+  });
+  child.stderr!.on('data', (d: Buffer) => lines.push({ msg: `stderr: ${d.toString()}` }));
+}
+
 /**
  * The agent as installers run it: `signage-agent run --config`, a child process with its own
  * dataDir, headless mpv and the test's broker. Its pino lines are parsed so tests can wait on them.
@@ -27,6 +46,8 @@ export class AgentProcess {
    * reader stall the agent on the test harness, not on anything a deployed screen does.
    */
   logLevel: 'debug' | 'info' = 'debug';
+  /** NOTIFY_SOCKET for the agent, as systemd would pass it; empty (no notifications) by default. */
+  notifySocket = '';
   private child: ChildProcess | undefined;
   private exited: Promise<number | null> = Promise.resolve(null);
   readonly configFile: string;
@@ -58,24 +79,10 @@ export class AgentProcess {
     const child = spawn(process.execPath, [AGENT_BIN, 'run', '--config', this.configFile], {
       stdio: ['ignore', 'pipe', 'pipe'],
       // NODE_OPTIONS as systemd/signage-agent.service sets it (units.test.ts checks the unit).
-      env: { ...process.env, NODE_OPTIONS: AGENT_NODE_OPTIONS, LOG_LEVEL: this.logLevel, LOG_PRETTY: '0', DISPLAY: '', WAYLAND_DISPLAY: '', NOTIFY_SOCKET: '' },
+      env: { ...process.env, NODE_OPTIONS: AGENT_NODE_OPTIONS, LOG_LEVEL: this.logLevel, LOG_PRETTY: '0', DISPLAY: '', WAYLAND_DISPLAY: '', NOTIFY_SOCKET: this.notifySocket },
     });
     this.child = child;
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          this.lines.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          this.lines.push({ msg: line });
-        }
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => this.lines.push({ msg: `stderr: ${d.toString()}` }));
+    collectLines(child, this.lines);
     this.exited = new Promise((r) => child.once('exit', (code) => r(code)));
   }
 

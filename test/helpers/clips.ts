@@ -9,7 +9,7 @@ import { tempDir as sharedTempDir } from './tmp.js';
 const run = promisify(execFile);
 
 export interface ClipSpec {
-  kind: 'pattern' | 'black' | 'still';
+  kind: 'pattern' | 'black' | 'still' | 'red';
   seconds: number;
   fps?: number;
   size?: string;
@@ -20,7 +20,7 @@ export interface ClipSpec {
 export const CLIP_DIR = path.join(os.tmpdir(), 'signage-test-clips');
 const cacheDir = CLIP_DIR;
 
-/** An H.264 mp4 made by ffmpeg: `pattern` is testsrc2 (moving every frame), `black` all black, `still` one unmoving grey picture. */
+/** An H.264 mp4 made by ffmpeg: `pattern` is testsrc2 (moving every frame), `black` all black, `still` one unmoving grey picture, `red` all red (an alert clip a screenshot tells apart). */
 export async function makeClip(spec: ClipSpec): Promise<string> {
   const fps = spec.fps ?? 25;
   const size = spec.size ?? '160x120';
@@ -29,7 +29,7 @@ export async function makeClip(spec: ClipSpec): Promise<string> {
   if (existsSync(file)) return file;
   mkdirSync(cacheDir, { recursive: true });
   const src =
-    spec.kind === 'pattern' ? `testsrc2=size=${size}:rate=${fps}` : `color=c=${spec.kind === 'black' ? 'black' : 'gray'}:size=${size}:rate=${fps}`;
+    spec.kind === 'pattern' ? `testsrc2=size=${size}:rate=${fps}` : `color=c=${spec.kind === 'still' ? 'gray' : spec.kind}:size=${size}:rate=${fps}`;
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.mp4`;
   await run('ffmpeg', [
     '-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', src, '-t', String(spec.seconds),

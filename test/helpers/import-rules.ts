@@ -96,6 +96,14 @@ export const RULES: Rule[] = [
     kind: 'only', id: 'fleet-protocol-only',
     why: 'the fleet service speaks to screens through the contract alone',
     from: ['fleet/**'], allow: ['agent/protocol/**', 'fleet/**', '!agent/**', '!scripts/**', '!test/**'],
+    // fleet/sim/ is simulate-fleet, a load tool whose virtual screens ARE the agent's engine, store
+    // and link (a rewrite of the protocol would test nothing); fleet-sim-apart keeps it out of serve.
+    unless: ['fleet/sim/**'],
+  },
+  {
+    kind: 'forbid', id: 'fleet-sim-apart',
+    why: 'fleet/sim/ (simulate-fleet) runs the agent\'s own parts as virtual screens; serve never loads it, main.ts imports it lazily for that subcommand only',
+    from: ['fleet/**'], to: ['fleet/sim/**'], unless: ['fleet/sim/**', 'fleet/main.ts'],
   },
   {
     kind: 'process', id: 'process-main-only',

@@ -23,9 +23,10 @@ export type Rule =
   | { kind: 'forbid'; id: string; why: string; from: Pattern[]; to: Pattern[]; unless?: Pattern[]; reach?: boolean }
   /**
    * Files in `from` import only what matches `from` or `allow`. A `!pattern` in allow narrows the
-   * rule to what it names: then only imports matching a `!pattern` are checked.
+   * rule to what it names: then only imports matching a `!pattern` are checked. Files in `unless`
+   * are outside the rule (a named exception, with its own rule saying what holds there instead).
    */
-  | { kind: 'only'; id: string; why: string; from: Pattern[]; allow: Pattern[] }
+  | { kind: 'only'; id: string; why: string; from: Pattern[]; allow: Pattern[]; unless?: Pattern[] }
   /** Only files in `allowIn` use these members of the global `process` (or import node:process). */
   | { kind: 'process'; id: string; why: string; scope: Pattern[]; allowIn: Pattern[]; members: string[] }
   /** No import cycle between files (`file`) or between first-level folders under `root` (`folder`). */
@@ -273,7 +274,7 @@ export function check(sources: SourceInfo[], rules: Rule[]): Violation[] {
         break;
       case 'only':
         for (const s of sources) {
-          if (!anyMatch(rule.from, s.file)) continue;
+          if (!anyMatch(rule.from, s.file) || (rule.unless && anyMatch(rule.unless, s.file))) continue;
           const allow = [...rule.from, ...rule.allow.filter((p) => !p.startsWith('!'))];
           const deny = rule.allow.filter((p) => p.startsWith('!')).map((p) => p.slice(1));
           for (const i of s.imports) {

@@ -73,6 +73,11 @@ export class FakeHost implements LinkHost {
   async report(date: string): Promise<unknown> {
     return { date, campaigns: [] };
   }
+  updates: Array<Record<string, unknown>> = [];
+  async update(args: Record<string, unknown>): Promise<unknown> {
+    this.updates.push(args);
+    return { accepted: true, version: args.version };
+  }
   async status(): Promise<Record<string, unknown>> {
     return { state: 'fine' };
   }

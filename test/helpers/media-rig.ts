@@ -29,7 +29,7 @@ export function captureLogger(): { log: Logger; lines: Array<Record<string, unkn
   return { log, lines };
 }
 
-export async function startCache(t: Teardown, dir: string, opts: { maxBytes?: number; clock?: VirtualClock; start?: boolean; ctx?: Partial<Pick<MediaCacheCtx, 'mpvPath' | 'probeTimeoutMs' | 'recheckEveryMs' | 'sources' | 'lookup' | 'minFreeBytes' | 'log'>> } = {}): Promise<Rig> {
+export async function startCache(t: Teardown, dir: string, opts: { maxBytes?: number; clock?: VirtualClock; start?: boolean; ctx?: Partial<Pick<MediaCacheCtx, 'mpvPath' | 'probeTimeoutMs' | 'recheckEveryMs' | 'sources' | 'lookup' | 'minFreeBytes' | 'log' | 'fetchImpl'>> } = {}): Promise<Rig> {
   const clock = opts.clock ?? new VirtualClock(Date.parse('2026-01-10T08:00:00Z'));
   const waiters: Array<(k: 'verified' | 'failed') => void> = [];
   const shaWaiters = new Map<string, Array<() => void>>();
