@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { idSchema as id } from '../agent/protocol/schemas.js';
+import { isPostgresUrl } from './archive/open.js';
 
 /** 127.0.0.0/8, ::1 and localhost: the addresses only this box can reach. */
 export function isLoopback(bind: string): boolean {
@@ -11,7 +12,7 @@ export function isLoopback(bind: string): boolean {
 // fleet.json: one schema, every problem reported at once (docs/fleet.md#config).
 
 export const fleetConfigSchema = z.strictObject({
-  /** The archive: a SQLite file (relative paths are read from the config file's folder). */
+  /** The archive: a SQLite file (relative paths are read from the config file's folder) or a postgres:// URL. */
   db: z.string().min(1),
   mqtt: z.strictObject({
     url: z.string().regex(/^(mqtts?|wss?|tcp):\/\//, 'must be an mqtt://, mqtts://, ws:// or wss:// URL'),
@@ -73,7 +74,7 @@ export function parseFleetConfig(doc: unknown, baseDir: string): FleetConfig {
   const abs = (p: string): string => path.resolve(baseDir, p);
   return {
     ...c,
-    db: abs(c.db),
+    db: isPostgresUrl(c.db) ? c.db : abs(c.db),
     mqtt: { ...c.mqtt, ...(c.mqtt.passwordFile ? { passwordFile: abs(c.mqtt.passwordFile) } : {}) },
     ...(c.http ? { http: { ...c.http, ...(c.http.tokenFile ? { tokenFile: abs(c.http.tokenFile) } : {}) } } : {}),
   };

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // signage-fleet's entry point, and the only module of fleet/ that touches the process: argv, env,
 // signals, exit codes, stdio. Exit codes: 0 ok, 1 a failure at run time, 2 bad usage or config.
+import path from 'node:path';
+import { isPostgresUrl } from './archive/open.js';
 import { runReport } from './cli/report-cmd.js';
 import { parseCommand, UsageError, USAGE } from './cli/usage.js';
 import { FleetConfigError, loadFleetConfig } from './config.js';
@@ -32,6 +34,8 @@ async function main(argv: string[]): Promise<number> {
   let config;
   try {
     config = loadFleetConfig(cmd.config);
+    // --db wins over the config's db; a relative file is the caller's, read from the working directory.
+    if (cmd.db) config = { ...config, db: isPostgresUrl(cmd.db) ? cmd.db : path.resolve(cmd.db) };
   } catch (e) {
     if (e instanceof FleetConfigError) { process.stderr.write(`signage-fleet: bad config ${cmd.config}: ${e.problems.join('; ')}\n`); return 2; }
     throw e;

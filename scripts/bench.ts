@@ -15,6 +15,7 @@ const SECTIONS: Record<string, () => Promise<{ bench: () => Promise<void> }>> = 
   'fleet-metrics': () => import('./bench/fleet-metrics.js'),
   'fleet-sim': () => import('./bench/fleet-sim.js'),
   alert: () => import('./bench/alert.js'),
+  'fleet-ingest': () => import('./bench/fleet-ingest.js'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

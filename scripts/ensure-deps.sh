@@ -29,6 +29,8 @@ if [ "${1:-}" = test ]; then
   command -v faketime >/dev/null || need+=(faketime)
   # fleet-metrics*.test.ts: promtool lints /metrics and unit-tests the alert rules; prometheus scrapes it.
   command -v promtool >/dev/null || need+=(prometheus)
+  # fleet-pg*.test.ts and the fleet-ingest bench run a throwaway cluster (initdb, pg_ctl: not on PATH in Debian).
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

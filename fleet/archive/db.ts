@@ -3,10 +3,39 @@ import sqlite3 from 'sqlite3';
 export type Param = string | number | null;
 
 /**
- * A promise face on one sqlite3 connection, every call in turn: a transaction (`tx`) runs alone
- * from BEGIN IMMEDIATE to COMMIT, so the ingest's batches and the report's reads never interleave.
+ * One face for both archive engines (SQLite, PostgreSQL), so the ingest's writes, the report and
+ * every other reader run unchanged. SQL is written portable, with `?` placeholders (the pg backend
+ * numbers them `$1…`); where the dialects really differ a caller branches on `dialect` (few places:
+ * row locks, which SQLite has no syntax for because its writer holds the whole file). Integers come
+ * back as JS numbers from both (pg's BIGINT and COUNT(*) included).
  */
-export class Db {
+export interface Query {
+  readonly dialect: Dialect;
+  run(sql: string, params?: Param[]): Promise<{ changes: number }>;
+  all<R>(sql: string, params?: Param[]): Promise<R[]>;
+  get<R>(sql: string, params?: Param[]): Promise<R | undefined>;
+  /** Several statements, no parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+export type Dialect = 'sqlite' | 'postgres';
+
+/** An open archive connection (or pool): `tx` resolves only after COMMIT; `read` runs without a transaction. */
+export interface Database {
+  readonly dialect: Dialect;
+  tx<T>(fn: (q: Query) => Promise<T>): Promise<T>;
+  read<T>(fn: (q: Query) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/**
+ * The SQLite backend: a promise face on one sqlite3 connection, every call in turn. A transaction
+ * (`tx`) runs alone from BEGIN IMMEDIATE to COMMIT, so the ingest's batches and the report's reads
+ * never interleave; BEGIN IMMEDIATE takes the file's write lock, which is what serializes several
+ * ingest processes on one file.
+ */
+export class Db implements Database {
+  readonly dialect = 'sqlite';
   private tail: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly db: sqlite3.Database) {}
@@ -25,7 +54,7 @@ export class Db {
   /** BEGIN IMMEDIATE … COMMIT around `fn`; ROLLBACK on any throw. Resolves after the COMMIT. */
   tx<T>(fn: (q: Query) => Promise<T>): Promise<T> {
     return this.serial(async () => {
-      const q = new Query(this.db);
+      const q = new SqliteQuery(this.db);
       await q.run('BEGIN IMMEDIATE');
       try {
         const r = await fn(q);
@@ -40,7 +69,7 @@ export class Db {
 
   /** Reads or single statements, in turn with transactions. */
   read<T>(fn: (q: Query) => Promise<T>): Promise<T> {
-    return this.serial(() => fn(new Query(this.db)));
+    return this.serial(() => fn(new SqliteQuery(this.db)));
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -50,7 +79,9 @@ export class Db {
   }
 }
 
-export class Query {
+class SqliteQuery implements Query {
+  readonly dialect = 'sqlite';
+
   constructor(private readonly db: sqlite3.Database) {}
 
   run(sql: string, params: Param[] = []): Promise<{ changes: number }> {

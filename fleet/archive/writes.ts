@@ -18,16 +18,39 @@ export interface BatchStats {
 
 export const emptyStats = (): BatchStats => ({ plays: 0, duplicates: 0, events: 0, heartbeats: 0, statuses: 0, gapsOpened: 0, storesReplaced: 0 });
 
-export async function ensureDevice(q: Query, deviceId: string, at: string): Promise<void> {
-  await q.run('INSERT INTO devices (device_id, first_seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING', [deviceId, at]);
+/**
+ * Makes sure every device of a batch has its row, then, on PostgreSQL, locks those rows in device-id
+ * order for the rest of the transaction. Why: several ingest processes on one pg database receive
+ * the same screens' messages (the shared subscription deals them round robin), and a batch's
+ * seq-gap bookkeeping (trackSeqs) is read-modify-write over (device, store): under READ COMMITTED
+ * two batches would both read the same max_seq and one's gaps would be lost. The device row is the
+ * screen's mutex: a second batch touching the screen waits for the first's COMMIT, then reads what
+ * it wrote. (The batch's later UPDATEs of devices and compliance rows would lock too, but in message
+ * order: two batches naming screens in opposite orders then deadlock, pg aborts one after its 1 s
+ * deadlock_timeout and PgDb.tx runs it again.) Taking all of a batch's locks up front and in one
+ * order means no cycle, while batches about different screens run side by side. SERIALIZABLE would
+ * abort and retry the loser of every overlap instead, which with round robin is nearly every batch.
+ * SQLite needs none of it: BEGIN IMMEDIATE holds the whole file.
+ */
+export async function lockDevices(q: Query, ids: readonly string[], at: string): Promise<void> {
+  const sorted = [...ids].sort();
+  if (q.dialect === 'sqlite') {
+    for (const id of sorted) await q.run('INSERT INTO devices (device_id, first_seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING', [id, at]);
+    return;
+  }
+  const list = JSON.stringify(sorted);
+  await q.run('INSERT INTO devices (device_id, first_seen_at) SELECT d, ?::text FROM json_array_elements_text(?::json) AS d ORDER BY d ON CONFLICT DO NOTHING', [at, list]);
+  await q.all('SELECT device_id FROM devices WHERE device_id IN (SELECT json_array_elements_text(?::json)) ORDER BY device_id FOR UPDATE', [list]);
 }
 
 /** Records a storeId seen for a device; a new one beside an older one is a replaced store. True if so. */
 export async function noteStore(q: Query, deviceId: string, storeId: string, source: string, at: string): Promise<boolean> {
-  const r = await q.run('INSERT OR IGNORE INTO stores (device_id, store_id, first_seen_at) VALUES (?, ?, ?)', [deviceId, storeId, at]);
+  const r = await q.run('INSERT INTO stores (device_id, store_id, first_seen_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [deviceId, storeId, at]);
   if (r.changes === 0) return false;
   const prev = await q.get<{ store_id: string }>(
-    'SELECT store_id FROM stores WHERE device_id = ? AND store_id <> ? ORDER BY first_seen_at DESC, rowid DESC LIMIT 1',
+    // Two stores first seen in one batch share first_seen_at: the tie is broken by id, in both engines
+    // (SQLite's rowid, which broke it before, does not exist in pg).
+    'SELECT store_id FROM stores WHERE device_id = ? AND store_id <> ? ORDER BY first_seen_at DESC, store_id DESC LIMIT 1',
     [deviceId, storeId],
   );
   if (!prev) return false;
@@ -46,11 +69,11 @@ async function upsertCompliance(q: Query, deviceId: string, c: Omit<Compliance, 
   );
 }
 
-/** INSERT OR IGNORE by eventId: true when the play is new to the archive (then afterPlays). */
+/** Once by eventId (ON CONFLICT DO NOTHING): true when the play is new to the archive (then afterPlays). */
 export async function insertPlay(q: Query, p: PlayEvent, raw: string, at: string, ingestId: string): Promise<boolean> {
   const r = await q.run(
-    `INSERT OR IGNORE INTO plays (event_id, device_id, store_id, seq, campaign_id, day, started_at, ended_at, duration_ms, outcome, in_window, played, target, payload, received_at, ingest_id)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO plays (event_id, device_id, store_id, seq, campaign_id, day, started_at, ended_at, duration_ms, outcome, in_window, played, target, payload, received_at, ingest_id)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
     [p.eventId, p.deviceId, p.storeId, p.seq, p.campaignId, p.day, p.startedAt, p.endedAt, p.durationMs, p.outcome, Number(p.inWindow), p.played, p.target, raw, at, ingestId],
   );
   return r.changes > 0;
@@ -66,7 +89,11 @@ export async function afterPlays(q: Query, newest: Iterable<PlayEvent>): Promise
   for (const [id, at] of last) await q.run('UPDATE devices SET last_play_at = ? WHERE device_id = ? AND (last_play_at IS NULL OR last_play_at < ?)', [at, id, at]);
 }
 
-/** Folds newly archived seqs of one (device, store) into its max and gaps; returns how many gaps opened. */
+/**
+ * Folds newly archived seqs of one (device, store) into its max and gaps; returns how many gaps
+ * opened. Read-modify-write: the caller holds the device's lock (lockDevices), so no other batch
+ * changes these rows between the reads and the writes.
+ */
 export async function trackSeqs(q: Query, deviceId: string, storeId: string, seqs: number[], at: string): Promise<number> {
   const row = await q.get<{ max_seq: number | null }>('SELECT max_seq FROM stores WHERE device_id = ? AND store_id = ?', [deviceId, storeId]);
   const gaps = await q.all<Gap & { detected_at: string }>('SELECT lo, hi, detected_at FROM seq_gaps WHERE device_id = ? AND store_id = ? ORDER BY lo', [deviceId, storeId]);
@@ -85,7 +112,7 @@ export async function trackSeqs(q: Query, deviceId: string, storeId: string, seq
 
 export async function insertEvent(q: Query, deviceId: string, e: AgentEvent, raw: string, at: string): Promise<boolean> {
   const digest = createHash('sha256').update(raw).digest('hex');
-  const r = await q.run('INSERT OR IGNORE INTO events (device_id, digest, ts, type, detail, received_at) VALUES (?, ?, ?, ?, ?, ?)', [
+  const r = await q.run('INSERT INTO events (device_id, digest, ts, type, detail, received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING', [
     deviceId, digest, e.ts, e.type, JSON.stringify(e.detail ?? null), at,
   ]);
   return r.changes > 0;

@@ -3,9 +3,10 @@ import { isDay } from '../report/days.js';
 
 export const USAGE = `signage-fleet: the fleet side of signage-agent (docs/fleet.md)
 
-  signage-fleet serve --config fleet.json
+  signage-fleet serve --config fleet.json [--db FILE|postgres://…]
       ingest status, heartbeats, plays and events over MQTT 5 into the archive; runs until SIGTERM
-  signage-fleet report --db FILE --from YYYY-MM-DD --to YYYY-MM-DD [--group G] [--campaign C] [--csv|--json]
+      (--db: the archive instead of the config's db: a SQLite file or a PostgreSQL URL)
+  signage-fleet report --db FILE|postgres://… --from YYYY-MM-DD --to YYYY-MM-DD [--group G] [--campaign C] [--csv|--json]
       per day, screen and campaign: played/target; per group: the share of screens that met it
   signage-fleet simulate-fleet --devices N --broker URL [--heartbeat-sec 10] [--plays-per-hour 60] [--duration 5m]
       [--spot-sec 15] [--prefix signage] [--id-prefix sim-] [--timezone TZ] [--report FILE]
@@ -16,7 +17,7 @@ export const USAGE = `signage-fleet: the fleet side of signage-agent (docs/fleet
 export class UsageError extends Error {}
 
 export type Command =
-  | { name: 'serve'; config: string }
+  | { name: 'serve'; config: string; db?: string }
   | { name: 'report'; db: string; from: string; to: string; group?: string; campaign?: string; format: 'text' | 'csv' | 'json' }
   | { name: 'simulate-fleet'; args: string[] }
   | { name: 'help' }
@@ -45,14 +46,15 @@ export function parseCommand(argv: string[]): Command {
   if (cmd === 'serve') {
     const config = str('config');
     if (!config) throw new UsageError('serve needs --config FILE');
-    return { name: 'serve', config };
+    const db = str('db');
+    return { name: 'serve', config, ...(db ? { db } : {}) };
   }
   if (cmd === 'report') {
     const db = str('db');
     const from = str('from');
     const to = str('to') ?? from;
     const problems: string[] = [];
-    if (!db) problems.push('--db FILE is required');
+    if (!db) problems.push('--db FILE|postgres://… is required');
     if (!from || !isDay(from)) problems.push('--from YYYY-MM-DD is required');
     if (!to || !isDay(to)) problems.push('--to must be YYYY-MM-DD');
     if (from && to && from > to) problems.push('--from is after --to');

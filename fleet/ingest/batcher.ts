@@ -68,7 +68,10 @@ export class Batcher {
     this.timer = undefined;
     const batch = this.queue.slice(0, this.opts.maxRows);
     const items = batch.flatMap((p) => (p.item ? [p.item] : []));
-    this.writing = (async () => {
+    // The body starts a microtask later: a batch of only refused messages has nothing to await, and
+    // an async body that ran to its `finally` at once would clear `writing` before this assignment
+    // set it, leaving a settled promise there that blocks every later flush (the ingest stalled).
+    this.writing = Promise.resolve().then(async () => {
       try {
         // Always await: a batch of dropped messages only (no items) would otherwise run this body
         // to its `finally` before `this.writing` is assigned below, leaving it set for good, so
@@ -95,7 +98,7 @@ export class Batcher {
         this.writing = undefined;
         this.schedule();
       }
-    })();
+    });
     return this.writing;
   }
 }

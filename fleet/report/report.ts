@@ -58,7 +58,7 @@ export async function compliance(q: Query, r: ReportQuery): Promise<Report> {
 
   // A screen is in the report from the first day it reported a plan or a play.
   const firsts = await q.all<{ device_id: string; first_day: string }>(
-    `SELECT device_id, MIN(day) AS first_day FROM (SELECT device_id, day FROM compliance UNION ALL SELECT device_id, day FROM plays) GROUP BY device_id ORDER BY device_id`,
+    `SELECT device_id, MIN(day) AS first_day FROM (SELECT device_id, day FROM compliance UNION ALL SELECT device_id, day FROM plays) AS seen GROUP BY device_id ORDER BY device_id`,
   );
   const plays = await q.all<{ device_id: string; day: string; campaign_id: string; n: number }>(
     `SELECT device_id, day, campaign_id, COUNT(*) AS n FROM plays WHERE day BETWEEN ? AND ? AND outcome = 'completed' AND in_window = 1
@@ -77,9 +77,9 @@ export async function compliance(q: Query, r: ReportQuery): Promise<Report> {
       if (plan.length === 0) {
         source = 'last-known';
         plan = await q.all<Plan>(
-          `SELECT campaign_id, 0 AS played, target FROM compliance WHERE device_id = ?1
-             AND day = (SELECT MAX(day) FROM compliance WHERE device_id = ?1 AND day < ?2) ORDER BY campaign_id`,
-          [id, day],
+          `SELECT campaign_id, 0 AS played, target FROM compliance WHERE device_id = ?
+             AND day = (SELECT MAX(day) FROM compliance WHERE device_id = ? AND day < ?) ORDER BY campaign_id`,
+          [id, id, day],
         );
       }
       for (const p of plan) {
