@@ -70,13 +70,11 @@ export class Batcher {
     const items = batch.flatMap((p) => (p.item ? [p.item] : []));
     // The body starts a microtask later: a batch of only refused messages has nothing to await, and
     // an async body that ran to its `finally` at once would clear `writing` before this assignment
-    // set it, leaving a settled promise there that blocks every later flush (the ingest stalled).
+    // set it, leaving a settled promise there that blocks every later flush (the ingest stalled;
+    // found twice, by the NOC page's tests and the PostgreSQL ones; fleet-batcher.test.ts).
     this.writing = Promise.resolve().then(async () => {
       try {
-        // Always await: a batch of dropped messages only (no items) would otherwise run this body
-        // to its `finally` before `this.writing` is assigned below, leaving it set for good, so
-        // the batcher never wrote again and drain() spun forever (found by the NOC tests).
-        const stats = await (items.length > 0 ? this.write(items) : Promise.resolve(undefined));
+        const stats = items.length > 0 ? await this.write(items) : undefined;
         this.queue.splice(0, batch.length);
         this.firstAt = Date.now();
         this.retryMs = 0;
