@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { get as httpGet, type ClientRequest } from 'node:http';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,10 +9,12 @@ import { parseDuration } from '../../fleet/sim/cli.js';
 import { fileURLToPath } from 'node:url';
 import { untilSubscribed } from '../../test/helpers/fleet-rig.js';
 import { startBroker } from '../../test/helpers/mosquitto.js';
+import { freePort } from '../../test/helpers/ports.js';
 
 // A simulated fleet (signage-fleet simulate-fleet, its own process) against one mosquitto and one
 // `serve` (its own process, SQLite archive): plays sent vs archived (lost, extra), the CPU and RSS
-// of the ingest, the broker and the simulator from /proc, and heartbeat-to-archive latency (the
+// of the ingest, the broker and the simulator from /proc, heartbeat-to-page latency (an open NOC
+// page's event stream), and heartbeat-to-archive latency (the
 // heartbeat's ts → its devices row seen by a reader polling the archive every 100 ms). Baseline:
 // the same processes' CPU over 10 s before the screens connect.
 // FLEET_SIM_DEVICES (1000), FLEET_SIM_DURATION (5m), FLEET_SIM_PPH (60) shorten it for a smoke run.
@@ -63,7 +66,8 @@ export async function bench(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-fleet-sim-'));
   const broker = await startBroker();
   const config = path.join(dir, 'fleet.json');
-  writeFileSync(config, JSON.stringify({ db: path.join(dir, 'archive.db'), mqtt: { url: broker.url, clientId: 'bench-ingest' }, log: { level: 'warn' } }));
+  const httpPort = await freePort();
+  writeFileSync(config, JSON.stringify({ db: path.join(dir, 'archive.db'), mqtt: { url: broker.url, clientId: 'bench-ingest' }, http: { port: httpPort }, log: { level: 'warn' } }));
   const ingest = spawn(process.execPath, [FLEET_BIN, 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
   const ingestExit = new Promise((r) => ingest.once('exit', r));
   try {
@@ -86,6 +90,31 @@ export async function bench(): Promise<void> {
     const simOut: string[] = [];
     sim.stdout.on('data', (d: Buffer) => simOut.push(d.toString()));
     const simExit = new Promise<number | null>((r) => sim.once('exit', (c) => r(c)));
+
+    // Heartbeat ts → the NOC page: one open page's Server-Sent Events stream, as a browser holds it.
+    const pageSeen = new Map<string, string>();
+    const pageLatencies: number[] = [];
+    const page: ClientRequest = httpGet(`http://127.0.0.1:${httpPort}/api/events`, (res) => {
+      let buf = '';
+      res.setEncoding('utf8').on('data', (d: string) => {
+        buf += d;
+        let i: number;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const msg = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const data = msg.split('\n').find((l) => l.startsWith('data: '));
+          if (!data) continue;
+          const now = Date.now();
+          const body = JSON.parse(data.slice(6)) as { tiles?: Array<{ deviceId: string; heartbeatAt: string | null }> };
+          for (const tile of body.tiles ?? []) {
+            if (!tile.heartbeatAt || pageSeen.get(tile.deviceId) === tile.heartbeatAt) continue;
+            if (pageSeen.has(tile.deviceId)) pageLatencies.push(now - Date.parse(tile.heartbeatAt));
+            pageSeen.set(tile.deviceId, tile.heartbeatAt);
+          }
+        }
+      });
+    });
+    page.on('error', () => undefined);
 
     // Heartbeat ts → devices row visible: poll the archive as a page would.
     const seen = new Map<string, string>();
@@ -132,6 +161,7 @@ export async function bench(): Promise<void> {
     }
     polling = false;
     await poller;
+    page.destroy();
     const rows = await archive.read((q) => q.all<{ event_id: string }>("SELECT event_id FROM plays WHERE device_id LIKE 'sim-%'"));
     const archived = new Set(rows.map((r) => r.event_id));
     const lost = [...sent].filter((id) => !archived.has(id)).length;
@@ -144,6 +174,7 @@ export async function bench(): Promise<void> {
     console.log(`fleet: ${DEVICES} screens, heartbeats every 10 s, ${PPH} plays/h each, ${DURATION} (simulate-fleet exit ${code})`);
     console.log(`plays: ${result.plays} recorded by the screens, ${result.playsSent} sent (acked by the broker), ${archived.size} archived; lost ${lost}, doubled ${rows.length - archived.size}, archived but not counted as sent ${extra}, left in outboxes ${result.playsUnsent}`);
     console.log(`heartbeats: ${result.heartbeats} built; heartbeat ts -> devices row visible (100 ms polling): p50 ${pct(latencies, 50)} ms, p99 ${pct(latencies, 99)} ms, max ${pct(latencies, 100)} ms (n=${latencies.length})`);
+    console.log(`heartbeat ts -> the NOC page (its Server-Sent Events stream, 200 ms coalescing): p50 ${pct(pageLatencies, 50)} ms, p99 ${pct(pageLatencies, 99)} ms, max ${pct(pageLatencies, 100)} ms (n=${pageLatencies.length})`);
     if (runStart && runEnd) {
       const secs = ((runEnd.i.at - runStart.i.at) / 1000).toFixed(0);
       console.log(`CPU over the ${secs} s of steady run (idle baseline, 10 s before the screens):`);
