@@ -49,6 +49,13 @@ export const fleetConfigSchema = z.strictObject({
       staleAfterSec: z.number().int().min(5).max(86_400).default(120),
       /** How long the screenshot button waits for the screen's answer. */
       commandTimeoutSec: z.number().int().min(1).max(120).default(20),
+      /**
+       * An operator's Ed25519 private key (PEM, `signagectl keygen`): the page's commands go out as
+       * §9 signed envelopes, which screens in signed mode require. Scope the key to `cmd` in the key set.
+       */
+      commandKeyFile: z.string().optional(),
+      /** The key's id as the screens know it (default: the id in the .pub beside it, else derived from the key). */
+      commandKeyId: id.optional(),
     })
     .superRefine((h, ctx) => {
       if (!isLoopback(h.bind) && !h.tokenFile) ctx.addIssue({ code: 'custom', path: ['tokenFile'], message: `required when bind (${h.bind}) is not a loopback address` });
@@ -76,7 +83,7 @@ export function parseFleetConfig(doc: unknown, baseDir: string): FleetConfig {
     ...c,
     db: isPostgresUrl(c.db) ? c.db : abs(c.db),
     mqtt: { ...c.mqtt, ...(c.mqtt.passwordFile ? { passwordFile: abs(c.mqtt.passwordFile) } : {}) },
-    ...(c.http ? { http: { ...c.http, ...(c.http.tokenFile ? { tokenFile: abs(c.http.tokenFile) } : {}) } } : {}),
+    ...(c.http ? { http: { ...c.http, ...(c.http.tokenFile ? { tokenFile: abs(c.http.tokenFile) } : {}), ...(c.http.commandKeyFile ? { commandKeyFile: abs(c.http.commandKeyFile) } : {}) } } : {}),
   };
 }
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Archive } from './archive/archive.js';
 import type { FleetConfig } from './config.js';
-import { CommandClient } from './http/commands.js';
+import { CommandClient, readCommandSigner } from './http/commands.js';
 import { NocServer, type MetricsSource } from './http/server.js';
 import { Batcher } from './ingest/batcher.js';
 import type { Item } from './ingest/decode.js';
@@ -54,7 +54,8 @@ export class FleetService {
     this.ingest = new MqttIngest(config.mqtt, password, this.batcher, log.child({ component: 'ingest' }));
     if (config.http) {
       const token = config.http.tokenFile ? readFileSync(config.http.tokenFile, 'utf8').trim() : undefined;
-      this.commands = new CommandClient(config.mqtt, password, log.child({ component: 'commands' }));
+      const signer = config.http.commandKeyFile ? readCommandSigner(config.http.commandKeyFile, config.http.commandKeyId) : undefined;
+      this.commands = new CommandClient(config.mqtt, password, log.child({ component: 'commands' }), signer);
       this.http = new NocServer(config.http, {
         archive: this.archive,
         commands: this.commands,

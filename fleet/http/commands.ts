@@ -1,6 +1,8 @@
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import mqtt, { type MqttClient } from 'mqtt';
 import { commandResultSchema, deviceTopic, encode, parseDeviceTopic, type CommandResult } from '../../agent/protocol/index.js';
+import { keyIdOf, rawPublicKeyOf, sealEnvelope } from '../../agent/protocol/envelope.js';
 import type { FleetConfig } from '../config.js';
 import type { Logger } from '../log.js';
 
@@ -11,6 +13,28 @@ import type { Logger } from '../log.js';
  * {p}/device/{id}/ still lets it answer), the request id as correlation data, `expiresAt` and
  * the message expiry at the wait's end, so a command for an offline screen never runs later.
  */
+/** The key the page signs its commands with (§9), read once at start-up. */
+export interface CommandSigner {
+  key: KeyObject;
+  keyId: string;
+}
+
+/** Reads `http.commandKeyFile` (PEM Ed25519, as signagectl keygen writes it); a bad file is a start-up error. */
+export function readCommandSigner(file: string, keyId?: string): CommandSigner {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(readFileSync(file));
+  } catch (e) {
+    throw new Error(`http.commandKeyFile ${file}: not a private key: ${(e as Error).message}`);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`http.commandKeyFile ${file}: an ${key.asymmetricKeyType ?? 'unknown'} key; it must be Ed25519 (signagectl keygen)`);
+  const raw = rawPublicKeyOf(key);
+  // keygen writes ID.key and ID.pub ("ID:base64"): the id the screens' key set names.
+  const pub = file.replace(/\.key$/, '') + '.pub';
+  const beside = pub !== file && existsSync(pub) ? /^([A-Za-z0-9][A-Za-z0-9._-]{0,63}):([A-Za-z0-9+/=]+)\s*$/.exec(readFileSync(pub, 'utf8')) : null;
+  return { key, keyId: keyId ?? (beside && beside[2] === raw.toString('base64') ? beside[1]! : keyIdOf(raw)) };
+}
+
 export class CommandClient {
   private client: MqttClient | undefined;
   private readonly subscribed = new Set<string>();
@@ -20,6 +44,7 @@ export class CommandClient {
     private readonly cfg: FleetConfig['mqtt'],
     private readonly password: string | undefined,
     private readonly log: Logger,
+    private readonly signer?: CommandSigner,
   ) {}
 
   async start(): Promise<void> {
@@ -68,11 +93,15 @@ export class CommandClient {
       const timer = setTimeout(() => { this.waiting.delete(id); resolve(undefined); }, timeoutMs);
       this.waiting.set(id, (r) => { clearTimeout(timer); this.waiting.delete(id); resolve(r); });
     });
-    await c.publishAsync(deviceTopic(p, deviceId, 'cmd'), encode('cmd', { id, name, ...(args ? { args } : {}), expiresAt: new Date(now + timeoutMs).toISOString() }), {
+    const doc = { id, name, ...(args ? { args } : {}), expiresAt: new Date(now + timeoutMs).toISOString() };
+    // Signed mode (§9): the envelope names the screen and when it was issued, so it cannot be
+    // replayed onto another screen, and the short expiresAt bounds it in time.
+    const text = this.signer ? sealEnvelope({ ...doc, target: `device/${deviceId}`, issuedAt: new Date(now).toISOString() }, this.signer.key, this.signer.keyId) : encode('cmd', doc);
+    await c.publishAsync(deviceTopic(p, deviceId, 'cmd'), text, {
       qos: 1,
       properties: { responseTopic: resultTopic, correlationData: Buffer.from(id), messageExpiryInterval: Math.max(1, Math.ceil(timeoutMs / 1000)) },
     });
-    this.log.info({ deviceId, name, id }, 'command sent');
+    this.log.info({ deviceId, name, id, ...(this.signer ? { keyId: this.signer.keyId } : {}) }, 'command sent');
     return answer;
   }
 
