@@ -64,9 +64,12 @@ t.test('Prometheus scrapes /metrics and evaluates the alert rules on it', async 
   const exited = new Promise((r) => prom.once('exit', r));
   t.teardown(async () => { prom.kill('SIGTERM'); await exited; });
   await waitForPort(port, 30_000).catch((e: Error) => { throw new Error(`${e.message}\n${log}`); });
+  // The port opens before the TSDB is up: the API answers 503 "Service Unavailable" until /-/ready says 200 (seen in CI).
+  await waitFor('prometheus ready', async () => (await fetch(`http://127.0.0.1:${port}/-/ready`).catch(() => undefined))?.status === 200, 30_000);
 
   const api = async <T>(p: string): Promise<T> => {
     const r = await fetch(`http://127.0.0.1:${port}/api/v1/${p}`);
+    if (!r.ok) throw new Error(`prometheus ${p}: HTTP ${r.status} ${await r.text()}`);
     return ((await r.json()) as { data: T }).data;
   };
   const query = async (q: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> =>
