@@ -31,6 +31,10 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 bash scripts/ensure-deps.sh start
 [ -f dist/agent/main.js ] && [ -z "$(find agent scripts -name '*.ts' -newer dist/agent/main.js -print -quit)" ] || npx tsc -p tsconfig.json
+# The hints below run `npx signagectl` / `npx signage-agent` in this checkout, which execute the
+# package.json bins directly: tsc writes them 0644 and nothing in a clean clone makes them
+# executable (`sh: signagectl: Permission denied`, seen in CI), so do it here, every time.
+chmod +x dist/agent/main.js dist/scripts/signagectl.js dist/fleet/main.js
 
 dev="${SIGNAGE_DEV_DIR:-$root/var/dev}"
 mkdir -p "$dev/media" "$dev/data"
