@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { ID_RE } from './schemas.js';
 
 // PROTOCOL §9 signed envelopes: {"payload":"<base64 JSON bytes>","sig":"<base64 Ed25519>","keyId":"..."}.
@@ -135,4 +135,28 @@ export function rawPublicKeyOf(key: KeyObject): Buffer {
   const pub = key.type === 'private' ? createPublicKey(key) : key;
   const der = pub.export({ format: 'der', type: 'spki' });
   return der.subarray(der.length - 32);
+}
+
+/**
+ * An operator's signing key from its PEM (PKCS#8 Ed25519, as `signagectl keygen` writes ID.key)
+ * and the text of the ID.pub beside it, if any ("ID:base64"): the id is `keyId` when given, else
+ * the .pub's when it holds this very key, else derived (keyIdOf). Pure: the callers read the files.
+ */
+export function signingKeyOf(pem: Buffer | string, pubBeside: string | undefined, keyId?: string): { key: KeyObject; keyId: string } | { problem: string } {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(pem);
+  } catch (e) {
+    return { problem: `not a private key: ${(e as Error).message}` };
+  }
+  if (key.asymmetricKeyType !== 'ed25519') return { problem: `an ${key.asymmetricKeyType ?? 'unknown'} key; it must be Ed25519 (signagectl keygen)` };
+  const raw = rawPublicKeyOf(key);
+  const beside = pubBeside === undefined ? null : /^([A-Za-z0-9][A-Za-z0-9._-]{0,63}):([A-Za-z0-9+/=]+)\s*$/.exec(pubBeside);
+  return { key, keyId: keyId ?? (beside && beside[2] === raw.toString('base64') ? beside[1]! : keyIdOf(raw)) };
+}
+
+/** Where keygen puts the public half of ID.key: ID.pub; undefined for a file not named *.key. */
+export function pubFileBeside(keyFile: string): string | undefined {
+  const pub = keyFile.replace(/\.key$/, '') + '.pub';
+  return pub === keyFile ? undefined : pub;
 }

@@ -1,8 +1,8 @@
-import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import mqtt, { type MqttClient } from 'mqtt';
 import { commandResultSchema, deviceTopic, encode, parseDeviceTopic, type CommandResult } from '../../agent/protocol/index.js';
-import { keyIdOf, rawPublicKeyOf, sealEnvelope } from '../../agent/protocol/envelope.js';
+import { pubFileBeside, sealEnvelope, signingKeyOf } from '../../agent/protocol/envelope.js';
 import type { FleetConfig } from '../config.js';
 import type { Logger } from '../log.js';
 
@@ -21,18 +21,16 @@ export interface CommandSigner {
 
 /** Reads `http.commandKeyFile` (PEM Ed25519, as signagectl keygen writes it); a bad file is a start-up error. */
 export function readCommandSigner(file: string, keyId?: string): CommandSigner {
-  let key: KeyObject;
+  let pem: Buffer;
   try {
-    key = createPrivateKey(readFileSync(file));
+    pem = readFileSync(file);
   } catch (e) {
     throw new Error(`http.commandKeyFile ${file}: not a private key: ${(e as Error).message}`);
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`http.commandKeyFile ${file}: an ${key.asymmetricKeyType ?? 'unknown'} key; it must be Ed25519 (signagectl keygen)`);
-  const raw = rawPublicKeyOf(key);
-  // keygen writes ID.key and ID.pub ("ID:base64"): the id the screens' key set names.
-  const pub = file.replace(/\.key$/, '') + '.pub';
-  const beside = pub !== file && existsSync(pub) ? /^([A-Za-z0-9][A-Za-z0-9._-]{0,63}):([A-Za-z0-9+/=]+)\s*$/.exec(readFileSync(pub, 'utf8')) : null;
-  return { key, keyId: keyId ?? (beside && beside[2] === raw.toString('base64') ? beside[1]! : keyIdOf(raw)) };
+  const pub = pubFileBeside(file);
+  const r = signingKeyOf(pem, pub !== undefined && existsSync(pub) ? readFileSync(pub, 'utf8') : undefined, keyId);
+  if ('problem' in r) throw new Error(`http.commandKeyFile ${file}: ${r.problem}`);
+  return r;
 }
 
 export class CommandClient {

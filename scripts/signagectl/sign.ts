@@ -1,8 +1,8 @@
-import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { keyIdOf, rawPublicKeyOf, sealEnvelope } from '../../agent/protocol/envelope.js';
+import { keyIdOf, pubFileBeside, rawPublicKeyOf, sealEnvelope, signingKeyOf } from '../../agent/protocol/envelope.js';
 import { ID_RE } from '../../agent/protocol/schemas.js';
 import { MAX_COMMAND_LIFETIME_MS } from '../../agent/protocol/trust.js';
 import { ConfigError, parseConfig } from '../../agent/config/config.js';
@@ -31,24 +31,17 @@ export interface Signer {
 
 /** Reads an Ed25519 private key (PEM PKCS#8, as keygen or `openssl genpkey -algorithm ed25519` writes it). */
 export function readSigner(file: string, keyId: string | undefined, flag = '--key'): Signer {
-  let key: KeyObject;
+  let pem: Buffer;
   try {
-    key = createPrivateKey(readFileSync(file));
+    pem = readFileSync(file);
   } catch (e) {
     throw new CliError(`${flag} ${file}: not a private key: ${(e as Error).message}`);
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new CliError(`${flag} ${file}: an ${key.asymmetricKeyType ?? 'unknown'} key; it must be Ed25519 (signagectl keygen)`);
+  const pub = pubFileBeside(file);
+  const r = signingKeyOf(pem, pub !== undefined && existsSync(pub) ? readFileSync(pub, 'utf8') : undefined, keyId);
+  if ('problem' in r) throw new CliError(`${flag} ${file}: ${r.problem}`);
   if (keyId !== undefined && !ID_RE.test(keyId)) throw new CliError(`${flag}-id: "${keyId}" must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`);
-  const raw = rawPublicKeyOf(key);
-  return { key, keyId: keyId ?? idBeside(file, raw) ?? keyIdOf(raw) };
-}
-
-/** The id keygen wrote in ID.pub beside ID.key, if that file holds this very key. */
-function idBeside(file: string, raw: Buffer): string | undefined {
-  const pub = file.replace(/\.key$/, '') + '.pub';
-  if (pub === file || !existsSync(pub)) return undefined;
-  const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63}):([A-Za-z0-9+/=]+)\s*$/.exec(readFileSync(pub, 'utf8'));
-  return m && m[2] === raw.toString('base64') ? m[1] : undefined;
+  return r;
 }
 
 /** The signer of --key/--key-id, or undefined (plain JSON). */
