@@ -3,7 +3,8 @@ import type { Item } from '../ingest/decode.js';
 import type { Database, Query } from './db.js';
 import { migrate } from './migrations.js';
 import { describeTarget, openDatabase } from './open.js';
-import { afterPlays, emptyStats, insertEvent, lockDevices, insertPlay, noteStore, saveHeartbeat, saveStatus, trackSeqs, type BatchStats } from './writes.js';
+import { KnownRows, writeBatch } from './batch.js';
+import type { BatchStats } from './writes.js';
 
 /**
  * The archive: a SQLite file (WAL, synchronous=FULL) or a PostgreSQL database (`db` a postgres://
@@ -14,6 +15,7 @@ import { afterPlays, emptyStats, insertEvent, lockDevices, insertPlay, noteStore
  */
 export class Archive {
   private db: Database | undefined;
+  private readonly known = new KnownRows();
 
   /** `target`: a SQLite file or a postgres:// URL. `ingestId`: the process's MQTT client id, kept with each play it archived. */
   constructor(readonly target: string, private readonly log: Logger, private readonly ingestId = 'local') {}
@@ -56,63 +58,9 @@ export class Archive {
     });
   }
 
-  /** One transaction for the batch; resolves once it is committed. */
-  async write(items: readonly Item[], now: Date = new Date()): Promise<BatchStats> {
-    const at = now.toISOString();
-    // A batch may hold many heartbeats of one screen: the newest is what the devices row keeps.
-    const heartbeats = new Map<string, Item & { kind: 'heartbeat' }>();
-    for (const it of items) if (it.kind === 'heartbeat') {
-      const had = heartbeats.get(it.deviceId);
-      if (!had || had.heartbeat.ts <= it.heartbeat.ts) heartbeats.set(it.deviceId, it);
-    }
-    // Everything the transaction counts starts inside it: pg runs it again after a deadlock or
-    // serialization abort, and a retry must not count twice.
-    return this.conn.tx(async (q) => {
-      const stats = emptyStats();
-      await lockDevices(q, [...new Set(items.map((it) => it.deviceId))], at);
-      const seqs = new Map<string, { deviceId: string; storeId: string; seqs: number[] }>();
-      const stored = new Set<string>();
-      const newest = new Map<string, Item & { kind: 'play' }>();
-      const store = async (deviceId: string, storeId: string, source: string): Promise<void> => {
-        const k = `${deviceId}\u0000${storeId}`;
-        if (stored.has(k)) return;
-        stored.add(k);
-        if (await noteStore(q, deviceId, storeId, source, at)) stats.storesReplaced++;
-      };
-      for (const it of items) {
-        switch (it.kind) {
-          case 'play': {
-            const p = it.play;
-            await store(p.deviceId, p.storeId, 'play');
-            if (!(await insertPlay(q, p, it.raw, at, this.ingestId))) { stats.duplicates++; break; }
-            stats.plays++;
-            const c = `${p.deviceId}\u0000${p.day}\u0000${p.campaignId}`;
-            const had = newest.get(c);
-            if (!had || had.play.endedAt <= p.endedAt) newest.set(c, it);
-            const k = `${p.deviceId}\u0000${p.storeId}`;
-            const s = seqs.get(k) ?? { deviceId: p.deviceId, storeId: p.storeId, seqs: [] };
-            s.seqs.push(p.seq);
-            seqs.set(k, s);
-            break;
-          }
-          case 'event':
-            if (await insertEvent(q, it.deviceId, it.event, it.raw, at)) stats.events++;
-            break;
-          case 'heartbeat':
-            if (it.heartbeat.storeId) await store(it.deviceId, it.heartbeat.storeId, 'heartbeat');
-            if (heartbeats.get(it.deviceId) === it) { await saveHeartbeat(q, it.heartbeat, it.raw); stats.heartbeats++; }
-            break;
-          case 'status':
-            if (it.status.online) await store(it.deviceId, it.status.storeId, 'status');
-            await saveStatus(q, it.deviceId, it.status, it.raw, at);
-            stats.statuses++;
-            break;
-        }
-      }
-      await afterPlays(q, [...newest.values()].map((n) => n.play));
-      for (const s of seqs.values()) stats.gapsOpened += await trackSeqs(q, s.deviceId, s.storeId, s.seqs, at);
-      return stats;
-    });
+  /** One transaction for the batch (batch.ts); resolves once it is committed. */
+  write(items: readonly Item[], now: Date = new Date()): Promise<BatchStats> {
+    return writeBatch(this.conn, items, now.toISOString(), this.ingestId, this.known);
   }
 
   /** Read access for the report and the tests. */

@@ -1,9 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { AgentEvent, Compliance, Heartbeat, PlayEvent, Status } from '../../agent/protocol/index.js';
-import type { Query } from './db.js';
+import type { Param, Query } from './db.js';
+import { manyRows, manyRun } from './rows.js';
 import { applySeqs, type Gap } from './seq.js';
 
-// The statements of one ingest batch, each run inside the batch's transaction (archive.ts).
+// The statements of one ingest batch, each run inside the batch's transaction (archive.ts), each
+// set-based: a batch costs a handful of statements whatever its size or the number of screens in
+// it (rows.ts says why). Callers hand each function rows already reduced to one per key where a
+// key may appear once (pg refuses an upsert that touches a row twice in one statement).
 
 /** What a batch changed, for logs and tests. */
 export interface BatchStats {
@@ -18,6 +22,8 @@ export interface BatchStats {
 
 export const emptyStats = (): BatchStats => ({ plays: 0, duplicates: 0, events: 0, heartbeats: 0, statuses: 0, gapsOpened: 0, storesReplaced: 0 });
 
+const key = (...parts: string[]): string => parts.join('\u0000');
+
 /**
  * Makes sure every device of a batch has its row, then, on PostgreSQL, locks those rows in device-id
  * order for the rest of the transaction. Why: several ingest processes on one pg database receive
@@ -25,7 +31,7 @@ export const emptyStats = (): BatchStats => ({ plays: 0, duplicates: 0, events: 
  * seq-gap bookkeeping (trackSeqs) is read-modify-write over (device, store): under READ COMMITTED
  * two batches would both read the same max_seq and one's gaps would be lost. The device row is the
  * screen's mutex: a second batch touching the screen waits for the first's COMMIT, then reads what
- * it wrote. (The batch's later UPDATEs of devices and compliance rows would lock too, but in message
+ * it wrote. (The batch's later upserts of devices and compliance rows would lock too, but in message
  * order: two batches naming screens in opposite orders then deadlock, pg aborts one after its 1 s
  * deadlock_timeout and PgDb.tx runs it again.) Taking all of a batch's locks up front and in one
  * order means no cycle, while batches about different screens run side by side. SERIALIZABLE would
@@ -35,7 +41,7 @@ export const emptyStats = (): BatchStats => ({ plays: 0, duplicates: 0, events: 
 export async function lockDevices(q: Query, ids: readonly string[], at: string): Promise<void> {
   const sorted = [...ids].sort();
   if (q.dialect === 'sqlite') {
-    for (const id of sorted) await q.run('INSERT INTO devices (device_id, first_seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING', [id, at]);
+    await manyRun(q, sorted.map((id) => [id, at]), 2, (v) => `INSERT INTO devices (device_id, first_seen_at) VALUES ${v} ON CONFLICT DO NOTHING`);
     return;
   }
   const list = JSON.stringify(sorted);
@@ -43,95 +49,166 @@ export async function lockDevices(q: Query, ids: readonly string[], at: string):
   await q.all('SELECT device_id FROM devices WHERE device_id IN (SELECT json_array_elements_text(?::json)) ORDER BY device_id FOR UPDATE', [list]);
 }
 
-/** Records a storeId seen for a device; a new one beside an older one is a replaced store. True if so. */
-export async function noteStore(q: Query, deviceId: string, storeId: string, source: string, at: string): Promise<boolean> {
-  const r = await q.run('INSERT INTO stores (device_id, store_id, first_seen_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [deviceId, storeId, at]);
-  if (r.changes === 0) return false;
-  const prev = await q.get<{ store_id: string }>(
-    // Two stores first seen in one batch share first_seen_at: the tie is broken by id, in both engines
-    // (SQLite's rowid, which broke it before, does not exist in pg).
-    'SELECT store_id FROM stores WHERE device_id = ? AND store_id <> ? ORDER BY first_seen_at DESC, store_id DESC LIMIT 1',
-    [deviceId, storeId],
-  );
-  if (!prev) return false;
-  await q.run('INSERT INTO store_changes (device_id, previous_store_id, store_id, source, seen_at) VALUES (?, ?, ?, ?, ?)', [deviceId, prev.store_id, storeId, source, at]);
-  return true;
-}
-
-/** The latest word on (device, day, campaign) wins; a play event says nothing of onTrack. */
-async function upsertCompliance(q: Query, deviceId: string, c: Omit<Compliance, 'onTrack'> & { onTrack: boolean | null }, asOf: string): Promise<void> {
-  await q.run(
-    `INSERT INTO compliance (device_id, day, campaign_id, played, target, on_track, as_of) VALUES (?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (device_id, day, campaign_id) DO UPDATE SET played = excluded.played, target = excluded.target,
-       on_track = COALESCE(excluded.on_track, compliance.on_track), as_of = excluded.as_of
-     WHERE excluded.as_of >= compliance.as_of`,
-    [deviceId, c.day, c.campaignId, c.played, c.target, c.onTrack === null ? null : Number(c.onTrack), asOf],
-  );
-}
-
-/** Once by eventId (ON CONFLICT DO NOTHING): true when the play is new to the archive (then afterPlays). */
-export async function insertPlay(q: Query, p: PlayEvent, raw: string, at: string, ingestId: string): Promise<boolean> {
-  const r = await q.run(
-    `INSERT INTO plays (event_id, device_id, store_id, seq, campaign_id, day, started_at, ended_at, duration_ms, outcome, in_window, played, target, payload, received_at, ingest_id)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-    [p.eventId, p.deviceId, p.storeId, p.seq, p.campaignId, p.day, p.startedAt, p.endedAt, p.durationMs, p.outcome, Number(p.inWindow), p.played, p.target, raw, at, ingestId],
-  );
-  return r.changes > 0;
-}
-
-/** After a batch's plays: the newest play per (device, day, campaign) speaks for its plan, the newest per device dates it. */
-export async function afterPlays(q: Query, newest: Iterable<PlayEvent>): Promise<void> {
-  const last = new Map<string, string>();
-  for (const p of newest) {
-    await upsertCompliance(q, p.deviceId, { campaignId: p.campaignId, day: p.day, played: p.played, target: p.target, onTrack: null }, p.endedAt);
-    if ((last.get(p.deviceId) ?? '') < p.endedAt) last.set(p.deviceId, p.endedAt);
-  }
-  for (const [id, at] of last) await q.run('UPDATE devices SET last_play_at = ? WHERE device_id = ? AND (last_play_at IS NULL OR last_play_at < ?)', [at, id, at]);
+/** A storeId as the batch met it: the first message that named it says where it was seen. */
+export interface StoreSighting {
+  deviceId: string;
+  storeId: string;
+  source: string;
 }
 
 /**
- * Folds newly archived seqs of one (device, store) into its max and gaps; returns how many gaps
- * opened. Read-modify-write: the caller holds the device's lock (lockDevices), so no other batch
- * changes these rows between the reads and the writes.
+ * Records the storeIds a batch names (in message order, each once); a new one beside an older one
+ * is a replaced store, kept in store_changes. Returns how many were replaced. The store a new one
+ * replaced: the one new just before it in this batch, else the newest the archive already had.
  */
-export async function trackSeqs(q: Query, deviceId: string, storeId: string, seqs: number[], at: string): Promise<number> {
-  const row = await q.get<{ max_seq: number | null }>('SELECT max_seq FROM stores WHERE device_id = ? AND store_id = ?', [deviceId, storeId]);
-  const gaps = await q.all<Gap & { detected_at: string }>('SELECT lo, hi, detected_at FROM seq_gaps WHERE device_id = ? AND store_id = ? ORDER BY lo', [deviceId, storeId]);
-  const next = applySeqs({ maxSeq: row?.max_seq ?? 0, gaps }, seqs);
-  await q.run('UPDATE stores SET max_seq = ? WHERE device_id = ? AND store_id = ?', [next.maxSeq, deviceId, storeId]);
-  await q.run('DELETE FROM seq_gaps WHERE device_id = ? AND store_id = ?', [deviceId, storeId]);
-  let opened = 0;
-  for (const g of next.gaps) {
-    // A gap split by a late arrival keeps the detection time of the gap it came from.
-    const from = gaps.find((o) => o.lo <= g.lo && g.hi <= o.hi);
-    if (!from) opened++;
-    await q.run('INSERT INTO seq_gaps (device_id, store_id, lo, hi, detected_at) VALUES (?, ?, ?, ?, ?)', [deviceId, storeId, g.lo, g.hi, from?.detected_at ?? at]);
+export async function noteStores(q: Query, seen: readonly StoreSighting[], at: string): Promise<number> {
+  if (seen.length === 0) return 0;
+  const added = await manyRows<{ device_id: string; store_id: string }>(q, seen.map((s) => [s.deviceId, s.storeId, at]), 3,
+    (v) => `INSERT INTO stores (device_id, store_id, first_seen_at) VALUES ${v} ON CONFLICT DO NOTHING RETURNING device_id, store_id`);
+  if (added.length === 0) return 0;
+  const isNew = new Set(added.map((r) => key(r.device_id, r.store_id)));
+  const fresh = seen.filter((s) => isNew.has(key(s.deviceId, s.storeId)));
+  const before = new Map<string, string | undefined>();
+  for (const deviceId of new Set(fresh.map((s) => s.deviceId))) {
+    // Several stores first seen at one instant are ordered by id, in both engines (SQLite's rowid,
+    // which broke the tie once, does not exist in pg).
+    const rows = await q.all<{ store_id: string }>('SELECT store_id FROM stores WHERE device_id = ? ORDER BY first_seen_at DESC, store_id DESC', [deviceId]);
+    before.set(deviceId, rows.find((r) => !isNew.has(key(deviceId, r.store_id)))?.store_id);
   }
+  const changes: Param[][] = [];
+  for (const s of fresh) {
+    const prev = before.get(s.deviceId);
+    before.set(s.deviceId, s.storeId);
+    if (prev !== undefined) changes.push([s.deviceId, prev, s.storeId, s.source, at]);
+  }
+  await manyRun(q, changes, 5, (v) => `INSERT INTO store_changes (device_id, previous_store_id, store_id, source, seen_at) VALUES ${v}`);
+  return changes.length;
+}
+
+/** One (device, day, campaign) word; a play event says nothing of onTrack (null). */
+export interface ComplianceRow extends Omit<Compliance, 'onTrack'> {
+  deviceId: string;
+  onTrack: boolean | null;
+  asOf: string;
+}
+
+/** The latest word on each (device, day, campaign) wins. At most one row a key (pg's rule for upserts). */
+export async function upsertCompliance(q: Query, rows: readonly ComplianceRow[]): Promise<void> {
+  await manyRun(q, rows.map((c) => [c.deviceId, c.day, c.campaignId, c.played, c.target, c.onTrack === null ? null : Number(c.onTrack), c.asOf]), 7,
+    (v) => `INSERT INTO compliance (device_id, day, campaign_id, played, target, on_track, as_of) VALUES ${v}
+     ON CONFLICT (device_id, day, campaign_id) DO UPDATE SET played = excluded.played, target = excluded.target,
+       on_track = COALESCE(excluded.on_track, compliance.on_track), as_of = excluded.as_of
+     WHERE excluded.as_of >= compliance.as_of`);
+}
+
+/** Once by eventId (ON CONFLICT DO NOTHING): the eventIds new to the archive (those go on to afterPlays). */
+export async function insertPlays(q: Query, plays: ReadonlyArray<{ play: PlayEvent; raw: string }>, at: string, ingestId: string): Promise<Set<string>> {
+  const rows = plays.map(({ play: p, raw }) => [p.eventId, p.deviceId, p.storeId, p.seq, p.campaignId, p.day, p.startedAt, p.endedAt, p.durationMs, p.outcome, Number(p.inWindow), p.played, p.target, raw, at, ingestId]);
+  const added = await manyRows<{ event_id: string }>(q, rows, 16,
+    (v) => `INSERT INTO plays (event_id, device_id, store_id, seq, campaign_id, day, started_at, ended_at, duration_ms, outcome, in_window, played, target, payload, received_at, ingest_id)
+     VALUES ${v} ON CONFLICT DO NOTHING RETURNING event_id`);
+  return new Set(added.map((r) => r.event_id));
+}
+
+/** After a batch's new plays: the newest play per (device, day, campaign) speaks for its plan, the newest per device dates it. */
+export async function afterPlays(q: Query, newest: Iterable<PlayEvent>, at: string): Promise<void> {
+  const rows: ComplianceRow[] = [];
+  const last = new Map<string, string>();
+  for (const p of newest) {
+    rows.push({ deviceId: p.deviceId, campaignId: p.campaignId, day: p.day, played: p.played, target: p.target, onTrack: null, asOf: p.endedAt });
+    if ((last.get(p.deviceId) ?? '') < p.endedAt) last.set(p.deviceId, p.endedAt);
+  }
+  await upsertCompliance(q, rows);
+  await manyRun(q, [...last].map(([id, end]) => [id, at, end]), 3,
+    (v) => `INSERT INTO devices (device_id, first_seen_at, last_play_at) VALUES ${v}
+     ON CONFLICT (device_id) DO UPDATE SET last_play_at = excluded.last_play_at
+     WHERE devices.last_play_at IS NULL OR devices.last_play_at < excluded.last_play_at`);
+}
+
+/** The seqs newly archived for one (device, store). */
+export interface SeqBatch {
+  deviceId: string;
+  storeId: string;
+  seqs: number[];
+}
+
+/**
+ * Folds newly archived seqs into each (device, store)'s max and gaps; returns how many gaps opened.
+ * Read-modify-write: the caller holds the devices' locks (lockDevices), so no other batch changes
+ * these rows between the reads and the writes. Gap rows are rewritten only where they changed.
+ */
+export async function trackSeqs(q: Query, batches: readonly SeqBatch[], at: string): Promise<number> {
+  if (batches.length === 0) return 0;
+  // One read for both: each store's max, with its gaps (none: one row with null lo).
+  const rows = await manyRows<{ device_id: string; store_id: string; max_seq: number | null; lo: number | null; hi: number | null; detected_at: string | null }>(
+    q, batches.map((b) => [b.deviceId, b.storeId]), 2,
+    (v) => `SELECT s.device_id, s.store_id, s.max_seq, g.lo, g.hi, g.detected_at FROM stores s
+     LEFT JOIN seq_gaps g ON g.device_id = s.device_id AND g.store_id = s.store_id
+     WHERE (s.device_id, s.store_id) IN (VALUES ${v}) ORDER BY s.device_id, s.store_id, g.lo`);
+  const maxOf = new Map<string, number>();
+  const gapsOf = new Map<string, Array<Gap & { detected_at: string }>>();
+  for (const r of rows) {
+    const k = key(r.device_id, r.store_id);
+    maxOf.set(k, r.max_seq ?? 0);
+    if (r.lo === null || r.hi === null || r.detected_at === null) continue;
+    gapsOf.set(k, [...(gapsOf.get(k) ?? []), { lo: r.lo, hi: r.hi, detected_at: r.detected_at }]);
+  }
+  const maxRows: Param[][] = [];
+  const rewritten: Param[][] = [];
+  const gapRows: Param[][] = [];
+  let opened = 0;
+  for (const b of batches) {
+    const k = key(b.deviceId, b.storeId);
+    const gaps = gapsOf.get(k) ?? [];
+    const next = applySeqs({ maxSeq: maxOf.get(k) ?? 0, gaps }, b.seqs);
+    maxRows.push([b.deviceId, b.storeId, at, next.maxSeq]);
+    const same = next.gaps.length === gaps.length && next.gaps.every((g, i) => g.lo === gaps[i]?.lo && g.hi === gaps[i]?.hi);
+    if (same) continue;
+    rewritten.push([b.deviceId, b.storeId]);
+    for (const g of next.gaps) {
+      // A gap split by a late arrival keeps the detection time of the gap it came from.
+      const from = gaps.find((o) => o.lo <= g.lo && g.hi <= o.hi);
+      if (!from) opened++;
+      gapRows.push([b.deviceId, b.storeId, g.lo, g.hi, from?.detected_at ?? at]);
+    }
+  }
+  await manyRun(q, maxRows, 4, (v) => `INSERT INTO stores (device_id, store_id, first_seen_at, max_seq) VALUES ${v}
+     ON CONFLICT (device_id, store_id) DO UPDATE SET max_seq = excluded.max_seq`);
+  await manyRun(q, rewritten, 2, (v) => `DELETE FROM seq_gaps WHERE (device_id, store_id) IN (VALUES ${v})`);
+  await manyRun(q, gapRows, 5, (v) => `INSERT INTO seq_gaps (device_id, store_id, lo, hi, detected_at) VALUES ${v}`);
   return opened;
 }
 
-export async function insertEvent(q: Query, deviceId: string, e: AgentEvent, raw: string, at: string): Promise<boolean> {
-  const digest = createHash('sha256').update(raw).digest('hex');
-  const r = await q.run('INSERT INTO events (device_id, digest, ts, type, detail, received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING', [
-    deviceId, digest, e.ts, e.type, JSON.stringify(e.detail ?? null), at,
-  ]);
-  return r.changes > 0;
+/** Each event once (by a digest of its bytes, per device); resolves to how many were new. */
+export async function insertEvents(q: Query, events: ReadonlyArray<{ deviceId: string; event: AgentEvent; raw: string }>, at: string): Promise<number> {
+  const rows = events.map(({ deviceId, event: e, raw }) => [deviceId, createHash('sha256').update(raw).digest('hex'), e.ts, e.type, JSON.stringify(e.detail ?? null), at]);
+  const added = await manyRows<{ device_id: string }>(q, rows, 6,
+    (v) => `INSERT INTO events (device_id, digest, ts, type, detail, received_at) VALUES ${v} ON CONFLICT DO NOTHING RETURNING device_id`);
+  return added.length;
 }
 
-export async function saveHeartbeat(q: Query, hb: Heartbeat, raw: string): Promise<void> {
-  await q.run(
-    `UPDATE devices SET heartbeat_json = ?, heartbeat_at = ?, store_id = COALESCE(?, store_id)
-     WHERE device_id = ? AND (heartbeat_at IS NULL OR heartbeat_at <= ?)`,
-    [raw, hb.ts, hb.storeId ?? null, hb.deviceId, hb.ts],
-  );
-  for (const c of hb.compliance ?? []) await upsertCompliance(q, hb.deviceId, c, hb.ts);
+/** The newest heartbeat of each device (one a device), and the compliance each reports. */
+export async function saveHeartbeats(q: Query, beats: ReadonlyArray<{ heartbeat: Heartbeat; raw: string }>, at: string): Promise<void> {
+  await manyRun(q, beats.map(({ heartbeat: hb, raw }) => [hb.deviceId, at, raw, hb.ts, hb.storeId ?? null]), 5,
+    (v) => `INSERT INTO devices (device_id, first_seen_at, heartbeat_json, heartbeat_at, store_id) VALUES ${v}
+     ON CONFLICT (device_id) DO UPDATE SET heartbeat_json = excluded.heartbeat_json, heartbeat_at = excluded.heartbeat_at,
+       store_id = COALESCE(excluded.store_id, devices.store_id)
+     WHERE devices.heartbeat_at IS NULL OR devices.heartbeat_at <= excluded.heartbeat_at`);
+  const words = new Map<string, ComplianceRow>();
+  for (const { heartbeat: hb } of beats) {
+    for (const c of hb.compliance ?? []) words.set(key(hb.deviceId, c.day, c.campaignId), { ...c, deviceId: hb.deviceId, asOf: hb.ts });
+  }
+  await upsertCompliance(q, [...words.values()]);
 }
 
-/** The retained status: the highest session's word is kept (a late Will of an old session is not). */
-export async function saveStatus(q: Query, deviceId: string, s: Status, raw: string, at: string): Promise<void> {
-  await q.run(
-    `UPDATE devices SET status_json = ?, status_online = ?, status_session = ?, status_at = ?, store_id = COALESCE(?, store_id)
-     WHERE device_id = ? AND (status_session IS NULL OR status_session <= ?)`,
-    [raw, Number(s.online), s.session, at, s.online ? s.storeId : null, deviceId, s.session],
-  );
+/**
+ * The retained status, one a device: the highest session's word is kept (a late Will of an old
+ * session is not). `storeId`: the store an online status of that session named, if any.
+ */
+export async function saveStatuses(q: Query, statuses: ReadonlyArray<{ deviceId: string; status: Status; raw: string; storeId: string | null }>, at: string): Promise<void> {
+  await manyRun(q, statuses.map(({ deviceId, status: s, raw, storeId }) => [deviceId, at, raw, Number(s.online), s.session, at, storeId]), 7,
+    (v) => `INSERT INTO devices (device_id, first_seen_at, status_json, status_online, status_session, status_at, store_id) VALUES ${v}
+     ON CONFLICT (device_id) DO UPDATE SET status_json = excluded.status_json, status_online = excluded.status_online,
+       status_session = excluded.status_session, status_at = excluded.status_at, store_id = COALESCE(excluded.store_id, devices.store_id)
+     WHERE devices.status_session IS NULL OR devices.status_session <= excluded.status_session`);
 }

@@ -1,0 +1,70 @@
+import type { Dialect, Param, Query } from './db.js';
+
+// Set-based statements for the ingest's batches: one `INSERT … VALUES (…), (…), …` (or a row-value
+// `IN (VALUES …)`) for many rows instead of one statement a row. Why: a statement costs a round trip
+// to sqlite3's worker thread (or to the pg server) whatever it carries, and with one a row the
+// archive managed ~10 % of what the broker could deliver (issue 11's bench).
+//
+// The SQL text stays portable (`?` placeholders; pg numbers them). How a set is cut into statements
+// differs by engine. SQLite: as few as its bound-parameter limit allows (32,766: 2,047 plays), since
+// each statement costs several hops between sqlite3's worker thread and the event loop, and the loop
+// is busy receiving the next batch (measured: a trivial statement took 3-4 ms inside a busy ingest).
+// PostgreSQL: chunks of power-of-two row counts (500 rows = 256 + 128 + 64 + 32 + 16 + 4) within
+// 8,192 parameters, so pg's per-connection prepared statements stay a handful per statement kind,
+// not one per batch size.
+
+/** Bound parameters per statement at most. SQLite's is its compiled-in limit (SQLITE_MAX_VARIABLE_NUMBER). */
+const MAX_PARAMS: Record<Dialect, number> = { sqlite: 32_766, postgres: 8192 };
+
+/** `(?, ?), (?, ?)` for `rows` rows of `cols` columns. */
+export function placeholders(rows: number, cols: number): string {
+  const one = `(${Array.from({ length: cols }, () => '?').join(', ')})`;
+  return Array.from({ length: rows }, () => one).join(', ');
+}
+
+/** Splits `rows` into the chunks one statement each carries (see above), in order. */
+export function chunksFor<T>(dialect: Dialect, rows: readonly T[], cols: number): T[][] {
+  const max = MAX_PARAMS[dialect];
+  if (dialect === 'sqlite') {
+    const size = Math.max(1, Math.floor(max / cols));
+    const out: T[][] = [];
+    for (let i = 0; i < rows.length; i += size) out.push(rows.slice(i, i + size));
+    return out;
+  }
+  let cap = 1;
+  while (cap * 2 * cols <= max) cap *= 2;
+  const out: T[][] = [];
+  let i = 0;
+  while (i < rows.length) {
+    let size = cap;
+    while (size > rows.length - i) size /= 2;
+    out.push(rows.slice(i, i + size));
+    i += size;
+  }
+  return out;
+}
+
+/**
+ * Runs `sql(values)` once per chunk of `rows` (each row `cols` parameters, in order), with `values`
+ * the chunk's placeholder list, and returns every row the statements return (`RETURNING`, or a
+ * SELECT's rows). Invariant: rows keep their order across chunks, so a statement whose later rows
+ * depend on earlier ones (an upsert fed the same key twice in SQLite) behaves as one statement would.
+ */
+export async function manyRows<R>(q: Query, rows: readonly Param[][], cols: number, sql: (values: string) => string): Promise<R[]> {
+  const out: R[] = [];
+  for (const chunk of chunksFor(q.dialect, rows, cols)) {
+    for (const r of chunk) if (r.length !== cols) throw new Error(`manyRows: a row of ${r.length} values for ${cols} columns`);
+    out.push(...(await q.all<R>(sql(placeholders(chunk.length, cols)), chunk.flat())));
+  }
+  return out;
+}
+
+/** `manyRows` for statements that return nothing; resolves to the rows changed. */
+export async function manyRun(q: Query, rows: readonly Param[][], cols: number, sql: (values: string) => string): Promise<number> {
+  let changes = 0;
+  for (const chunk of chunksFor(q.dialect, rows, cols)) {
+    for (const r of chunk) if (r.length !== cols) throw new Error(`manyRun: a row of ${r.length} values for ${cols} columns`);
+    changes += (await q.run(sql(placeholders(chunk.length, cols)), chunk.flat())).changes;
+  }
+  return changes;
+}
