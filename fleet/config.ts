@@ -27,14 +27,14 @@ export const fleetConfigSchema = z.strictObject({
     sessionExpirySec: z.number().int().min(60).max(4_294_967_295).default(7 * 24 * 3600),
     keepaliveSec: z.number().int().min(5).max(600).default(30),
     /** MQTT 5 Receive Maximum: QoS 1 messages the broker may have in flight to us (bounds a batch). */
-    receiveMaximum: z.number().int().min(1).max(65535).default(1000),
+    receiveMaximum: z.number().int().min(1).max(65535).default(2000),
   }),
   batch: z
     .strictObject({
-      maxRows: z.number().int().min(1).max(10_000).default(500),
+      maxRows: z.number().int().min(1).max(10_000).default(1000),
       maxDelayMs: z.number().int().min(0).max(5000).default(50),
     })
-    .default({ maxRows: 500, maxDelayMs: 50 }),
+    .default({ maxRows: 1000, maxDelayMs: 50 }),
   /** The agent's status and heartbeat carry no groups, so the fleet names them: group → device ids. */
   groups: z.record(id, z.array(id)).default({}),
   /** The NOC page and its JSON API (docs/fleet.md#the-noc-page); omitted: no HTTP server. */

@@ -51,7 +51,7 @@ export class FleetService {
       return stats;
     }, config.batch, log.child({ component: 'batcher' }));
     const password = config.mqtt.passwordFile ? readFileSync(config.mqtt.passwordFile, 'utf8').trim() : undefined;
-    this.ingest = new MqttIngest(config.mqtt, password, this.batcher, log.child({ component: 'ingest' }));
+    this.ingest = new MqttIngest(config.mqtt, password, this.batcher, log.child({ component: 'ingest' }), config.batch.maxRows);
     if (config.http) {
       const token = config.http.tokenFile ? readFileSync(config.http.tokenFile, 'utf8').trim() : undefined;
       const signer = config.http.commandKeyFile ? readCommandSigner(config.http.commandKeyFile, config.http.commandKeyId) : undefined;

@@ -15,8 +15,8 @@ const run = promisify(execFile);
 t.test('config: defaults, paths from the config folder, every problem at once', async (t) => {
   const c = parseFleetConfig({ db: 'archive.db', mqtt: { url: 'mqtt://127.0.0.1:1883', clientId: 'ingest-1' } }, '/etc/fleet');
   t.equal(c.db, '/etc/fleet/archive.db');
-  t.match(c.mqtt, { topicPrefix: 'signage', shareGroup: 'signage-fleet', sessionExpirySec: 604800, receiveMaximum: 1000 });
-  t.same(c.batch, { maxRows: 500, maxDelayMs: 50 });
+  t.match(c.mqtt, { topicPrefix: 'signage', shareGroup: 'signage-fleet', sessionExpirySec: 604800, receiveMaximum: 2000 });
+  t.same(c.batch, { maxRows: 1000, maxDelayMs: 50 });
   t.same(c.groups, {});
   const e = (() => { try { parseFleetConfig({ mqtt: { url: 'http://x', clientId: 'bad id' }, groups: { g: ['ok', '../no'] }, extra: 1 }, '/'); } catch (err) { return err; } })();
   t.ok(e instanceof FleetConfigError);

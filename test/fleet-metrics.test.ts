@@ -218,7 +218,7 @@ t.test('the alert rules and the Grafana dashboard use only exported metrics, in 
   const archive = new Archive(path.join(dir, 'archive.db'), silentLogger());
   await archive.start();
   t.teardown(() => archive.stop());
-  const counters = { received: 0, bad: 0, badByReason: {}, connects: 0 };
+  const counters = { received: 0, bad: 0, badByReason: {}, connects: 0, held: 0 };
   const totals = { batches: 0, rows: 0, plays: 0, duplicates: 0, dropped: 0, failures: 0 };
   const exported = names(await new FleetMetrics(archive, { ingest: { counters }, batcher: { totals } }).render());
   t.ok(exported.has('signage_device_up') && exported.has('signage_ingest_rows_total'), 'names read from the exposition');

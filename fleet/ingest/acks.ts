@@ -7,17 +7,26 @@ import type { IClientOptions, MqttClient } from 'mqtt';
 // ack path: no PUBACK, an 'error' event that the ingest ignores for DEFERRED), and the PUBACK is
 // sent by `puback` once the batch holding the message has committed. mqtt 5.16's `_sendPacket` is
 // the one private name used; `assertManualAcks` fails the start if a later mqtt.js lacks it.
+//
+// Holding the callback is still how the ingest pushes back when it must: an arrival that returns a
+// promise (the batcher is over its high-water mark) gets its callback when the promise settles, and
+// until then mqtt.js reads no further packet, TCP's window fills and the broker stops sending. The
+// broker's own flow control (our Receive Maximum) should make that rare, but mosquitto 2.0.11
+// (Debian 12's) stops honouring it once a reconnected session's first PUBACKs arrive and sends the
+// whole queued backlog at once (100,000 plays: all in the process's memory; fixed upstream in 2.0.13).
 
 export const DEFERRED = new Error('PUBACK deferred until the archive commits');
 
-export type Arrival = (topic: string, payload: Buffer, messageId: number | undefined) => void;
+/** Takes a message; a promise returned means "read nothing more until it settles". */
+export type Arrival = (topic: string, payload: Buffer, messageId: number | undefined) => Promise<void> | undefined;
 
 /** customHandleAcks for QoS 1 (and 2, which the ingest never subscribes with): hand over, ack later. */
 export function deferredAcks(onArrival: Arrival): Pick<IClientOptions, 'customHandleAcks'> {
   return {
     customHandleAcks: (topic, message, packet: { messageId?: number }, cb) => {
-      onArrival(topic, message, packet.messageId);
-      cb(DEFERRED);
+      const hold = onArrival(topic, message, packet.messageId);
+      if (hold) void hold.then(() => cb(DEFERRED), () => cb(DEFERRED));
+      else cb(DEFERRED);
     },
   };
 }
@@ -32,7 +41,16 @@ export function assertManualAcks(client: MqttClient): void {
   }
 }
 
-/** The PUBACK (success) of one QoS 1 message, on the client's current connection. */
+/**
+ * The PUBACK (success) of one QoS 1 message, on the client's current connection. A commit acks its
+ * whole batch in one go: the socket is corked until the end of the tick, so those hundreds of
+ * PUBACKs leave in one write instead of a syscall each.
+ */
 export function puback(client: MqttClient, messageId: number): void {
+  const stream = (client as unknown as { stream?: { cork?(): void; uncork?(): void; writableCorked?: number } }).stream;
+  if (stream?.cork && stream.uncork && !stream.writableCorked) {
+    stream.cork();
+    process.nextTick(() => stream.uncork?.());
+  }
   (client as unknown as PacketSender)._sendPacket({ cmd: 'puback', messageId, reasonCode: 0 });
 }

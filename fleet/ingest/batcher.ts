@@ -23,8 +23,12 @@ const MAX_WAITING = 20_000;
  */
 export class Batcher {
   private queue: Pending[] = [];
-  private firstAt = 0;
+  /** When each waiting message arrived (parallel to `queue`): the oldest one's age is what is due. */
+  private arrived: number[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private roomWaiters: Array<{ n: number; resolve: () => void }> = [];
+  /** The pending timer is a zero-delay one (nothing to bring forward). */
+  private dueNow = false;
   private writing: Promise<void> | undefined;
   private retryMs = 0;
   readonly totals = { batches: 0, rows: 0, plays: 0, duplicates: 0, dropped: 0, failures: 0 };
@@ -39,10 +43,26 @@ export class Batcher {
     return this.queue.length;
   }
 
+  /** Resolves once fewer than `n` messages wait (after a commit takes some away). */
+  whenBelow(n: number): Promise<void> {
+    if (this.queue.length < n) return Promise.resolve();
+    return new Promise((resolve) => this.roomWaiters.push({ n, resolve }));
+  }
+
+  private wakeRoomWaiters(): void {
+    if (this.roomWaiters.length === 0) return;
+    const still: typeof this.roomWaiters = [];
+    for (const w of this.roomWaiters) {
+      if (this.queue.length < w.n) w.resolve();
+      else still.push(w);
+    }
+    this.roomWaiters = still;
+  }
+
   add(p: Pending): void {
     if (!p.ack && this.queue.length >= MAX_WAITING) { this.totals.dropped++; return; }
-    if (this.queue.length === 0) this.firstAt = Date.now();
     this.queue.push(p);
+    this.arrived.push(Date.now());
     this.schedule();
   }
 
@@ -56,16 +76,23 @@ export class Batcher {
   }
 
   private schedule(): void {
-    if (this.writing || this.timer || this.queue.length === 0) return;
-    const wait = this.queue.length >= this.opts.maxRows ? 0 : this.firstAt + this.opts.maxDelayMs - Date.now();
-    const due = Math.max(this.retryMs, wait);
-    this.timer = setTimeout(() => { this.timer = undefined; void this.flush(); }, Math.max(0, due));
+    if (this.writing || this.queue.length === 0) return;
+    const full = this.queue.length >= this.opts.maxRows;
+    // A batch that fills up while its timer runs goes now, not when the first message's delay is
+    // up (it waited the whole maxDelayMs before: 50 ms a batch under load). A retry's wait stands.
+    if (this.timer && !(full && this.retryMs === 0 && !this.dueNow)) return;
+    clearTimeout(this.timer);
+    const wait = full ? 0 : (this.arrived[0] ?? Date.now()) + this.opts.maxDelayMs - Date.now();
+    const due = Math.max(this.retryMs, wait, 0);
+    this.dueNow = due === 0;
+    this.timer = setTimeout(() => { this.timer = undefined; this.dueNow = false; void this.flush(); }, due);
   }
 
   private flush(): Promise<void> {
     if (this.writing || this.queue.length === 0) return this.writing ?? Promise.resolve();
     clearTimeout(this.timer);
     this.timer = undefined;
+    this.dueNow = false;
     const batch = this.queue.slice(0, this.opts.maxRows);
     const items = batch.flatMap((p) => (p.item ? [p.item] : []));
     // The body starts a microtask later: a batch of only refused messages has nothing to await, and
@@ -73,16 +100,24 @@ export class Batcher {
     // set it, leaving a settled promise there that blocks every later flush (the ingest stalled;
     // found twice, by the NOC page's tests and the PostgreSQL ones; fleet-batcher.test.ts).
     this.writing = Promise.resolve().then(async () => {
+      const mine = this.writing;
       try {
         const stats = items.length > 0 ? await this.write(items) : undefined;
         this.queue.splice(0, batch.length);
-        this.firstAt = Date.now();
+        // What arrived during the write has been waiting since then, not since the commit: a full
+        // or overdue batch goes at once (resetting the clock here idled the archive 50 ms a batch).
+        this.arrived.splice(0, batch.length);
         this.retryMs = 0;
         this.totals.batches++;
         this.totals.rows += items.length;
         this.totals.plays += stats?.plays ?? 0;
         this.totals.duplicates += stats?.duplicates ?? 0;
+        // A full batch waiting goes to the archive before these acks: acking lets the broker send
+        // (and this loop then parse) the next messages, and the archive would sit idle meanwhile.
+        this.writing = undefined;
+        if (this.queue.length >= this.opts.maxRows) void this.flush();
         for (const p of batch) p.ack?.();
+        this.wakeRoomWaiters();
         if (stats && (stats.gapsOpened || stats.storesReplaced)) this.log.info({ gapsOpened: stats.gapsOpened, storesReplaced: stats.storesReplaced }, 'seq gap or replaced store');
         this.log.debug({ rows: items.length, ...stats }, 'batch committed');
       } catch (e) {
@@ -93,7 +128,7 @@ export class Batcher {
         this.retryMs = busy ? 100 : Math.min(30_000, Math.max(1000, this.retryMs * 2));
         this.log.error({ err: (e as Error).message, rows: items.length, retryMs: this.retryMs }, 'archive write failed; nothing acked, retrying');
       } finally {
-        this.writing = undefined;
+        if (this.writing === mine) this.writing = undefined;
         this.schedule();
       }
     });

@@ -12,6 +12,8 @@ export interface IngestCounters {
   bad: number;
   badByReason: Record<string, number>;
   connects: number;
+  /** Times the ingest stopped reading because the batcher was at its high-water mark. */
+  held: number;
 }
 
 /**
@@ -24,13 +26,14 @@ export class MqttIngest {
   private client: MqttClient | undefined;
   private generation = 0;
   private stopping = false;
-  readonly counters: IngestCounters = { received: 0, bad: 0, badByReason: {}, connects: 0 };
+  readonly counters: IngestCounters = { received: 0, bad: 0, badByReason: {}, connects: 0, held: 0 };
 
   constructor(
     private readonly cfg: FleetConfig['mqtt'],
     private readonly password: string | undefined,
     private readonly batcher: Batcher,
     private readonly log: Logger,
+    private readonly batchRows = 500,
   ) {}
 
   get connected(): boolean {
@@ -75,14 +78,24 @@ export class MqttIngest {
     });
     client.on('close', () => this.log.debug('connection closed'));
     // QoS 0 (heartbeats) arrive here; QoS 1 comes through customHandleAcks and never emits 'message'.
+    // Nothing to hold them back with: the QoS 1 arrivals around them do it, and the batcher drops
+    // QoS 0 beyond its own bound.
     client.on('message', (topic, payload, packet) => {
-      if (packet.qos === 0) this.arrive(topic, payload, undefined);
+      if (packet.qos === 0) void this.arrive(topic, payload, undefined);
     });
     client.connect();
   }
 
-  private arrive(topic: string, payload: Buffer, messageId: number | undefined): void {
-    if (this.stopping) return; // not acked: the broker sends it again to the next session
+  /**
+   * Messages the batcher may hold before the ingest stops reading from the broker: what the broker
+   * may have in flight to us (Receive Maximum), and at least one batch being written plus one filling.
+   */
+  private get highWater(): number {
+    return Math.max(this.cfg.receiveMaximum, 2 * this.batchRows);
+  }
+
+  private arrive(topic: string, payload: Buffer, messageId: number | undefined): Promise<void> | undefined {
+    if (this.stopping) return undefined; // not acked: the broker sends it again to the next session
     this.counters.received++;
     const gen = this.generation;
     const client = this.client;
@@ -92,10 +105,16 @@ export class MqttIngest {
       if (this.generation === gen && client.connected) puback(client, messageId);
     };
     const d = decodeMessage(this.cfg.topicPrefix, topic, payload);
-    if (d.ok) {
-      this.batcher.add({ item: d.item, ...(ack ? { ack } : {}) });
-      return;
+    if (d.ok) this.batcher.add({ item: d.item, ...(ack ? { ack } : {}) });
+    else this.dropped(topic, d, ack);
+    if (this.batcher.waiting >= this.highWater) {
+      this.counters.held++;
+      return this.batcher.whenBelow(this.highWater);
     }
+    return undefined;
+  }
+
+  private dropped(topic: string, d: { reason: string; deviceId?: string }, ack: (() => void) | undefined): void {
     this.counters.bad++;
     const key = d.reason.split(':')[0] ?? d.reason;
     const n = (this.counters.badByReason[key] = (this.counters.badByReason[key] ?? 0) + 1);
