@@ -68,12 +68,15 @@ export async function noteStores(q: Query, seen: readonly StoreSighting[], at: s
   if (added.length === 0) return 0;
   const isNew = new Set(added.map((r) => key(r.device_id, r.store_id)));
   const fresh = seen.filter((s) => isNew.has(key(s.deviceId, s.storeId)));
+  // The newest store each of those devices had before this batch, all in one read. Several stores
+  // first seen at one instant are ordered by id, in both engines (SQLite's rowid, which broke the
+  // tie once, does not exist in pg).
   const before = new Map<string, string | undefined>();
-  for (const deviceId of new Set(fresh.map((s) => s.deviceId))) {
-    // Several stores first seen at one instant are ordered by id, in both engines (SQLite's rowid,
-    // which broke the tie once, does not exist in pg).
-    const rows = await q.all<{ store_id: string }>('SELECT store_id FROM stores WHERE device_id = ? ORDER BY first_seen_at DESC, store_id DESC', [deviceId]);
-    before.set(deviceId, rows.find((r) => !isNew.has(key(deviceId, r.store_id)))?.store_id);
+  const devices = [...new Set(fresh.map((s) => s.deviceId))];
+  const known = await manyRows<{ device_id: string; store_id: string }>(q, devices.map((d) => [d]), 1,
+    (v) => `SELECT device_id, store_id FROM stores WHERE device_id IN (VALUES ${v}) ORDER BY device_id, first_seen_at DESC, store_id DESC`);
+  for (const r of known) {
+    if (!before.has(r.device_id) && !isNew.has(key(r.device_id, r.store_id))) before.set(r.device_id, r.store_id);
   }
   const changes: Param[][] = [];
   for (const s of fresh) {
