@@ -3,7 +3,8 @@ import path from 'node:path';
 import type { Clock } from '../core/clock.js';
 import type { KeyLookup } from '../protocol/envelope.js';
 import { transfer, TransferError } from '../media/transfer.js';
-import type { SourcePolicy } from '../media/sources.js';
+import { pinnedFetch } from '../media/pinned-fetch.js';
+import type { Lookup, SourcePolicy } from '../media/sources.js';
 import type { ReleaseLayout } from './layout.js';
 import { MANIFEST_FILE, parseManifest, treeProblems, verifyManifestSig } from './manifest.js';
 
@@ -29,7 +30,10 @@ export interface InstallerCtx {
   cacheDir: string;
   clock: Clock;
   sources: SourcePolicy;
+  /** Default: the policy-checked fetch media uses (pinned-fetch.ts), so a release URL cannot rebind to the box or its LAN. */
   fetchImpl?: typeof fetch;
+  /** The resolver behind the checks (tests inject a rebinding one). */
+  lookup?: Lookup;
   run: RunProgram;
 }
 
@@ -57,8 +61,9 @@ export class ReleaseInstaller {
         partPath: path.join(this.ctx.cacheDir, `${a.sha256}.part`),
         finalPath,
         maxBytes: MAX_RELEASE_BYTES,
-        fetchImpl: this.ctx.fetchImpl ?? globalThis.fetch,
+        fetchImpl: this.ctx.fetchImpl ?? pinnedFetch(this.ctx.sources, this.ctx.lookup),
         sources: this.ctx.sources,
+        ...(this.ctx.lookup ? { lookup: this.ctx.lookup } : {}),
         clock: this.ctx.clock,
         signal,
         idleMs: 60_000,
