@@ -1,10 +1,9 @@
-import { lookup as dnsLookup } from 'node:dns/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import type { Lookup } from '../agent/media/sources.js';
 import { blob, startCache } from './helpers/media-rig.js';
 import { sha256, startMediaServer, type MediaServer } from './helpers/media-server.js';
+import { rebinding } from './helpers/rebinding.js';
 import { tempDir } from './helpers/tmp.js';
 
 // Issue 10's DNS-rebinding gap: the media host was checked on one DNS answer and connected to on
@@ -13,17 +12,6 @@ import { tempDir } from './helpers/tmp.js';
 // the first question and the truth after it. The policy itself is the real one.
 
 const NOT_PUBLIC = /^refused: localhost is not a public address \(loopback, private or link-local\); allow it in media\.allowHosts$/;
-
-/** First answer per name public (TEST-NET-3), then what the system resolver says (127.0.0.1). */
-function rebinding(): { lookup: Lookup; asked: string[] } {
-  const asked: string[] = [];
-  const lookup: Lookup = async (host) => {
-    asked.push(host);
-    if (asked.filter((h) => h === host).length === 1) return [{ address: '203.0.113.7', family: 4 }];
-    return dnsLookup(host, { all: true, verbatim: true });
-  };
-  return { lookup, asked };
-}
 
 function served(srv: MediaServer, p: string, host = '127.0.0.1'): { url: string; sha256: string } {
   const body = blob(30_000);

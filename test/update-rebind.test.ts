@@ -4,7 +4,6 @@
 // (media had been closed with pinned-fetch.ts; the installer had not). A real HTTP server on
 // loopback; `localhost` behind an injected resolver playing the attacker's DNS.
 import { createHash } from 'node:crypto';
-import { lookup as dnsLookup } from 'node:dns/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
@@ -12,6 +11,7 @@ import { SystemClock } from '../agent/core/clock.js';
 import type { Lookup } from '../agent/media/sources.js';
 import { ReleaseInstaller, UpdateRefused, type UpdateArgs } from '../agent/update/installer.js';
 import type { ReleaseLayout } from '../agent/update/layout.js';
+import { rebinding } from './helpers/rebinding.js';
 import { tempDir } from './helpers/tmp.js';
 
 const body = Buffer.from('not really a release, but its hash is what the command names\n');
@@ -27,17 +27,6 @@ async function releaseServer(t: { teardown(fn: () => unknown): void }): Promise<
   t.teardown(() => new Promise<void>((r) => srv.close(() => r())));
   const port = (srv.address() as AddressInfo).port;
   return { url: (host) => `http://${host}:${port}/agent-2.0.0.tar.gz`, hits };
-}
-
-/** First answer per name public (TEST-NET-3), then the truth (127.0.0.1). */
-function rebinding(): { lookup: Lookup; asked: string[] } {
-  const asked: string[] = [];
-  const lookup: Lookup = async (host) => {
-    asked.push(host);
-    if (asked.filter((h) => h === host).length === 1) return [{ address: '203.0.113.7', family: 4 }];
-    return dnsLookup(host, { all: true, verbatim: true });
-  };
-  return { lookup, asked };
 }
 
 const installer = (dir: string, lookup: Lookup, fetchImpl?: typeof fetch): ReleaseInstaller => new ReleaseInstaller({
