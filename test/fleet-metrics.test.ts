@@ -137,6 +137,7 @@ t.test('metrics off a real ingest: promtool check metrics passes and every value
   t.equal(v('signage_ingest_plays_archived_total'), fleet.batcher.totals.plays);
   t.ok((v('signage_ingest_messages_received_total') ?? 0) >= 14, 'this process counted what it received');
   t.equal(v('signage_ingest_connects_total'), fleet.ingest.counters.connects);
+  t.equal(v('signage_ingest_read_pauses_total'), fleet.ingest.counters.held, 'read pauses: the ingest\'s held count');
   const dropped = [...s].filter(([k]) => k.startsWith('signage_ingest_messages_dropped_total{')).reduce((a, [, n]) => a + n, 0);
   t.ok(fleet.ingest.counters.bad >= 1, 'the subscription probe was dropped as bad');
   t.equal(dropped, fleet.ingest.counters.bad, 'dropped by reason adds up to the ingest\'s bad count');

@@ -151,6 +151,7 @@ export class FleetMetrics {
     if (ingest) {
       plain('signage_ingest_messages_received_total', 'MQTT messages this ingest process received.', () => ingest.counters.received);
       plain('signage_ingest_connects_total', 'Broker connections this ingest process made.', () => ingest.counters.connects);
+      plain('signage_ingest_read_pauses_total', 'Times the ingest stopped reading from the broker because its batcher was at the high-water mark.', () => ingest.counters.held);
       this.counter('signage_ingest_messages_dropped_total', 'Messages dropped as bad (spoofed, too big, malformed, ...), by reason.', ['reason'], (_, inc) => {
         for (const [key, n] of Object.entries(ingest.counters.badByReason)) inc({ reason: reasonLabel(key) }, n);
       }, false);
