@@ -69,11 +69,11 @@ export async function writeBatch(db: Database, items: readonly Item[], at: strin
       }
     }
   }
-  // Everything the transaction counts starts inside it: pg runs it again after a deadlock or
-  // serialization abort, and a retry must not count twice.
   const devices = [...new Set(items.map((it) => it.deviceId))];
   const unseen = [...sightings].filter(([k]) => !known.stores.has(k));
   const stats = await db.tx(async (q) => {
+    // Everything the transaction counts starts inside it: pg runs it again after a deadlock or
+    // serialization abort, and a retry must not count twice.
     const stats = emptyStats();
     // pg locks every device of the batch (lockDevices says why); SQLite only needs the rows to exist.
     await lockDevices(q, q.dialect === 'postgres' ? devices : devices.filter((d) => !known.devices.has(d)), at);

@@ -44,27 +44,27 @@ export function chunksFor<T>(dialect: Dialect, rows: readonly T[], cols: number)
   return out;
 }
 
+/** Each chunk of `rows` as one statement: `sql(values)` with the chunk's placeholder list, and its parameters in order. */
+function* statements(dialect: Dialect, rows: readonly Param[][], cols: number, sql: (values: string) => string): Generator<[string, Param[]]> {
+  for (const chunk of chunksFor(dialect, rows, cols)) {
+    for (const r of chunk) if (r.length !== cols) throw new Error(`a row of ${r.length} values for ${cols} columns`);
+    yield [sql(placeholders(chunk.length, cols)), chunk.flat()];
+  }
+}
+
 /**
- * Runs `sql(values)` once per chunk of `rows` (each row `cols` parameters, in order), with `values`
- * the chunk's placeholder list, and returns every row the statements return (`RETURNING`, or a
- * SELECT's rows). Invariant: rows keep their order across chunks, so a statement whose later rows
- * depend on earlier ones (an upsert fed the same key twice in SQLite) behaves as one statement would.
+ * Runs `sql(values)` once per chunk of `rows` (each row `cols` parameters, in order) and returns
+ * every row the statements return (`RETURNING`, or a SELECT's rows). Invariant: rows keep their
+ * order across chunks, so a statement whose later rows depend on earlier ones (an upsert fed the
+ * same key twice in SQLite) behaves as one statement would.
  */
 export async function manyRows<R>(q: Query, rows: readonly Param[][], cols: number, sql: (values: string) => string): Promise<R[]> {
   const out: R[] = [];
-  for (const chunk of chunksFor(q.dialect, rows, cols)) {
-    for (const r of chunk) if (r.length !== cols) throw new Error(`manyRows: a row of ${r.length} values for ${cols} columns`);
-    out.push(...(await q.all<R>(sql(placeholders(chunk.length, cols)), chunk.flat())));
-  }
+  for (const [text, params] of statements(q.dialect, rows, cols, sql)) out.push(...(await q.all<R>(text, params)));
   return out;
 }
 
-/** `manyRows` for statements that return nothing; resolves to the rows changed. */
-export async function manyRun(q: Query, rows: readonly Param[][], cols: number, sql: (values: string) => string): Promise<number> {
-  let changes = 0;
-  for (const chunk of chunksFor(q.dialect, rows, cols)) {
-    for (const r of chunk) if (r.length !== cols) throw new Error(`manyRun: a row of ${r.length} values for ${cols} columns`);
-    changes += (await q.run(sql(placeholders(chunk.length, cols)), chunk.flat())).changes;
-  }
-  return changes;
+/** `manyRows` for statements that return nothing. */
+export async function manyRun(q: Query, rows: readonly Param[][], cols: number, sql: (values: string) => string): Promise<void> {
+  for (const [text, params] of statements(q.dialect, rows, cols, sql)) await q.run(text, params);
 }

@@ -27,8 +27,6 @@ export class Batcher {
   private arrived: number[] = [];
   private timer: NodeJS.Timeout | undefined;
   private roomWaiters: Array<{ n: number; resolve: () => void }> = [];
-  /** The pending timer is a zero-delay one (nothing to bring forward). */
-  private dueNow = false;
   private writing: Promise<void> | undefined;
   private retryMs = 0;
   readonly totals = { batches: 0, rows: 0, plays: 0, duplicates: 0, dropped: 0, failures: 0 };
@@ -77,22 +75,23 @@ export class Batcher {
 
   private schedule(): void {
     if (this.writing || this.queue.length === 0) return;
-    const full = this.queue.length >= this.opts.maxRows;
-    // A batch that fills up while its timer runs goes now, not when the first message's delay is
-    // up (it waited the whole maxDelayMs before: 50 ms a batch under load). A retry's wait stands.
-    if (this.timer && !(full && this.retryMs === 0 && !this.dueNow)) return;
-    clearTimeout(this.timer);
-    const wait = full ? 0 : (this.arrived[0] ?? Date.now()) + this.opts.maxDelayMs - Date.now();
-    const due = Math.max(this.retryMs, wait, 0);
-    this.dueNow = due === 0;
-    this.timer = setTimeout(() => { this.timer = undefined; this.dueNow = false; void this.flush(); }, due);
+    // A full batch goes now: it is not held for its first message's maxDelayMs (it once was, 50 ms
+    // a batch under load), nor, after a commit, behind that commit's acks (acking lets the broker
+    // send the next messages, and the archive would sit idle while this loop parses them). A
+    // retry's wait stands.
+    if (this.queue.length >= this.opts.maxRows && this.retryMs === 0) {
+      void this.flush();
+      return;
+    }
+    if (this.timer) return;
+    const due = Math.max(this.retryMs, (this.arrived[0] ?? Date.now()) + this.opts.maxDelayMs - Date.now(), 0);
+    this.timer = setTimeout(() => { this.timer = undefined; void this.flush(); }, due);
   }
 
   private flush(): Promise<void> {
     if (this.writing || this.queue.length === 0) return this.writing ?? Promise.resolve();
     clearTimeout(this.timer);
     this.timer = undefined;
-    this.dueNow = false;
     const batch = this.queue.slice(0, this.opts.maxRows);
     const items = batch.flatMap((p) => (p.item ? [p.item] : []));
     // The body starts a microtask later: a batch of only refused messages has nothing to await, and
@@ -112,10 +111,8 @@ export class Batcher {
         this.totals.rows += items.length;
         this.totals.plays += stats?.plays ?? 0;
         this.totals.duplicates += stats?.duplicates ?? 0;
-        // A full batch waiting goes to the archive before these acks: acking lets the broker send
-        // (and this loop then parse) the next messages, and the archive would sit idle meanwhile.
         this.writing = undefined;
-        if (this.queue.length >= this.opts.maxRows) void this.flush();
+        this.schedule(); // before the acks (see schedule)
         for (const p of batch) p.ack?.();
         this.wakeRoomWaiters();
         if (stats && (stats.gapsOpened || stats.storesReplaced)) this.log.info({ gapsOpened: stats.gapsOpened, storesReplaced: stats.storesReplaced }, 'seq gap or replaced store');

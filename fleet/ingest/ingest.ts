@@ -33,7 +33,7 @@ export class MqttIngest {
     private readonly password: string | undefined,
     private readonly batcher: Batcher,
     private readonly log: Logger,
-    private readonly batchRows = 500,
+    private readonly batchRows: number,
   ) {}
 
   get connected(): boolean {
