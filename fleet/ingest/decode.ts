@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import {
   agentEventSchema,
   heartbeatSchema,
@@ -35,8 +36,9 @@ export function decodeMessage(prefix: string, topic: string, payload: Buffer): D
   const { deviceId } = where;
   if (payload.length > MAX_PAYLOAD) return { ok: false, deviceId, reason: `payload too large: ${payload.length} bytes` };
   if (payload.length === 0) return { ok: false, deviceId, reason: 'empty payload' };
+  // Checked on the bytes: re-encoding the decoded text to compare copied every payload once more.
+  if (!isUtf8(payload)) return { ok: false, deviceId, reason: 'payload is not UTF-8' };
   const raw = payload.toString('utf8');
-  if (!Buffer.from(raw, 'utf8').equals(payload)) return { ok: false, deviceId, reason: 'payload is not UTF-8' };
   let doc: unknown;
   try {
     doc = JSON.parse(raw);
