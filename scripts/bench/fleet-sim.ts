@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { get as httpGet, type ClientRequest } from 'node:http';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { untilSubscribed } from '../../test/helpers/fleet-rig.js';
 import { startBroker } from '../../test/helpers/mosquitto.js';
 import { freePort } from '../../test/helpers/ports.js';
+import { childPid, HZ, sample, type ProcSample } from './proc.js';
 
 // A simulated fleet (signage-fleet simulate-fleet, its own process) against one mosquitto and one
 // `serve` (its own process, SQLite archive): plays sent vs archived (lost, extra), the CPU and RSS
@@ -23,37 +24,12 @@ const DEVICES = Number(process.env.FLEET_SIM_DEVICES ?? 1000);
 const DURATION = process.env.FLEET_SIM_DURATION ?? '5m';
 const DURATION_MS = parseDuration(DURATION) ?? 300_000;
 const PPH = Number(process.env.FLEET_SIM_PPH ?? 60);
-const HZ = 100;
 // npm run bench runs from dist/ (the fleet's main.js beside); a run from the sources uses dist/ too.
 const here = path.dirname(fileURLToPath(import.meta.url));
-const FLEET_BIN = [path.resolve(here, '../../fleet/main.js'), path.resolve(here, '../../dist/fleet/main.js')].find((f) => existsSync(f)) ?? 'dist/fleet/main.js'; // USER_HZ on Linux
-
-interface ProcSample { ticks: number; rssKB: number; hwmKB: number; at: number }
-
-function sample(pid: number): ProcSample {
-  // utime and stime are fields 14 and 15; the comm field may hold spaces, so count from its ')'.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
-  return { ticks: Number(f[11]) + Number(f[12]), rssKB: kb('VmRSS'), hwmKB: kb('VmHWM'), at: performance.now() };
-}
+const FLEET_BIN = [path.resolve(here, '../../fleet/main.js'), path.resolve(here, '../../dist/fleet/main.js')].find((f) => existsSync(f)) ?? 'dist/fleet/main.js';
 
 const cpuPct = (a: ProcSample, b: ProcSample): string => `${(((b.ticks - a.ticks) / HZ / ((b.at - a.at) / 1000)) * 100).toFixed(1)}%`;
 const mb = (kb: number): string => `${(kb / 1024).toFixed(0)} MB`;
-
-/** This process's children whose command line contains `needle` (startBroker and FleetProcess keep their pids to themselves). */
-function childPid(needle: string): number {
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === process.pid && readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(needle)) return Number(d);
-    } catch { /* gone */ }
-  }
-  throw new Error(`no child process running ${needle}`);
-}
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
