@@ -139,6 +139,35 @@ t.test('a pre-staged alert fires on time with the broker stopped and the agent r
   t.equal(await a2.stop(), 0);
 });
 
+t.test('an alert with --repeat-every is shown once every that many seconds, the house content playing in between', async (t) => {
+  // One spot a day far ahead: between showings the screen has only its loop to play.
+  const s = await stage(t, { windowSec: 600, timesPerDay: 1, leadMs: 300_000 });
+  await s.assign('al-4');
+  const agent = s.agent('al-4');
+  agent.start();
+  await waitFor('birth', () => s.of<{ online: boolean }>('al-4', 'status').some((x) => x.online), 20_000);
+  const r = await ctl(['alert', '--url', s.broker.url, '--device', 'al-4', '--file', new URL(s.red.url).pathname, '--expires', '+26s', '--repeat-every', '10', '--id', 'rep']);
+  t.equal(r.code, 0, r.err.join('\n'));
+  const showings = (): PlayMsg[] => s.of<PlayMsg>('al-4', 'play').filter((p) => p.campaignId === 'alert:rep');
+
+  await waitFor('the first showing over', () => showings().length >= 1, 30_000);
+  // The next showing is due 10 s after the first started, its 3 s clip long over: the loop plays.
+  const between = await shot(s, 'al-4', 'between');
+  const secondYet = showings().length > 1 || agent.logged('spot started').filter((l) => l.campaignId === 'alert:rep').length > 1;
+  if (!secondYet) t.notOk(isRed(between), `between showings the alert is off the screen (${between.map(Math.round).join(',')})`);
+  else t.fail('the second showing began before the screenshot between the first two');
+
+  await waitFor('the alert ended at its expiry', () => s.of<AlertEvent>('al-4', 'event').some((e) => e.type === 'alert' && e.detail.id === 'rep' && e.detail.state === 'ended'), 60_000);
+  await waitFor('every showing reported', () => showings().length >= agent.logged('spot started').filter((l) => l.campaignId === 'alert:rep').length, 20_000);
+  const all = showings().sort((a, b) => Date.parse(a.startedAt) - Date.parse(b.startedAt));
+  t.ok(all.length >= 2 && all.length <= 3, `a 26 s alert repeated every 10 s is shown 2 or 3 times, not looped (${all.length})`);
+  t.ok(all.every((p) => p.outcome === 'completed' && Date.parse(p.endedAt) - Date.parse(p.startedAt) < 5000), 'each showing is one pass of the 3 s clip');
+  const gaps = all.slice(1).map((p, i) => Date.parse(p.startedAt) - Date.parse(all[i]!.startedAt));
+  // The grid counts from when a showing went into the player; its reported start may trail that a little.
+  t.ok(gaps.every((g) => g >= 9_500), `showings start 10 s apart, never sooner (${gaps.join(', ')} ms)`);
+  t.equal(await agent.stop(), 0);
+});
+
 /** Grey pixels of a card as the agent draws `text` (same layout, font and filter), or of a variant of the text. */
 async function reference(dir: string, name: string, lines: string[], fontSize: number): Promise<Buffer> {
   const txt = path.join(dir, `${name}.txt`);
