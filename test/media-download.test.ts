@@ -2,6 +2,9 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import t from 'tap';
+import { SystemClock } from '../agent/core/clock.js';
+import { pinnedFetch } from '../agent/media/pinned-fetch.js';
+import { transfer, TransferError } from '../agent/media/transfer.js';
 import { blob, captureLogger, startCache } from './helpers/media-rig.js';
 import { sha256, startMediaServer } from './helpers/media-server.js';
 import { tempDir } from './helpers/tmp.js';
@@ -199,4 +202,26 @@ t.test('a plan flapping away and back mid-download still ends verified, with no 
   await rig.until(sha);
   t.same(rig.failed, [], 'no mismatch from interleaved writes');
   t.ok(readFileSync(rig.cache.resolve(ref)!.path).equals(body));
+});
+
+t.test('a transfer aborted while it re-hashes its partial file fetches nothing (the stop is not missed)', async (t) => {
+  const srv = await startMediaServer(t);
+  const body = blob(300_000);
+  srv.serve('/resume.mp4', { body });
+  const dir = tempDir(t, 'media-');
+  const partPath = path.join(dir, `${sha256(body)}.part`);
+  writeFileSync(partPath, body.subarray(0, 100_000)); // a partial file: the transfer re-hashes it first
+  const ctrl = new AbortController();
+  const opts = {
+    url: srv.url('/resume.mp4'), sha256: sha256(body), partPath, finalPath: path.join(dir, `${sha256(body)}.mp4`),
+    maxBytes: 10_000_000, fetchImpl: pinnedFetch({ fileRoots: [], allowHosts: ['127.0.0.1'] }), sources: { fileRoots: [], allowHosts: ['127.0.0.1'] },
+    clock: new SystemClock(), signal: ctrl.signal,
+  };
+  const done = transfer(opts).then(() => undefined, (e: unknown) => e);
+  ctrl.abort(); // after transfer() began, before it reached the network
+  const e = await done;
+  t.ok(e instanceof TransferError, `a TransferError: ${String(e)}`);
+  t.equal((e as TransferError).message, 'aborted');
+  t.same(srv.requests, [], 'no request reached the server');
+  t.equal(readFileSync(partPath).length, 100_000, 'the partial file kept for a resume');
 });
