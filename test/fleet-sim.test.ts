@@ -9,6 +9,7 @@ import ts from 'typescript';
 import { SystemClock } from '../agent/core/clock.js';
 import { silentLogger } from '../agent/core/log.js';
 import { deviceTopic } from '../agent/protocol/index.js';
+import { runSimulateFleet } from '../fleet/sim/cli.js';
 import { FleetSimulator } from '../fleet/sim/fleet-sim.js';
 import { Db } from '../fleet/archive/db.js';
 import { FLEET_BIN, FleetProcess, screenClient, untilSubscribed } from './helpers/fleet-rig.js';
@@ -85,6 +86,23 @@ t.test('20 virtual screens: every play they sent is archived once, and each one\
   t.same(devices.map((d) => d.device_id), sim.screens.map((s) => s.deviceId), 'a devices row per screen');
   for (const d of devices) t.equal(d.heartbeat_at, beats.get(d.device_id)?.at(-1), `${d.device_id}: the last of its ${beats.get(d.device_id)?.length} heartbeats is archived`);
   t.ok(devices.every((d) => d.status_online === 0), 'each screen said offline as it left');
+});
+
+t.test('a Ctrl-C while the screens start ends the run after the start, not after --duration', async (t) => {
+  const broker = await startBroker(t);
+  const abort = new AbortController();
+  const lines: string[] = [];
+  // The signal comes while sim.start() is connecting the screens; the run is 10 minutes, five times
+  // this test's timeout: a missed abort fails it by timing out.
+  const run = runSimulateFleet(['--devices', '2', '--broker', broker.url, '--duration', '10m', '--data-dir', tempDir(t, 'fleet-sim-'), '--drain', '5s'], {
+    out: (l) => lines.push(l), log: silentLogger(), rss: () => ({ now: 0, peak: 0 }), signal: abort.signal,
+  }, 'test-sim');
+  abort.abort();
+  const r = await run;
+  t.equal(r.devices, 2, 'the screens started, then stopped');
+  t.equal(r.playsUnsent, 0, 'and drained');
+  t.match(lines.join('\n'), /2 virtual screens on/, 'the start line printed');
+  t.match(lines.join('\n'), /plays: \d+ recorded/, 'the closing figures printed');
 });
 
 t.test('the CLI: bad options are usage errors (exit 2); main.ts loads the simulator only for its subcommand', async (t) => {

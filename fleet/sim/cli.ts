@@ -86,10 +86,14 @@ export async function runSimulateFleet(args: string[], io: SimIo, agentVersion: 
     });
     const rssStarted = io.rss().now;
     io.out(`${p.devices} virtual screens on ${p.brokerUrl} (started in ${((Date.now() - t0) / 1000).toFixed(1)} s, RSS ${mb(rssStarted)}): heartbeats every ${p.heartbeatSec} s, ${p.playsPerHour} plays/h each, ${p.spotSec} s spots, for ${p.durationMs / 1000} s`);
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, p.durationMs);
-      io.signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
-    });
+    // A Ctrl-C while the screens were starting (seconds for a thousand) has fired already: its
+    // event will not come again, and the run went on for its whole duration.
+    if (!io.signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, p.durationMs);
+        io.signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+      });
+    }
     const rssRun = io.rss();
     result = await sim.stop(p.drainMs);
     io.out(`plays: ${result.plays} recorded, ${result.playsSent} acknowledged by the broker, ${result.playsUnsent} left in outboxes; heartbeats: ${result.heartbeats}`);
