@@ -113,14 +113,10 @@ async function download(o: TransferOpts): Promise<number> {
   const offset = await sizeOf(o.partPath);
   // Re-hashing the part costs one sequential read; cheaper and simpler than persisting hash state.
   const hash = offset > 0 ? await hashFile(o.partPath) : createHash('sha256');
-  // Invariant: ctrl is aborted once o.signal is. The awaits above re-hash a partial file (seconds
-  // for a big one on a card): a stop in that time has already fired its 'abort' event, and a
-  // listener added after it never runs. The download then went on to its end, and the cache's
-  // stop, which waits for running transfers, waited with it.
   const ctrl = new AbortController();
   const abortOnParent = (): void => ctrl.abort(o.signal.reason);
-  if (o.signal.aborted) abortOnParent();
-  else o.signal.addEventListener('abort', abortOnParent);
+  // A stop during the re-hash above (seconds on a card) has fired already: a listener alone missed it.
+  if (o.signal.aborted) abortOnParent(); else o.signal.addEventListener('abort', abortOnParent);
   // A silent server is one more way a port can answer: the same reason as a refused connection.
   const watchdog = new Watchdog(o.clock, o.idleMs ?? 60_000, () => ctrl.abort(new TransferError(COULD_NOT_FETCH, 'transient', 'stalled: no data received')));
   try {
