@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { deviceTopic, encode } from '../../agent/protocol/index.js';
-import { parseFleetConfig } from '../../fleet/config.js';
+import { parseFleetConfig, type FleetConfig } from '../../fleet/config.js';
+import { isPostgresUrl } from '../../fleet/archive/open.js';
 import { silentLogger } from '../../fleet/log.js';
 import { emptyStats } from '../../fleet/archive/writes.js';
 import { Batcher } from '../../fleet/ingest/batcher.js';
@@ -65,9 +66,9 @@ function rawSession(url: string, receiveMaximum: number, prefix = PREFIX): { con
   };
 }
 
-function ingest(url: string, db: string, name: string, dir: string, topicPrefix = PREFIX): FleetService {
-  const config = parseFleetConfig({ db, mqtt: { url, clientId: `bench-${name}`, shareGroup: `bench-${name}`, sessionExpirySec: 3600, topicPrefix } }, dir);
-  return new FleetService(config, silentLogger());
+/** A consumer's config: its own client id and share group, a persistent session, the defaults otherwise. */
+function benchConfig(url: string, db: string, name: string, dir: string, topicPrefix = PREFIX): FleetConfig {
+  return parseFleetConfig({ db, mqtt: { url, clientId: `bench-${name}`, shareGroup: `bench-${name}`, sessionExpirySec: 3600, topicPrefix } }, dir);
 }
 
 /** What a drain waits on and starts and stops: a FleetService, or the receive path alone. */
@@ -82,16 +83,23 @@ interface Consumer {
   state(): unknown;
 }
 
-function serviceConsumer(fleet: FleetService): Consumer {
+/** A consumer made of `run` (what starts and stops it) over its batcher and ingest. */
+function consumer(name: string, run: { start(): Promise<void>; stop(): Promise<void> }, batcher: Batcher, ingest: MqttIngest): Consumer {
   return {
-    name: fleet.archive.target.startsWith('postgres') ? 'PostgreSQL' : 'SQLite',
-    start: () => fleet.start(),
-    stop: () => fleet.stop(),
-    drained: (n) => fleet.batcher.totals.plays >= n && fleet.batcher.waiting === 0,
-    batches: () => fleet.batcher.totals.batches,
-    bad: () => fleet.ingest.counters.bad,
-    state: () => ({ totals: fleet.batcher.totals, waiting: fleet.batcher.waiting, counters: fleet.ingest.counters }),
+    name,
+    start: () => run.start(),
+    stop: () => run.stop(),
+    drained: (n) => batcher.totals.plays >= n && batcher.waiting === 0,
+    batches: () => batcher.totals.batches,
+    bad: () => ingest.counters.bad,
+    state: () => ({ totals: batcher.totals, waiting: batcher.waiting, counters: ingest.counters }),
   };
+}
+
+/** `signage-fleet serve` as it runs: ingest and archive. */
+function service(config: FleetConfig): Consumer {
+  const fleet = new FleetService(config, silentLogger());
+  return consumer(isPostgresUrl(config.db) ? 'PostgreSQL' : 'SQLite', fleet, fleet.batcher, fleet.ingest);
 }
 
 /**
@@ -99,19 +107,11 @@ function serviceConsumer(fleet: FleetService): Consumer {
  * returns at once: a measuring stick for the receive path, never a way to run the service.
  */
 function receiveOnly(url: string, dir: string): Consumer {
-  const config = parseFleetConfig({ db: path.join(dir, 'unused.db'), mqtt: { url, clientId: 'bench-recv', shareGroup: 'bench-recv', sessionExpirySec: 3600 } }, dir);
+  const config = benchConfig(url, path.join(dir, 'unused.db'), 'recv', dir);
   const log = silentLogger();
   const batcher = new Batcher(async (items) => ({ ...emptyStats(), plays: items.filter((i) => i.kind === 'play').length }), config.batch, log);
   const ingest = new MqttIngest(config.mqtt, undefined, batcher, log, config.batch.maxRows);
-  return {
-    name: 'receive only',
-    start: () => ingest.start(),
-    stop: () => ingest.stop(),
-    drained: (n) => batcher.totals.plays >= n && batcher.waiting === 0,
-    batches: () => batcher.totals.batches,
-    bad: () => ingest.counters.bad,
-    state: () => ({ totals: batcher.totals, waiting: batcher.waiting, counters: ingest.counters }),
-  };
+  return consumer('receive only', ingest, batcher, ingest);
 }
 
 /** Starts a consumer once so the broker holds its session and shared subscription; then stops it. */
@@ -158,13 +158,14 @@ export async function bench(): Promise<void> {
   try {
     const pgUrl = await pg.createDb('bench');
     // A consumer is started once: priming and draining each get their own, on one session.
-    const lite = (): Consumer => serviceConsumer(ingest(broker.url, path.join(dir, 'archive.db'), 'sqlite', dir));
-    const pgFleet = (): Consumer => serviceConsumer(ingest(broker.url, pgUrl, 'pg', dir));
+    const liteConfig = benchConfig(broker.url, path.join(dir, 'archive.db'), 'sqlite', dir);
+    const lite = (): Consumer => service(liteConfig);
+    const pgFleet = (): Consumer => service(benchConfig(broker.url, pgUrl, 'pg', dir));
     const recv = (): Consumer => receiveOnly(broker.url, dir);
-    const liteMixed = (): Consumer => serviceConsumer(ingest(broker.url, path.join(dir, 'mixed.db'), 'sqlite-mixed', dir, MIXED));
+    const liteMixed = (): Consumer => service(benchConfig(broker.url, path.join(dir, 'mixed.db'), 'sqlite-mixed', dir, MIXED));
     for (const c of [lite(), pgFleet(), recv()]) await prime(c, publisher);
     await prime(liteMixed(), publisher, MIXED);
-    const { mqtt: { receiveMaximum }, batch: { maxRows } } = ingest(broker.url, path.join(dir, 'archive.db'), 'sqlite', dir).config;
+    const { mqtt: { receiveMaximum }, batch: { maxRows } } = liteConfig;
     const raw = rawSession(broker.url, receiveMaximum);
     const rawMixed = rawSession(broker.url, receiveMaximum, MIXED);
     for (const r of [raw, rawMixed]) {
@@ -172,7 +173,7 @@ export async function bench(): Promise<void> {
       await r.stop();
     }
 
-    /** Runs `body` until `done`, with the time and CPU it took a message. */
+    /** Calls `start` and waits until `done`: the rate, and the CPU a message of this process and of mosquitto. */
     const measured = async (what: string, start: () => Promise<void>, done: () => boolean, state: () => unknown): Promise<Omit<Drain, 'batches'>> => {
       const cpu0 = process.cpuUsage();
       const b0 = sample(mosquitto);

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { untilSubscribed } from '../../test/helpers/fleet-rig.js';
 import { startBroker } from '../../test/helpers/mosquitto.js';
 import { freePort } from '../../test/helpers/ports.js';
-import { childPid, HZ, sample, type ProcSample } from './proc.js';
+import { childPid, cpuSeconds, sample, type ProcSample } from './proc.js';
 
 // A simulated fleet (signage-fleet simulate-fleet, its own process) against one mosquitto and one
 // `serve` (its own process, SQLite archive): plays sent vs archived (lost, extra), the CPU and RSS
@@ -28,7 +28,7 @@ const PPH = Number(process.env.FLEET_SIM_PPH ?? 60);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const FLEET_BIN = [path.resolve(here, '../../fleet/main.js'), path.resolve(here, '../../dist/fleet/main.js')].find((f) => existsSync(f)) ?? 'dist/fleet/main.js';
 
-const cpuPct = (a: ProcSample, b: ProcSample): string => `${(((b.ticks - a.ticks) / HZ / ((b.at - a.at) / 1000)) * 100).toFixed(1)}%`;
+const cpuPct = (a: ProcSample, b: ProcSample): string => `${((cpuSeconds(a, b) / ((b.at - a.at) / 1000)) * 100).toFixed(1)}%`;
 const mb = (kb: number): string => `${(kb / 1024).toFixed(0)} MB`;
 
 function pct(xs: number[], p: number): number {

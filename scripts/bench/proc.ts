@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 // CPU and memory of processes from /proc, for the benches that weigh a broker or a service's cost.
 
 /** Clock ticks a second in /proc's utime and stime (USER_HZ, 100 on Linux). */
-export const HZ = 100;
+const HZ = 100;
 
 export interface ProcSample { ticks: number; rssKB: number; hwmKB: number; at: number }
 
