@@ -45,6 +45,15 @@ async function stage(t: Teardown, o: { windowSec: number; timesPerDay: number; l
 
 type Stage = Awaited<ReturnType<typeof stage>>;
 
+/** `id`'s assignment published, its agent started and online (its birth message seen). */
+async function onAir(s: Stage, id: string): Promise<AgentProcess> {
+  await s.assign(id);
+  const agent = s.agent(id);
+  agent.start();
+  await waitFor('birth', () => s.of<{ online: boolean }>(id, 'status').some((x) => x.online), 20_000);
+  return agent;
+}
+
 async function command(s: Stage, id: string, name: string, args?: Record<string, unknown>): Promise<{ ok: boolean; result?: Record<string, unknown>; error?: string }> {
   const cid = `c-${Math.random().toString(36).slice(2)}`;
   await s.obs.publish(`signage/device/${id}/cmd`, JSON.stringify({ id: cid, name, ...(args ? { args } : {}) }));
@@ -67,10 +76,7 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 t.test('an alert published mid-spot takes the screen at once, the spot is interrupted, expiry restores the campaign', async (t) => {
   // Two 8 s plays in a 50 s window; the first is cut by a 10 s alert, the two owed are re-spread after it.
   const s = await stage(t, { windowSec: 50, timesPerDay: 2, leadMs: 3000 });
-  await s.assign('al-1');
-  const agent = s.agent('al-1');
-  agent.start();
-  await waitFor('birth', () => s.of<{ online: boolean }>('al-1', 'status').some((x) => x.online), 20_000);
+  const agent = await onAir(s, 'al-1');
   await waitFor('the spot verified', async () => (await command(s, 'al-1', 'play-now', { campaignId: 'spot' })).ok, 20_000);
   await waitFor('the spot on screen', () => agent.logged('spot started').some((l) => l.campaignId === 'spot'), 20_000);
   const spotColour = await shot(s, 'al-1', 'spot');
@@ -107,10 +113,7 @@ t.test('an alert published mid-spot takes the screen at once, the spot is interr
 
 t.test('a pre-staged alert fires on time with the broker stopped and the agent restarted in between', async (t) => {
   const s = await stage(t, { windowSec: 120, timesPerDay: 12, leadMs: 2000 });
-  await s.assign('al-2');
-  const a1 = s.agent('al-2');
-  a1.start();
-  await waitFor('birth', () => s.of<{ online: boolean }>('al-2', 'status').some((x) => x.online), 20_000);
+  const a1 = await onAir(s, 'al-2');
   const startsAt = Math.ceil((Date.now() + 20_000) / 1000) * 1000;
   const r = await ctl(['alert', '--url', s.broker.url, '--device', 'al-2', '--file', new URL(s.red.url).pathname, '--starts', iso(startsAt), '--expires', '+8s', '--id', 'pre']);
   t.equal(r.code, 0, r.err.join('\n'));
@@ -142,10 +145,7 @@ t.test('a pre-staged alert fires on time with the broker stopped and the agent r
 t.test('an alert with --repeat-every is shown once every that many seconds, the house content playing in between', async (t) => {
   // One spot a day far ahead: between showings the screen has only its loop to play.
   const s = await stage(t, { windowSec: 600, timesPerDay: 1, leadMs: 300_000 });
-  await s.assign('al-4');
-  const agent = s.agent('al-4');
-  agent.start();
-  await waitFor('birth', () => s.of<{ online: boolean }>('al-4', 'status').some((x) => x.online), 20_000);
+  const agent = await onAir(s, 'al-4');
   const r = await ctl(['alert', '--url', s.broker.url, '--device', 'al-4', '--file', new URL(s.red.url).pathname, '--expires', '+26s', '--repeat-every', '10', '--id', 'rep']);
   t.equal(r.code, 0, r.err.join('\n'));
   const showings = (): PlayMsg[] => s.of<PlayMsg>('al-4', 'play').filter((p) => p.campaignId === 'alert:rep');
@@ -179,10 +179,7 @@ async function reference(dir: string, name: string, lines: string[], fontSize: n
 
 t.test('a text alert is rendered full screen with its Vietnamese letters (not blank, not boxes)', async (t) => {
   const s = await stage(t, { windowSec: 600, timesPerDay: 2, leadMs: 300_000 });
-  await s.assign('al-3');
-  const agent = s.agent('al-3');
-  agent.start();
-  await waitFor('birth', () => s.of<{ online: boolean }>('al-3', 'status').some((x) => x.online), 20_000);
+  const agent = await onAir(s, 'al-3');
   const text = 'CẢNH BÁO LŨ: Đường Hoàng Diệu ngập sâu, tránh khu vực này';
   const r = await ctl(['alert', '--url', s.broker.url, '--fleet', '--text', text, '--expires', '+2m', '--id', 'flood-text']);
   t.equal(r.code, 0, r.err.join('\n'));
