@@ -2,6 +2,7 @@
 // this subcommand (a dynamic import), so `serve` never loads the agent's parts.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { SystemClock } from '../../agent/core/clock.js';
 import type { Logger } from '../../agent/core/log.js';
@@ -86,14 +87,11 @@ export async function runSimulateFleet(args: string[], io: SimIo, agentVersion: 
     });
     const rssStarted = io.rss().now;
     io.out(`${p.devices} virtual screens on ${p.brokerUrl} (started in ${((Date.now() - t0) / 1000).toFixed(1)} s, RSS ${mb(rssStarted)}): heartbeats every ${p.heartbeatSec} s, ${p.playsPerHour} plays/h each, ${p.spotSec} s spots, for ${p.durationMs / 1000} s`);
-    // A Ctrl-C while the screens were starting (seconds for a thousand) has fired already: its
-    // event will not come again, and the run went on for its whole duration.
-    if (!io.signal.aborted) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, p.durationMs);
-        io.signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
-      });
-    }
+    // Until --duration or a Ctrl-C. Node's abortable timer also ends at once for a signal aborted
+    // already, by a Ctrl-C while the screens were starting (a bare 'abort' listener missed that one).
+    await sleep(p.durationMs, undefined, { signal: io.signal }).catch((e: unknown) => {
+      if ((e as Error).name !== 'AbortError') throw e;
+    });
     const rssRun = io.rss();
     result = await sim.stop(p.drainMs);
     io.out(`plays: ${result.plays} recorded, ${result.playsSent} acknowledged by the broker, ${result.playsUnsent} left in outboxes; heartbeats: ${result.heartbeats}`);
