@@ -2,13 +2,14 @@
 // batch mixing many screens written in a few statements with the same outcome as one a row, the
 // group-commit timing, and the ingest holding back a broker that floods it (mosquitto 2.0.11 sends
 // a reconnected session's whole backlog at once, past our Receive Maximum).
+import { execFileSync } from 'node:child_process';
 import t from 'tap';
-import { statusOffline, statusOnline } from '../agent/protocol/index.js';
+import { deviceTopic, encode, statusOffline, statusOnline } from '../agent/protocol/index.js';
 import { Archive } from '../fleet/archive/archive.js';
 import { chunksFor, placeholders } from '../fleet/archive/rows.js';
 import { emptyStats, type BatchStats } from '../fleet/archive/writes.js';
 import { Batcher } from '../fleet/ingest/batcher.js';
-import type { Item } from '../fleet/ingest/decode.js';
+import { decodeMessage, type Item } from '../fleet/ingest/decode.js';
 import { silentLogger } from '../fleet/log.js';
 import { count, fleetStage, plays, publishPlays, startFleet } from './helpers/fleet-rig.js';
 import { tempDir } from './helpers/tmp.js';
@@ -24,10 +25,62 @@ t.test('a set is cut into statements within each engine\'s parameter limit, rows
   t.same(lite.flat(), rows, 'nothing lost or reordered');
   t.same(pg.flat(), rows.slice(0, 500));
   t.same(chunksFor('postgres', [], 3), [], 'an empty set is no statement');
+  t.same(chunksFor('sqlite', rows, 2, 2).map((c) => c.length), [5000], 'parameters besides the rows count against the limit…');
+  t.same(chunksFor('sqlite', Array.from({ length: 16_383 }, (_, i) => i), 2, 2).map((c) => c.length), [16_382, 1], '…so a full chunk leaves room for them');
   t.equal(placeholders(2, 3), '(?, ?, ?), (?, ?, ?)');
 });
 
 const playItem = (p: ReturnType<typeof plays>[number]): Item => ({ kind: 'play', deviceId: p.deviceId, play: p, raw: JSON.stringify(p) });
+
+t.test('a play\'s columns are the validated play\'s, whatever its strings hold; payload is the bytes as received', async (t) => {
+  const dir = tempDir(t, 'cols-');
+  const archive = new Archive(`${dir}/a.db`, silentLogger());
+  await archive.start();
+  t.teardown(() => archive.stop());
+  const odd: Record<string, string> = { quotes: 'a"b\\c\'d', unicode: 'ünï ✓ 😀', nul: 'x\u0000y', separator: '\u2028', surrogate: 'lone \ud800 x', text: 'back\\ud800slash' };
+  const items: Item[] = [];
+  for (const [i, campaignId] of Object.values(odd).entries()) {
+    const raw = encode('play', plays('odd-1', 'S', [i + 1], { campaignId })[0]!);
+    const d = decodeMessage('signage', deviceTopic('signage', 'odd-1', 'play'), Buffer.from(raw));
+    if (!d.ok) throw new Error(d.reason);
+    items.push(d.item);
+  }
+  // A repeated key: JSON.parse keeps the last deviceId (the topic's), so the play validates as odd-1's;
+  // a reader taking the first would file it under victim-1.
+  const forged = encode('play', plays('odd-1', 'S', [99])[0]!).replace('{', '{"deviceId":"victim-1","campaignId":"forged",');
+  const d = decodeMessage('signage', deviceTopic('signage', 'odd-1', 'play'), Buffer.from(forged));
+  if (!d.ok) throw new Error(d.reason);
+  items.push(d.item);
+  t.equal((await archive.write(items)).plays, 7);
+  const rows = await archive.read((q) => q.all<Record<string, unknown>>('SELECT * FROM plays ORDER BY seq'));
+  const want = items.map((it) => {
+    const p = (it as Item & { kind: 'play' }).play;
+    // What binding each string gave: UTF-8, a lone surrogate as U+FFFD.
+    const utf8 = (s: string): string => Buffer.from(s).toString();
+    return { event_id: p.eventId, device_id: p.deviceId, store_id: p.storeId, seq: p.seq, campaign_id: utf8(p.campaignId), day: p.day, started_at: p.startedAt, ended_at: p.endedAt,
+      duration_ms: p.durationMs, outcome: p.outcome, in_window: 1, played: p.played, target: p.target, payload: it.raw };
+  });
+  t.same(rows.map(({ received_at: _r, ingest_id: _i, ...r }) => r), want, 'each column as the play validated, types included; payload byte for byte');
+  t.equal(rows[1]?.campaign_id, 'ünï ✓ 😀');
+  t.equal(rows[4]?.campaign_id, 'lone \ufffd x', 'a lone surrogate stored as U+FFFD, not as three invalid bytes');
+  t.equal(rows[5]?.campaign_id, 'back\\ud800slash', 'a backslash and "ud" in the text itself is kept');
+  t.same({ device: rows[6]?.device_id, campaign: rows[6]?.campaign_id }, { device: 'odd-1', campaign: 'spot' }, 'the repeated key: filed under the topic\'s screen with the validated values');
+  t.ok(rows.every((r) => typeof r.seq === 'number' && typeof r.in_window === 'number' && typeof r.duration_ms === 'number'), 'numbers stored as numbers');
+});
+
+t.test('a new SQLite archive has 16 KiB pages; one made before keeps its 4 KiB pages and takes plays', async (t) => {
+  const dir = tempDir(t, 'pages-');
+  const fresh = new Archive(`${dir}/new.db`, silentLogger());
+  await fresh.start();
+  t.teardown(() => fresh.stop());
+  t.same(await fresh.read((q) => q.get('PRAGMA page_size')), { page_size: 16384 });
+  execFileSync('sqlite3', [`${dir}/old.db`, 'PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE before_us (x);']);
+  const old = new Archive(`${dir}/old.db`, silentLogger());
+  await old.start();
+  t.teardown(() => old.stop());
+  t.same(await old.read((q) => q.get('PRAGMA page_size')), { page_size: 4096 }, 'an existing file keeps its pages');
+  t.equal((await old.write(plays('p-1', 'S', [1, 2]).map(playItem))).plays, 2);
+});
 
 t.test('one batch of many screens: duplicates, gaps, stores replaced twice, statuses by session', async (t) => {
   const dir = tempDir(t, 'batch-');

@@ -17,7 +17,7 @@ export function describeTarget(target: string): string {
 }
 
 /**
- * Opens the archive named by `target`. SQLite: WAL with synchronous=FULL (a commit is on disk,
+ * Opens the archive named by `target`. SQLite: 16 KiB pages (a new file), WAL with synchronous=FULL (a commit is on disk,
  * power cut included) and a 10 s busy timeout for a second process's transaction; `readOnly` opens
  * the file read-only (the report beside a live ingest). PostgreSQL: a pool; `onError` hears an idle
  * connection's failure.
@@ -29,6 +29,10 @@ export async function openDatabase(target: string, opts: { readOnly?: boolean; o
     await db.read(async (q) => {
       await q.exec('PRAGMA busy_timeout = 10000');
       if (opts.readOnly) return;
+      // 16 KiB pages, for a new file only (SQLite ignores it once the file has any): a 1,000-play
+      // batch then writes a quarter of the WAL frames. SQLite alone took 15-20 % less CPU a play
+      // than at 4 KiB (issue 11's bench); an archive made before keeps its pages.
+      await q.exec('PRAGMA page_size = 16384');
       await q.exec('PRAGMA journal_mode = WAL');
       await q.exec('PRAGMA synchronous = FULL');
     });

@@ -22,9 +22,9 @@ export function placeholders(rows: number, cols: number): string {
   return Array.from({ length: rows }, () => one).join(', ');
 }
 
-/** Splits `rows` into the chunks one statement each carries (see above), in order. */
-export function chunksFor<T>(dialect: Dialect, rows: readonly T[], cols: number): T[][] {
-  const max = MAX_PARAMS[dialect];
+/** Splits `rows` into the chunks one statement each carries (see above), in order; `fixed`: parameters each statement carries besides its rows. */
+export function chunksFor<T>(dialect: Dialect, rows: readonly T[], cols: number, fixed = 0): T[][] {
+  const max = MAX_PARAMS[dialect] - fixed;
   if (dialect === 'sqlite') {
     const size = Math.max(1, Math.floor(max / cols));
     const out: T[][] = [];
@@ -44,27 +44,31 @@ export function chunksFor<T>(dialect: Dialect, rows: readonly T[], cols: number)
   return out;
 }
 
-/** Each chunk of `rows` as one statement: `sql(values)` with the chunk's placeholder list, and its parameters in order. */
-function* statements(dialect: Dialect, rows: readonly Param[][], cols: number, sql: (values: string) => string): Generator<[string, Param[]]> {
-  for (const chunk of chunksFor(dialect, rows, cols)) {
+/**
+ * Each chunk of `rows` as one statement: `sql(values)` with the chunk's placeholder list, and its
+ * parameters in order, then `after`'s (for placeholders `sql` puts after the list).
+ */
+function* statements(dialect: Dialect, rows: readonly Param[][], cols: number, sql: (values: string) => string, after: readonly Param[]): Generator<[string, Param[]]> {
+  for (const chunk of chunksFor(dialect, rows, cols, after.length)) {
     for (const r of chunk) if (r.length !== cols) throw new Error(`a row of ${r.length} values for ${cols} columns`);
-    yield [sql(placeholders(chunk.length, cols)), chunk.flat()];
+    yield [sql(placeholders(chunk.length, cols)), [...chunk.flat(), ...after]];
   }
 }
 
 /**
- * Runs `sql(values)` once per chunk of `rows` (each row `cols` parameters, in order) and returns
+ * Runs `sql(values)` once per chunk of `rows` (each row `cols` parameters, in order; `after`: the
+ * parameters of placeholders `sql` writes after the values list, the same for every chunk) and returns
  * every row the statements return (`RETURNING`, or a SELECT's rows). Invariant: rows keep their
  * order across chunks, so a statement whose later rows depend on earlier ones (an upsert fed the
  * same key twice in SQLite) behaves as one statement would.
  */
-export async function manyRows<R>(q: Query, rows: readonly Param[][], cols: number, sql: (values: string) => string): Promise<R[]> {
+export async function manyRows<R>(q: Query, rows: readonly Param[][], cols: number, sql: (values: string) => string, after: readonly Param[] = []): Promise<R[]> {
   const out: R[] = [];
-  for (const [text, params] of statements(q.dialect, rows, cols, sql)) out.push(...(await q.all<R>(text, params)));
+  for (const [text, params] of statements(q.dialect, rows, cols, sql, after)) out.push(...(await q.all<R>(text, params)));
   return out;
 }
 
 /** `manyRows` for statements that return nothing. */
 export async function manyRun(q: Query, rows: readonly Param[][], cols: number, sql: (values: string) => string): Promise<void> {
-  for (const [text, params] of statements(q.dialect, rows, cols, sql)) await q.run(text, params);
+  for (const [text, params] of statements(q.dialect, rows, cols, sql, [])) await q.run(text, params);
 }
