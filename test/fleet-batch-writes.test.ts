@@ -68,6 +68,23 @@ t.test('a play\'s columns are the validated play\'s, whatever its strings hold; 
   t.ok(rows.every((r) => typeof r.seq === 'number' && typeof r.in_window === 'number' && typeof r.duration_ms === 'number'), 'numbers stored as numbers');
 });
 
+t.test('a batch part archived already (a redelivery): only the new plays count, and only they move compliance and seqs', async (t) => {
+  const dir = tempDir(t, 'redeliver-');
+  const archive = new Archive(`${dir}/a.db`, silentLogger());
+  await archive.start();
+  t.teardown(() => archive.stop());
+  await archive.write([...plays('r-1', 'S', [1, 2, 3]), ...plays('r-2', 'T', [1])].map(playItem));
+  // Old and new interleaved, one new play twice, seq 5 missing: 4, 6 and r-2's 2 are new.
+  const again = [...plays('r-1', 'S', [2, 4, 3, 6, 4]), ...plays('r-2', 'T', [1, 2])].map(playItem);
+  t.same(await archive.write(again), { ...emptyStats(), plays: 3, duplicates: 4, gapsOpened: 1 }, '3 new, 4 duplicates (one within the batch), the gap at 5');
+  await archive.read(async (q) => {
+    t.same(await q.all("SELECT seq FROM plays WHERE device_id = 'r-1' ORDER BY seq"), [1, 2, 3, 4, 6].map((seq) => ({ seq })), 'each play once');
+    t.same(await q.all("SELECT lo, hi FROM seq_gaps WHERE device_id = 'r-1'"), [{ lo: 5, hi: 5 }]);
+    t.same(await q.all("SELECT device_id, played FROM compliance ORDER BY device_id"), [{ device_id: 'r-1', played: 6 }, { device_id: 'r-2', played: 2 }], 'compliance from the newest new play');
+  });
+  t.same(await archive.write(again), { ...emptyStats(), duplicates: 7 }, 'all of it again: nothing new');
+});
+
 t.test('a new SQLite archive has 16 KiB pages; one made before keeps its 4 KiB pages and takes plays', async (t) => {
   const dir = tempDir(t, 'pages-');
   const fresh = new Archive(`${dir}/new.db`, silentLogger());

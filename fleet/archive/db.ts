@@ -11,7 +11,8 @@ export type Param = string | number | null;
  */
 export interface Query {
   readonly dialect: Dialect;
-  run(sql: string, params?: Param[]): Promise<{ changes: number }>;
+  /** `lastId`: SQLite's rowid of the last row the statement inserted (none on pg). */
+  run(sql: string, params?: Param[]): Promise<RunResult>;
   all<R>(sql: string, params?: Param[]): Promise<R[]>;
   get<R>(sql: string, params?: Param[]): Promise<R | undefined>;
   /** Several statements, no parameters (migrations). */
@@ -19,6 +20,11 @@ export interface Query {
 }
 
 export type Dialect = 'sqlite' | 'postgres';
+
+export interface RunResult {
+  changes: number;
+  lastId?: number;
+}
 
 /** An open archive connection (or pool): `tx` resolves only after COMMIT; `read` runs without a transaction. */
 export interface Database {
@@ -126,12 +132,12 @@ class SqliteQuery implements Query {
 
   constructor(private readonly db: sqlite3.Database, private readonly cache: StatementCache) {}
 
-  async run(sql: string, params: Param[] = []): Promise<{ changes: number }> {
+  async run(sql: string, params: Param[] = []): Promise<RunResult> {
     const stmt = await this.cache.get(sql);
     return new Promise((resolve, reject) => {
       stmt.run(params, function (err) {
         if (err) reject(err);
-        else resolve({ changes: this.changes });
+        else resolve({ changes: this.changes, lastId: this.lastID });
       });
     });
   }

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Database, Param, Query } from './db.js';
+import type { Database, Param, Query, RunResult } from './db.js';
 
 /**
  * `?` placeholders to pg's `$1, $2, …`, skipping string literals, quoted identifiers and comments.
@@ -120,7 +120,7 @@ class PgQuery implements Query {
     return p;
   }
 
-  async run(sql: string, params: Param[] = []): Promise<{ changes: number }> {
+  async run(sql: string, params: Param[] = []): Promise<RunResult> {
     const r = await this.client.query({ ...this.prepared(sql), values: params });
     return { changes: r.rowCount ?? 0 };
   }

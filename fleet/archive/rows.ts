@@ -1,4 +1,4 @@
-import type { Dialect, Param, Query } from './db.js';
+import type { Dialect, Param, Query, RunResult } from './db.js';
 
 // Set-based statements for the ingest's batches: one `INSERT … VALUES (…), (…), …` (or a row-value
 // `IN (VALUES …)`) for many rows instead of one statement a row. Why: a statement costs a round trip
@@ -50,8 +50,13 @@ export function chunksFor<T>(dialect: Dialect, rows: readonly T[], cols: number,
  */
 function* statements(dialect: Dialect, rows: readonly Param[][], cols: number, sql: (values: string) => string, after: readonly Param[]): Generator<[string, Param[]]> {
   for (const chunk of chunksFor(dialect, rows, cols, after.length)) {
-    for (const r of chunk) if (r.length !== cols) throw new Error(`a row of ${r.length} values for ${cols} columns`);
-    yield [sql(placeholders(chunk.length, cols)), [...chunk.flat(), ...after]];
+    const params: Param[] = [];
+    for (const r of chunk) {
+      if (r.length !== cols) throw new Error(`a row of ${r.length} values for ${cols} columns`);
+      for (const v of r) params.push(v);
+    }
+    for (const v of after) params.push(v);
+    yield [sql(placeholders(chunk.length, cols)), params];
   }
 }
 
@@ -68,7 +73,9 @@ export async function manyRows<R>(q: Query, rows: readonly Param[][], cols: numb
   return out;
 }
 
-/** `manyRows` for statements that return nothing. */
-export async function manyRun(q: Query, rows: readonly Param[][], cols: number, sql: (values: string) => string): Promise<void> {
-  for (const [text, params] of statements(q.dialect, rows, cols, sql, [])) await q.run(text, params);
+/** `manyRows` for statements that return nothing: each statement's result, in order. */
+export async function manyRun(q: Query, rows: readonly Param[][], cols: number, sql: (values: string) => string, after: readonly Param[] = []): Promise<RunResult[]> {
+  const out: RunResult[] = [];
+  for (const [text, params] of statements(q.dialect, rows, cols, sql, after)) out.push(await q.run(text, params));
+  return out;
 }
