@@ -17,9 +17,9 @@ export function describeTarget(target: string): string {
 }
 
 /**
- * Opens the archive named by `target`. SQLite: 16 KiB pages (a new file), WAL with synchronous=FULL (a commit is on disk,
- * power cut included) and a 10 s busy timeout for a second process's transaction; `readOnly` opens
- * the file read-only (the report beside a live ingest). PostgreSQL: a pool; `onError` hears an idle
+ * Opens the archive named by `target`. SQLite: 16 KiB pages (a new file), WAL with
+ * synchronous=FULL (a commit is on disk, power cut included) and a 10 s busy timeout for a second
+ * process's transaction; `readOnly` opens the file read-only (the report beside a live ingest). PostgreSQL: a pool; `onError` hears an idle
  * connection's failure.
  */
 export async function openDatabase(target: string, opts: { readOnly?: boolean; onError?: (e: Error) => void } = {}): Promise<Database> {

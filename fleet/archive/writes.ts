@@ -106,6 +106,12 @@ export async function upsertCompliance(q: Query, rows: readonly ComplianceRow[])
 
 const PLAY_COLUMNS = 'event_id, device_id, store_id, seq, campaign_id, day, started_at, ended_at, duration_ms, outcome, in_window, played, target, payload, received_at, ingest_id';
 
+/** A play's values for PLAY_COLUMNS' first 13, the ones both engines take from the validated play. */
+const playValues = (p: PlayEvent): Param[] => [p.eventId, p.deviceId, p.storeId, p.seq, p.campaignId, p.day, p.startedAt, p.endedAt, p.durationMs, p.outcome, Number(p.inWindow), p.played, p.target];
+
+/** Those 13 read back out of SQLite's JSON array (`j`), in order. */
+const PLAY_VALUES_FROM_JSON = Array.from({ length: 13 }, (_, i) => `j->>${i}`).join(', ');
+
 /**
  * `values` as a JSON array for SQLite's `->>`. A lone surrogate (a payload may carry `"\ud800"`)
  * becomes U+FFFD first, as binding the string did; SQLite would decode it to three invalid bytes.
@@ -131,15 +137,14 @@ function columnsJson(values: Param[]): string {
  */
 export async function insertPlays(q: Query, plays: ReadonlyArray<{ play: PlayEvent; raw: string }>, at: string, ingestId: string): Promise<Set<string>> {
   if (q.dialect === 'postgres') {
-    const rows = plays.map(({ play: p, raw }) => [p.eventId, p.deviceId, p.storeId, p.seq, p.campaignId, p.day, p.startedAt, p.endedAt, p.durationMs, p.outcome, Number(p.inWindow), p.played, p.target, raw, at, ingestId]);
+    const rows = plays.map(({ play, raw }) => [...playValues(play), raw, at, ingestId]);
     const added = await manyRows<{ event_id: string }>(q, rows, 16, (v) => `INSERT INTO plays (${PLAY_COLUMNS}) VALUES ${v} ON CONFLICT DO NOTHING RETURNING event_id`);
     return new Set(added.map((r) => r.event_id));
   }
-  const rows = plays.map(({ play: p, raw }) => [raw, columnsJson([p.eventId, p.deviceId, p.storeId, p.seq, p.campaignId, p.day, p.startedAt, p.endedAt, p.durationMs, p.outcome, Number(p.inWindow), p.played, p.target])]);
-  const cols = Array.from({ length: 13 }, (_, i) => `j->>${i}`).join(', ');
+  const rows = plays.map(({ play, raw }) => [raw, columnsJson(playValues(play))]);
   // `WHERE true`: SQLite's parser needs it to tell an upsert's ON CONFLICT from a join's ON.
   const results = await manyRun(q, rows, 2, (v) => `WITH v(raw, j) AS (VALUES ${v}) INSERT INTO plays (${PLAY_COLUMNS})
-     SELECT ${cols}, raw, ?, ? FROM v WHERE true ON CONFLICT DO NOTHING`, [at, ingestId]);
+     SELECT ${PLAY_VALUES_FROM_JSON}, raw, ?, ? FROM v WHERE true ON CONFLICT DO NOTHING`, [at, ingestId]);
   // No RETURNING: turning 1,000 rows into JS objects took ~1.5 ms of the event loop a batch, to
   // learn what is nearly always "all of them". As many rows inserted as distinct eventIds: all new.
   const distinct = new Set(plays.map(({ play }) => play.eventId));
