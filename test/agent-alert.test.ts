@@ -4,74 +4,16 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { DEFAULT_ALERT_FONT, drawtextFilter, layoutText } from '../agent/alerts/text-card.js';
-import { AgentProcess, sha256File } from './helpers/agent-proc.js';
-import { makeClip } from './helpers/clips.js';
-import { windowFromNow, type PlayMsg } from './helpers/e2e.js';
+import { type AlertEvent, command, isRed, iso, onAir, shot, stage } from './helpers/alert-stage.js';
+import { type PlayMsg } from './helpers/e2e.js';
 import { ctl } from './helpers/ctl.js';
-import { greyPixels, meanAbsDiff, meanRgb } from './helpers/frames.js';
-import { Observer } from './helpers/link-rig.js';
-import { startBroker } from './helpers/mosquitto.js';
-import { tempDir, type Teardown } from './helpers/tmp.js';
+import { greyPixels, meanAbsDiff } from './helpers/frames.js';
 import { waitFor } from './helpers/wait.js';
 
-// PROTOCOL §10 on the whole agent: real mosquitto, real headless mpv, real SQLite.
+// PROTOCOL §10 on the whole agent: real mosquitto, real headless mpv, real SQLite. An alert on
+// arrival and a text alert here; alerts at a set instant and repeated in agent-alert-schedule.
 
 const run = promisify(execFile);
-
-interface AlertEvent { type: string; detail: { id: string; state: 'started' | 'ended'; reason?: string } }
-
-async function stage(t: Teardown, o: { windowSec: number; timesPerDay: number; leadMs: number }) {
-  const broker = await startBroker(t);
-  const obs = await Observer.connect(t, broker.url, ['signage/#']);
-  const spotFile = await makeClip({ kind: 'pattern', seconds: 8, size: '160x120' });
-  const loopFile = await makeClip({ kind: 'pattern', seconds: 3, size: '176x144' });
-  const redFile = await makeClip({ kind: 'red', seconds: 3, size: '160x120' });
-  const clip = (f: string) => ({ url: `file://${f}`, sha256: sha256File(f) });
-  const dir = tempDir(t, 'alert-');
-  const window = windowFromNow(o.leadMs, o.windowSec);
-  return {
-    broker, obs, dir, window,
-    spot: clip(spotFile), loop: clip(loopFile), red: clip(redFile),
-    assign: (id: string) =>
-      obs.publish(`signage/device/${id}/assignment`, JSON.stringify({
-        version: 1,
-        campaigns: [{ id: 'spot', media: { ...clip(spotFile), durationMs: 8000 }, timesPerDay: o.timesPerDay, windows: [window.window] }],
-        loop: [clip(loopFile)],
-      }), { retain: true }),
-    agent: (id: string) => new AgentProcess(dir, id, broker.url).register(t),
-    of: <T>(id: string, suffix: string): T[] => obs.got.filter((m) => m.topic === `signage/device/${id}/${suffix}`).map((m) => m.json() as T),
-  };
-}
-
-type Stage = Awaited<ReturnType<typeof stage>>;
-
-/** `id`'s assignment published, its agent started and online (its birth message seen). */
-async function onAir(s: Stage, id: string): Promise<AgentProcess> {
-  await s.assign(id);
-  const agent = s.agent(id);
-  agent.start();
-  await waitFor('birth', () => s.of<{ online: boolean }>(id, 'status').some((x) => x.online), 20_000);
-  return agent;
-}
-
-async function command(s: Stage, id: string, name: string, args?: Record<string, unknown>): Promise<{ ok: boolean; result?: Record<string, unknown>; error?: string }> {
-  const cid = `c-${Math.random().toString(36).slice(2)}`;
-  await s.obs.publish(`signage/device/${id}/cmd`, JSON.stringify({ id: cid, name, ...(args ? { args } : {}) }));
-  await waitFor(`answer to ${name}`, () => s.of<{ id: string }>(id, 'cmd/result').some((r) => r.id === cid), 20_000);
-  return s.of<{ id: string; ok: boolean; result?: Record<string, unknown>; error?: string }>(id, 'cmd/result').find((r) => r.id === cid)!;
-}
-
-/** The screen's frame now, as a PNG file, and its mean colour. */
-async function shot(s: Stage, id: string, name: string): Promise<[number, number, number]> {
-  const r = await command(s, id, 'screenshot');
-  if (!r.ok) throw new Error(`screenshot failed: ${r.error}`);
-  const file = path.join(s.dir, `${name}.png`);
-  writeFileSync(file, Buffer.from(String(r.result?.png), 'base64'));
-  return meanRgb(file);
-}
-
-const isRed = ([r, g, b]: [number, number, number]): boolean => r > 180 && g < 60 && b < 60;
-const iso = (ms: number): string => new Date(ms).toISOString();
 
 t.test('an alert published mid-spot takes the screen at once, the spot is interrupted, expiry restores the campaign', async (t) => {
   // Two 8 s plays in a 50 s window; the first is cut by a 10 s alert, the two owed are re-spread after it.
@@ -108,63 +50,6 @@ t.test('an alert published mid-spot takes the screen at once, the spot is interr
   t.equal(spots.at(-1)?.played, 2, 'target met: played 2 of 2');
   const loopColour = await shot(s, 'al-1', 'after');
   t.notOk(isRed(loopColour), 'the alert is off the screen');
-  t.equal(await agent.stop(), 0);
-});
-
-t.test('a pre-staged alert fires on time with the broker stopped and the agent restarted in between', async (t) => {
-  const s = await stage(t, { windowSec: 120, timesPerDay: 12, leadMs: 2000 });
-  const a1 = await onAir(s, 'al-2');
-  const startsAt = Math.ceil((Date.now() + 20_000) / 1000) * 1000;
-  const r = await ctl(['alert', '--url', s.broker.url, '--device', 'al-2', '--file', new URL(s.red.url).pathname, '--starts', iso(startsAt), '--expires', '+8s', '--id', 'pre']);
-  t.equal(r.code, 0, r.err.join('\n'));
-  await waitFor('the alert applied', () => s.of<{ type: string; detail: { kind: string } }>('al-2', 'event').some((e) => e.type === 'applied' && e.detail.kind === 'alert'), 20_000);
-  await waitFor('its clip verified at once, long before it starts', () => a1.logged('media verified').some((l) => l.sha256 === s.red.sha256), 20_000);
-  t.ok(Date.now() < startsAt - 5000, 'staged ahead of its instant');
-  t.equal(await a1.stop(), 0);
-  await s.broker.stop();
-
-  // A reboot with the broker down: the stored alert and its verified clip are all it needs.
-  const a2 = s.agent('al-2');
-  a2.start();
-  await waitFor('the alert on screen', () => a2.logged('spot started').some((l) => l.campaignId === 'alert:pre'), 60_000);
-  const first = a2.logged('spot started').find((l) => l.campaignId === 'alert:pre')!;
-  t.ok(Number(first.time) >= startsAt, `never before its startsAt (first frame +${Number(first.time) - startsAt} ms; the figure is npm run bench -- alert)`);
-  t.ok(a2.logged('alert on screen').length > 0, 'logged while offline');
-  await waitFor('the alert ended', () => a2.lines.some((l) => l.msg === 'spot started' && l.campaignId === 'spot' && Number(l.time) >= startsAt + 8000), 60_000);
-
-  await s.broker.restart();
-  await waitFor('the showings reach the NOC', () => s.of<PlayMsg>('al-2', 'play').some((p) => p.campaignId === 'alert:pre'), 60_000);
-  await waitFor('both alert events reach the NOC', () => s.of<AlertEvent>('al-2', 'event').filter((e) => e.type === 'alert' && e.detail.id === 'pre').length >= 2, 60_000);
-  const showings = s.of<PlayMsg>('al-2', 'play').filter((p) => p.campaignId === 'alert:pre');
-  t.ok(showings.every((p) => Date.parse(p.startedAt) >= startsAt && Date.parse(p.endedAt) <= startsAt + 8000 + 1000), 'every showing inside the alert');
-  const spots = s.of<PlayMsg>('al-2', 'play').filter((p) => p.campaignId === 'spot');
-  t.ok(spots.every((p) => Date.parse(p.endedAt) <= startsAt + 1000 || Date.parse(p.startedAt) >= startsAt + 8000 || p.outcome === 'interrupted'), 'no campaign play inside the alert');
-  t.equal(await a2.stop(), 0);
-});
-
-t.test('an alert with --repeat-every is shown once every that many seconds, the house content playing in between', async (t) => {
-  // One spot a day far ahead: between showings the screen has only its loop to play.
-  const s = await stage(t, { windowSec: 600, timesPerDay: 1, leadMs: 300_000 });
-  const agent = await onAir(s, 'al-4');
-  const r = await ctl(['alert', '--url', s.broker.url, '--device', 'al-4', '--file', new URL(s.red.url).pathname, '--expires', '+26s', '--repeat-every', '10', '--id', 'rep']);
-  t.equal(r.code, 0, r.err.join('\n'));
-  const showings = (): PlayMsg[] => s.of<PlayMsg>('al-4', 'play').filter((p) => p.campaignId === 'alert:rep');
-
-  await waitFor('the first showing over', () => showings().length >= 1, 30_000);
-  // The next showing is due 10 s after the first started, its 3 s clip long over: the loop plays.
-  const between = await shot(s, 'al-4', 'between');
-  const secondYet = showings().length > 1 || agent.logged('spot started').filter((l) => l.campaignId === 'alert:rep').length > 1;
-  if (!secondYet) t.notOk(isRed(between), `between showings the alert is off the screen (${between.map(Math.round).join(',')})`);
-  else t.fail('the second showing began before the screenshot between the first two');
-
-  await waitFor('the alert ended at its expiry', () => s.of<AlertEvent>('al-4', 'event').some((e) => e.type === 'alert' && e.detail.id === 'rep' && e.detail.state === 'ended'), 60_000);
-  await waitFor('every showing reported', () => showings().length >= agent.logged('spot started').filter((l) => l.campaignId === 'alert:rep').length, 20_000);
-  const all = showings().sort((a, b) => Date.parse(a.startedAt) - Date.parse(b.startedAt));
-  t.ok(all.length >= 2 && all.length <= 3, `a 26 s alert repeated every 10 s is shown 2 or 3 times, not looped (${all.length})`);
-  t.ok(all.every((p) => p.outcome === 'completed' && p.mediaSha256 === s.red.sha256), 'each showing a completed pass of the alert clip');
-  const gaps = all.slice(1).map((p, i) => Date.parse(p.startedAt) - Date.parse(all[i]!.startedAt));
-  // The grid counts from when a showing went into the player; its reported start may trail that a little.
-  t.ok(gaps.every((g) => g >= 9_500), `showings start 10 s apart, never sooner (${gaps.join(', ')} ms)`);
   t.equal(await agent.stop(), 0);
 });
 

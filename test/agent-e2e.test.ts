@@ -5,6 +5,10 @@ import { waitFor } from './helpers/wait.js';
 
 // The whole agent as a process: real mosquitto, real headless mpv, real SQLite, ffmpeg clips.
 
+// Its real-time waits take 65 s on a quiet box; tap's default of 120 s a file is too close on a
+// loaded CI machine (agent-alert, at 117 s here, timed out there).
+t.setTimeout(240_000);
+
 t.test('assignment over MQTT → loop plays, spots inserted at their slots, proof-of-play, heartbeat, commands, clean stop', async (t) => {
   // A 10-minute window from 4 s from now, 120 plays: every 5 s ((i + 0.5)·600/120 s), a 2 s spot, on a 3 s loop.
   const s = await scene(t, { assignTo: 'group/all', timesPerDay: 120, windowSec: 600 });

@@ -3,6 +3,9 @@ import { execFileSync } from 'node:child_process';
 import { scene } from './helpers/e2e.js';
 import { waitFor } from './helpers/wait.js';
 
+// Its real-time waits take 65 s on a quiet box; tap's default of 120 s a file is too close on a
+// loaded CI machine (agent-alert, at 117 s here, timed out there).
+t.setTimeout(240_000);
 
 t.test('kill -9 of mpv mid-spot: restarted, the play interrupted, the target still met in the window', async (t) => {
   // 4 plays in a 60 s window: the grid is 7.5, 22.5, 37.5 and 52.5 s into it.

@@ -29,6 +29,10 @@ interface Hb { display?: { power: string; brightnessPct: number | null; hdmi?: s
 interface Ev { type: string; detail: Record<string, unknown> }
 interface Res { id: string; ok: boolean; result?: { png?: string }; error?: string }
 
+// Its real-time waits take 50 s on a quiet box; tap's default of 120 s a file is too close on a
+// loaded CI machine (agent-alert, at 117 s here, timed out there).
+t.setTimeout(240_000);
+
 t.test('standby by schedule: black screen, no plays, survives a restart; brightness 35 % darkens the picture; heartbeat and events say so', async (t) => {
   await run('ffmpeg', ['-version']);
   const s = await scene(t, { assignTo: 'group/all', timesPerDay: 120, windowSec: 600 });
