@@ -2,7 +2,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { deviceTopic } from '../../agent/protocol/index.js';
 import type { FleetConfig } from '../config.js';
 import type { Logger } from '../log.js';
-import { assertManualAcks, DEFERRED, deferredAcks, puback } from './acks.js';
+import { DEFERRED, deferredAcks, PubackWriter } from './acks.js';
 import type { Batcher } from './batcher.js';
 import { decodeMessage } from './decode.js';
 
@@ -26,6 +26,7 @@ export class MqttIngest {
   private client: MqttClient | undefined;
   private generation = 0;
   private stopping = false;
+  private readonly acks = new PubackWriter();
   readonly counters: IngestCounters = { received: 0, bad: 0, badByReason: {}, connects: 0, held: 0 };
 
   constructor(
@@ -62,7 +63,6 @@ export class MqttIngest {
       ...deferredAcks((topic, payload, messageId) => this.arrive(topic, payload, messageId)),
     };
     const client = mqtt.connect(this.cfg.url, { ...opts, manualConnect: true });
-    assertManualAcks(client);
     this.client = client;
     client.on('error', (e) => {
       if (e !== DEFERRED) this.log.warn({ err: e.message }, 'mqtt error');
@@ -102,7 +102,7 @@ export class MqttIngest {
     // A PUBACK goes only on the connection that delivered the message; after a reconnect the broker
     // sends it again (same packet id, DUP) and the archive dedupes it.
     const ack = messageId === undefined || !client ? undefined : () => {
-      if (this.generation === gen && client.connected) puback(client, messageId);
+      if (this.generation === gen && client.connected) this.acks.add(client, messageId);
     };
     const d = decodeMessage(this.cfg.topicPrefix, topic, payload);
     if (d.ok) this.batcher.add({ item: d.item, ...(ack ? { ack } : {}) });

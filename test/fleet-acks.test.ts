@@ -1,0 +1,71 @@
+// The ingest's PUBACKs (fleet/ingest/acks.ts): a commit's acks leave as one buffer of 4-byte
+// PUBACKs written on the client's stream, not through mqtt.js's encoder. Real mosquitto must take
+// every one: a malformed PUBACK makes it drop the connection, and one it never gets makes it
+// send the message again to the next session.
+import type { MqttClient } from 'mqtt';
+import t from 'tap';
+import { PubackWriter } from '../fleet/ingest/acks.js';
+import { silentLogger } from '../fleet/log.js';
+import { FleetService } from '../fleet/service.js';
+import { fleetConfig, plays, publishPlays, screenClient, startFleet, untilSubscribed } from './helpers/fleet-rig.js';
+import { startBroker } from './helpers/mosquitto.js';
+import { tempDir } from './helpers/tmp.js';
+import { waitFor } from './helpers/wait.js';
+
+/** A client whose connection is `stream`: PubackWriter reads nothing else of it. */
+function fakeClient(): { client: MqttClient; writes: Buffer[]; stream: { destroyed: boolean; writable: boolean; write(b: Buffer): boolean } } {
+  const writes: Buffer[] = [];
+  const stream = { destroyed: false, writable: true, write: (b: Buffer) => writes.push(Buffer.from(b)) > 0 };
+  return { client: { stream } as unknown as MqttClient, writes, stream };
+}
+
+const tick = (): Promise<void> => new Promise((r) => process.nextTick(r));
+
+t.test('acks given in one tick leave in one write, in order, on the connection they were given for', async (t) => {
+  const w = new PubackWriter();
+  const a = fakeClient();
+  for (const id of [1, 2, 258, 65535]) w.add(a.client, id);
+  t.same(a.writes, [], 'nothing written before the end of the tick');
+  await tick();
+  t.same(a.writes, [Buffer.from([0x40, 2, 0, 1, 0x40, 2, 0, 2, 0x40, 2, 1, 2, 0x40, 2, 0xff, 0xff])], 'one write: PUBACK (0x40), length 2, packet id, for each');
+
+  // A reconnect inside a tick: what was given for the old connection goes there, the rest to the new.
+  const b = fakeClient();
+  w.add(a.client, 7);
+  w.add(b.client, 8);
+  await tick();
+  t.same(a.writes.slice(1), [Buffer.from([0x40, 2, 0, 7])]);
+  t.same(b.writes, [Buffer.from([0x40, 2, 0, 8])]);
+
+  // A connection closed before the write: nothing is written to it (the broker sends those again).
+  a.stream.destroyed = true;
+  w.add(a.client, 9);
+  await tick();
+  t.equal(a.writes.length, 2, 'nothing written to a destroyed stream');
+});
+
+t.test('real mosquitto takes every PUBACK: no dropped connection, nothing sent again to the next session', async (t) => {
+  const broker = await startBroker(t);
+  const dir = tempDir(t, 'fleet-acks-');
+  const config = fleetConfig(dir, broker.url, 'ingest-acks');
+  const screen = await screenClient(t, broker.url);
+  const first = new FleetService(config, silentLogger());
+  await first.start();
+  await untilSubscribed(screen);
+  // More than one Receive Maximum (2,000): the broker sends the rest only as PUBACKs come back.
+  const N = 2500;
+  const evs = plays('hn-ack', 'acac000000000001', Array.from({ length: N + 1 }, (_, i) => i + 1));
+  await publishPlays(screen, evs.slice(0, N));
+  await waitFor('every play archived', () => first.batcher.totals.plays >= N && first.batcher.waiting === 0, 60_000);
+  t.ok(first.batcher.totals.batches >= 3, `acked over several commits (${first.batcher.totals.batches} batches)`);
+  t.equal(first.ingest.counters.connects, 1, 'the broker never dropped the connection (a malformed PUBACK would)');
+  await first.stop();
+
+  // The same persistent session: anything the broker still counted as unacknowledged comes again now.
+  const second = await startFleet(t, config);
+  await waitFor('the session resumed', () => second.ingest.connected);
+  await publishPlays(screen, evs.slice(N));
+  await waitFor('the new play archived', () => second.batcher.totals.plays >= 1 && second.batcher.waiting === 0, 30_000);
+  t.equal(second.ingest.counters.received, 1, 'only the new play arrived: the broker had every PUBACK of the first session');
+  t.equal(second.batcher.totals.duplicates, 0);
+});
