@@ -69,3 +69,27 @@ t.test('real mosquitto takes every PUBACK: no dropped connection, nothing sent a
   t.equal(second.ingest.counters.received, 1, 'only the new play arrived: the broker had every PUBACK of the first session');
   t.equal(second.batcher.totals.duplicates, 0);
 });
+
+t.test('a stop right after the last message arrived commits it and acks it before disconnecting', async (t) => {
+  const broker = await startBroker(t);
+  const dir = tempDir(t, 'fleet-acks-stop-');
+  // The last, partial batch waits out a long delay: it is still waiting when the stop comes.
+  const config = fleetConfig(dir, broker.url, 'ingest-acks-stop', { batch: { maxRows: 1000, maxDelayMs: 5000 } });
+  const screen = await screenClient(t, broker.url);
+  const first = new FleetService(config, silentLogger());
+  await first.start();
+  await untilSubscribed(screen);
+  const N = 1500;
+  const evs = plays('hn-stop', 'acac000000000002', Array.from({ length: N + 1 }, (_, i) => i + 1));
+  await publishPlays(screen, evs.slice(0, N));
+  await waitFor('every play received', () => first.ingest.counters.received >= N + 1, 30_000);
+  t.ok(first.batcher.waiting > 0, `some still wait at the stop (${first.batcher.waiting})`);
+  await first.stop();
+  t.equal(first.batcher.totals.plays, N, 'the stop committed every play it had');
+
+  const second = await startFleet(t, config);
+  await waitFor('the session resumed', () => second.ingest.connected);
+  await publishPlays(screen, evs.slice(N));
+  await waitFor('the new play archived', () => second.batcher.totals.plays >= 1 && second.batcher.waiting === 0, 30_000);
+  t.equal(second.ingest.counters.received, 1, 'nothing sent again: the commit at the stop was acked before the disconnect');
+});

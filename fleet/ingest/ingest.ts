@@ -126,6 +126,8 @@ export class MqttIngest {
   async stop(): Promise<void> {
     this.stopping = true;
     await this.batcher.drain();
+    // The last commit's PUBACKs are due at the end of the tick, after the disconnect would go.
+    this.acks.flush();
     const c = this.client;
     this.client = undefined;
     if (c) await c.endAsync();
