@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt, { type MqttClient, type Packet } from 'mqtt';
 import { deviceTopic, encode, playEvent, type PlayEvent } from '../../agent/protocol/index.js';
 import type { Query } from '../../fleet/archive/db.js';
 import { parseFleetConfig, type FleetConfig } from '../../fleet/config.js';
@@ -93,10 +93,36 @@ export async function publishPlays(c: MqttClient, evs: readonly PlayEvent[], pre
 export const count = async (q: Query, sql: string, params: (string | number)[] = []): Promise<number> =>
   (await q.get<{ n: number }>(sql, params))?.n ?? 0;
 
-/** Until the ingest's shared subscription is in place (a play then gets no 0x10 "no matching subscribers"); the probe counts as one bad message. */
+/**
+ * Until the ingest's shared subscription is in place: a probe play's PUBACK then carries 0 instead
+ * of 0x10 "no matching subscribers". mqtt.js resolves a publish without its PUBACK (and takes 0x10
+ * for success), so the reason code is read off the wire; the delivered probe counts as one bad
+ * message. (It once compared publishAsync's undefined with 16 and returned at once: a test that
+ * published right after could lose its first few hundred plays to a subscription not yet made.)
+ */
 export async function untilSubscribed(c: MqttClient, prefix = 'signage'): Promise<void> {
   const { waitFor } = await import('./wait.js');
-  await waitFor('ingest subscribed', async () => ((await c.publishAsync(deviceTopic(prefix, 'probe', 'play'), 'probe', { qos: 1 })) as { reasonCode?: number } | undefined)?.reasonCode !== 16);
+  const topic = deviceTopic(prefix, 'probe', 'play');
+  const probes = new Set<number>();
+  let code: number | undefined;
+  const sent = (p: Packet): void => {
+    if (p.cmd === 'publish' && p.topic === topic && p.messageId !== undefined) probes.add(p.messageId);
+  };
+  const got = (p: Packet): void => {
+    if (p.cmd === 'puback' && p.messageId !== undefined && probes.delete(p.messageId)) code = p.reasonCode ?? 0;
+  };
+  c.on('packetsend', sent);
+  c.on('packetreceive', got);
+  try {
+    await waitFor('ingest subscribed', async () => {
+      code = undefined;
+      await c.publishAsync(topic, 'probe', { qos: 1 });
+      return code === 0;
+    });
+  } finally {
+    c.off('packetsend', sent);
+    c.off('packetreceive', got);
+  }
 }
 
 /** A broker, a temp dir, an in-process ingest subscribed, and a screen-side publisher. */
