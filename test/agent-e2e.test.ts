@@ -36,11 +36,17 @@ t.test('assignment over MQTT → loop plays, spots inserted at their slots, proo
     t.type(p.clockSynced, 'boolean');
     t.ok(p.durationMs > 0, `played (${p.durationMs} ms; 'completed' is mpv's end of file, the length vs the clip is a bench figure)`);
     const sched = Date.parse(p.scheduledAt);
-    if (i === 0 && (sched - w.start) % 5000 !== 2500) {
+    const offGrid = (sched - w.start) % 5000 - 2500;
+    if (i === 0 && offGrid !== 0) {
       // Up after the first instant (a loaded machine): the late rule plays it at once, at an
       // instant of its own, before the next grid instant.
       t.ok(sched > w.start + 2500 && sched < w.start + 7500, `first play late, played at once (${sched - w.start} ms into the window)`);
-    } else t.equal((sched - w.start) % 5000, 2500, 'scheduled on the grid: window start + (i + 0.5)·5 s');
+    } else {
+      // On the grid; or re-planned (any event) the moment its grid instant came due: the planner
+      // starts a due slot at max(instant, now), and that is its scheduledAt (CI once saw +1 ms).
+      // Either way that instant's play: not before it, and nearer to it than to the next.
+      t.ok(offGrid >= 0 && offGrid < 2500, offGrid === 0 ? 'scheduled on the grid: window start + (i + 0.5)·5 s' : `scheduled as its grid instant came due (+${offGrid} ms)`);
+    }
     t.ok(Date.parse(p.startedAt) < sched + 5000, `started in its slot, before the next one (+${Date.parse(p.startedAt) - sched} ms)`);
   }
   t.same(plays.slice(0, 3).map((p) => p.played), [plays[0]!.played, plays[0]!.played + 1, plays[0]!.played + 2], 'played counts up');
