@@ -4,12 +4,11 @@
 // send the message again to the next session.
 import type { MqttClient } from 'mqtt';
 import t from 'tap';
+import type { PlayEvent } from '../agent/protocol/index.js';
 import { PubackWriter } from '../fleet/ingest/acks.js';
-import { silentLogger } from '../fleet/log.js';
-import { FleetService } from '../fleet/service.js';
-import { fleetConfig, plays, publishPlays, screenClient, startFleet, untilSubscribed } from './helpers/fleet-rig.js';
-import { startBroker } from './helpers/mosquitto.js';
-import { tempDir } from './helpers/tmp.js';
+import type { FleetService } from '../fleet/service.js';
+import { fleetStage, plays, publishPlays, startFleet } from './helpers/fleet-rig.js';
+import type { Teardown } from './helpers/tmp.js';
 import { waitFor } from './helpers/wait.js';
 
 /** A client whose connection is `stream`: PubackWriter reads nothing else of it. */
@@ -44,14 +43,20 @@ t.test('acks given in one tick leave in one write, in order, on the connection t
   t.equal(a.writes.length, 2, 'nothing written to a destroyed stream');
 });
 
+/**
+ * The first session's ingest stopped, the same persistent session started again and `play` (a new
+ * one) published: anything the broker still counted as unacknowledged comes again beside it.
+ */
+async function nextSession(t: Teardown, first: FleetService, screen: MqttClient, play: PlayEvent): Promise<FleetService> {
+  const second = await startFleet(t, first.config);
+  await waitFor('the session resumed', () => second.ingest.connected);
+  await publishPlays(screen, [play]);
+  await waitFor('the new play archived', () => second.batcher.totals.plays >= 1 && second.batcher.waiting === 0, 30_000);
+  return second;
+}
+
 t.test('real mosquitto takes every PUBACK: no dropped connection, nothing sent again to the next session', async (t) => {
-  const broker = await startBroker(t);
-  const dir = tempDir(t, 'fleet-acks-');
-  const config = fleetConfig(dir, broker.url, 'ingest-acks');
-  const screen = await screenClient(t, broker.url);
-  const first = new FleetService(config, silentLogger());
-  await first.start();
-  await untilSubscribed(screen);
+  const { fleet: first, screen } = await fleetStage(t, 'ingest-acks');
   // More than one Receive Maximum (2,000): the broker sends the rest only as PUBACKs come back.
   const N = 2500;
   const evs = plays('hn-ack', 'acac000000000001', Array.from({ length: N + 1 }, (_, i) => i + 1));
@@ -61,24 +66,14 @@ t.test('real mosquitto takes every PUBACK: no dropped connection, nothing sent a
   t.equal(first.ingest.counters.connects, 1, 'the broker never dropped the connection (a malformed PUBACK would)');
   await first.stop();
 
-  // The same persistent session: anything the broker still counted as unacknowledged comes again now.
-  const second = await startFleet(t, config);
-  await waitFor('the session resumed', () => second.ingest.connected);
-  await publishPlays(screen, evs.slice(N));
-  await waitFor('the new play archived', () => second.batcher.totals.plays >= 1 && second.batcher.waiting === 0, 30_000);
+  const second = await nextSession(t, first, screen, evs[N]!);
   t.equal(second.ingest.counters.received, 1, 'only the new play arrived: the broker had every PUBACK of the first session');
   t.equal(second.batcher.totals.duplicates, 0);
 });
 
 t.test('a stop right after the last message arrived commits it and acks it before disconnecting', async (t) => {
-  const broker = await startBroker(t);
-  const dir = tempDir(t, 'fleet-acks-stop-');
   // The last, partial batch waits out a long delay: it is still waiting when the stop comes.
-  const config = fleetConfig(dir, broker.url, 'ingest-acks-stop', { batch: { maxRows: 1000, maxDelayMs: 5000 } });
-  const screen = await screenClient(t, broker.url);
-  const first = new FleetService(config, silentLogger());
-  await first.start();
-  await untilSubscribed(screen);
+  const { fleet: first, screen } = await fleetStage(t, 'ingest-acks-stop', { batch: { maxRows: 1000, maxDelayMs: 5000 } });
   const N = 1500;
   const evs = plays('hn-stop', 'acac000000000002', Array.from({ length: N + 1 }, (_, i) => i + 1));
   await publishPlays(screen, evs.slice(0, N));
@@ -87,9 +82,6 @@ t.test('a stop right after the last message arrived commits it and acks it befor
   await first.stop();
   t.equal(first.batcher.totals.plays, N, 'the stop committed every play it had');
 
-  const second = await startFleet(t, config);
-  await waitFor('the session resumed', () => second.ingest.connected);
-  await publishPlays(screen, evs.slice(N));
-  await waitFor('the new play archived', () => second.batcher.totals.plays >= 1 && second.batcher.waiting === 0, 30_000);
+  const second = await nextSession(t, first, screen, evs[N]!);
   t.equal(second.ingest.counters.received, 1, 'nothing sent again: the commit at the stop was acked before the disconnect');
 });

@@ -31,6 +31,8 @@ export function deferredAcks(onArrival: Arrival): Pick<IClientOptions, 'customHa
   };
 }
 
+type AckStream = MqttClient['stream'];
+
 /**
  * A commit's PUBACKs in one write. mqtt.js's own PUBACK is three stream writes, so a 1,000-message
  * batch cost 3,000 writes, ~7 % of the event loop in a profile of the ingest; this one buffer took
@@ -39,8 +41,6 @@ export function deferredAcks(onArrival: Arrival): Pick<IClientOptions, 'customHa
  * 2, packet id; v5 lets a 0 reason code be left out), so they are laid side by side and written at
  * the end of the tick, in the order given, on the stream they were given for.
  */
-type AckStream = MqttClient['stream'];
-
 export class PubackWriter {
   private ids: number[] = [];
   private stream: AckStream | undefined;
