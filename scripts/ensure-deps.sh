@@ -31,6 +31,9 @@ if [ "${1:-}" = test ]; then
   command -v promtool >/dev/null || need+=(prometheus)
   # fleet-pg*.test.ts and the fleet-ingest bench run a throwaway cluster (initdb, pg_ctl: not on PATH in Debian).
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+  # fleet-noc-*.test.ts drive Debian's Chromium with playwright-core (test/helpers/browser.ts; no
+  # browser download). CHROMIUM_PATH names another binary instead.
+  [ -n "${CHROMIUM_PATH:-}" ] || command -v chromium >/dev/null || need+=(chromium)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
