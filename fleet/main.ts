@@ -1,9 +1,10 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=64
 // signage-fleet's entry point, and the only module of fleet/ that touches the process: argv, env,
 // signals, exit codes, stdio. Exit codes: 0 ok, 1 a failure at run time, 2 bad usage or config.
 import path from 'node:path';
 import { isPostgresUrl } from './archive/open.js';
 import { runReport } from './cli/report-cmd.js';
+import { missingServeFlags } from './cli/node-flags.js';
 import { parseCommand, UsageError, USAGE } from './cli/usage.js';
 import { FleetConfigError, loadFleetConfig } from './config.js';
 import { createLogger } from './log.js';
@@ -41,6 +42,10 @@ async function main(argv: string[]): Promise<number> {
     throw e;
   }
   const log = createLogger(process.env.LOG_LEVEL ?? config.log.level);
+  const missing = missingServeFlags(process.execArgv, process.env.NODE_OPTIONS ?? '');
+  if (missing.length > 0) {
+    log.warn({ missing }, `started without ${missing.join(' ')}: the ingest runs slower (GC pauses; docs/fleet.md). Run: node ${missing.join(' ')} ${path.relative(process.cwd(), process.argv[1] ?? 'dist/fleet/main.js')} serve ...`);
+  }
   const service = new FleetService(config, log);
   try {
     await service.start();

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { Db } from '../../fleet/archive/db.js';
+import { SERVE_NODE_FLAGS } from '../../fleet/cli/node-flags.js';
 import { parseDuration } from '../../fleet/sim/cli.js';
 import { fileURLToPath } from 'node:url';
 import { untilSubscribed } from '../../test/helpers/fleet-rig.js';
@@ -44,7 +45,7 @@ export async function bench(): Promise<void> {
   const config = path.join(dir, 'fleet.json');
   const httpPort = await freePort();
   writeFileSync(config, JSON.stringify({ db: path.join(dir, 'archive.db'), mqtt: { url: broker.url, clientId: 'bench-ingest' }, http: { port: httpPort }, log: { level: 'warn' } }));
-  const ingest = spawn(process.execPath, [FLEET_BIN, 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const ingest = spawn(process.execPath, [...SERVE_NODE_FLAGS, FLEET_BIN, 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
   const ingestExit = new Promise((r) => ingest.once('exit', r));
   try {
     const probe = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });

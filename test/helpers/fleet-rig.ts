@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import mqtt, { type MqttClient, type Packet } from 'mqtt';
 import { deviceTopic, encode, playEvent, type PlayEvent } from '../../agent/protocol/index.js';
 import type { Query } from '../../fleet/archive/db.js';
+import { SERVE_NODE_FLAGS } from '../../fleet/cli/node-flags.js';
 import { parseFleetConfig, type FleetConfig } from '../../fleet/config.js';
 import { silentLogger } from '../../fleet/log.js';
 import { FleetService } from '../../fleet/service.js';
@@ -33,13 +34,14 @@ export class FleetProcess {
   readonly lines: string[] = [];
   readonly configFile: string;
 
-  constructor(dir: string, config: Record<string, unknown>, name = 'fleet') {
+  /** `nodeFlags`: node's options for the process; by default the ones `serve` is run with (fleet/cli/node-flags.ts). */
+  constructor(dir: string, config: Record<string, unknown>, name = 'fleet', private readonly nodeFlags: readonly string[] = SERVE_NODE_FLAGS) {
     this.configFile = path.join(dir, `${name}.json`);
     writeFileSync(this.configFile, JSON.stringify(config));
   }
 
   start(): void {
-    const c = spawn(process.execPath, [FLEET_BIN, 'serve', '--config', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } });
+    const c = spawn(process.execPath, [...this.nodeFlags, FLEET_BIN, 'serve', '--config', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } });
     this.child = c;
     c.stdout!.on('data', (d: Buffer) => this.lines.push(...d.toString().split('\n').filter(Boolean)));
     c.stderr!.on('data', (d: Buffer) => this.lines.push(`stderr: ${d.toString()}`));
