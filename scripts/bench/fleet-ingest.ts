@@ -1,10 +1,13 @@
+import { fork, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
 import { deviceTopic, encode } from '../../agent/protocol/index.js';
 import { parseFleetConfig, type FleetConfig } from '../../fleet/config.js';
 import { isPostgresUrl } from '../../fleet/archive/open.js';
+import { missingServeFlags, SERVE_NODE_FLAGS } from '../../fleet/cli/node-flags.js';
 import { silentLogger } from '../../fleet/log.js';
 import { emptyStats } from '../../fleet/archive/writes.js';
 import { Batcher } from '../../fleet/ingest/batcher.js';
@@ -23,14 +26,17 @@ import { childPid, cpuSeconds, sample } from './proc.js';
 // acknowledged (SQLite synchronous=FULL, pg fsync on). Goal: SQLite >= 50% of raw. Three rounds
 // (the next 200 seqs of each screen each time), each ratio against its own round's raw figure,
 // and the median: the raw figure alone swung 56-102k msgs/s between runs on a shared 2-core box.
-// All three use the ingest's default Receive Maximum and batch size.
+// All three use the ingest's default Receive Maximum and batch size. The ingest runs in this
+// process with the V8 flags `serve` runs with (fleet/cli/node-flags.ts); the raw subscriber in a
+// process of its own with node's defaults (raw-child.ts), so the baseline is not run with a flag
+// chosen for the ingest.
 //
-// Beside the rates, what each costs in CPU a message (this process's user+system time over the
-// drain, all its threads: the event loop, sqlite3's worker, GC; mosquitto's from /proc), and a
+// Beside the rates, what each costs in CPU a message (the consumer's process, all its threads: the
+// event loop, sqlite3's worker, GC; mosquitto's; both from /proc for the raw child), and a
 // fourth consumer: the ingest with an archive that writes nothing, its receive path alone (mqtt.js,
 // decoding, batching, acks after "commit"), the ceiling no archive can lift it above. From those, the
 // rate this machine's cores could carry at all: cores / (ingest CPU + broker CPU a message), set
-// against the raw figure (issue 11's goal missed on a 2-core box: docs/fleet.md, Figures).
+// against the raw figure (docs/fleet.md, Figures).
 
 const SCREENS = Number(process.env.BENCH_SCREENS ?? 100);
 const PER_SCREEN = 200;
@@ -47,22 +53,37 @@ async function until(what: string, pred: () => boolean | Promise<boolean>, timeo
   }
 }
 
-/** The raw baseline: a persistent MQTT 5 session on its own share group that counts plays and acks at once. */
-function rawSession(url: string, receiveMaximum: number, prefix = PREFIX): { connect(): Promise<void>; stop(): Promise<void>; count(): number } {
-  let client: MqttClient | undefined;
-  let n = 0;
-  const opts = { protocolVersion: 5 as const, clientId: `bench-raw-${prefix}`, clean: false, properties: { sessionExpiryInterval: 3600, receiveMaximum } };
+/** The raw baseline (raw-child.ts), in a child process with node's default flags; `pid` for its CPU. */
+interface RawSession { readonly pid: number; connect(): Promise<void>; stop(): Promise<void>; reach(n: number): Promise<void>; warmUp(publisher: MqttClient, n: number): Promise<void>; dispose(): void }
+
+function rawSession(url: string, receiveMaximum: number, prefix = PREFIX): RawSession {
+  // Neither serve's V8 flags nor NODE_OPTIONS: the baseline runs as plain `node` would.
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  const child = fork(fileURLToPath(new URL('./raw-child.js', import.meta.url)), [], { execArgv: [], env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  let waiting: ((m: Record<string, unknown>) => void) | undefined;
+  child.on('message', (m: Record<string, unknown>) => { const w = waiting; waiting = undefined; w?.(m); });
+  const ask = (cmd: object): Promise<Record<string, unknown>> => new Promise((resolve, reject) => {
+    waiting = (m) => (typeof m.error === 'string' ? reject(new Error(`raw subscriber: ${m.error}`)) : resolve(m));
+    child.send(cmd);
+  });
   return {
-    async connect() {
-      // The handler before CONNECT: a queued backlog starts flowing right after CONNACK.
-      const c = mqtt.connect(url, opts);
-      client = c;
-      c.on('message', (topic) => { if (!topic.includes('/probe/')) n++; });
-      await new Promise<void>((resolve, reject) => { c.once('connect', () => resolve()); c.once('error', reject); });
-      await c.subscribeAsync(`$share/bench-raw/${prefix}/device/+/play`, { qos: 1 });
+    pid: child.pid ?? 0,
+    async connect() { await ask({ cmd: 'connect', url, clientId: `bench-raw-${prefix}`, topic: `$share/bench-raw/${prefix}/device/+/play`, receiveMaximum }); },
+    async stop() { await ask({ cmd: 'stop' }); },
+    async reach(n) { await ask({ cmd: 'reach', n }); },
+    // `n` plays on a prefix of its own, live, on a session of its own: the child's mqtt.js is then
+    // as warm as this process's is by round 1 (its consumers' priming and the receive-only drain
+    // run mqtt.js here), rather than compiled while its first drain is timed.
+    async warmUp(publisher, n) {
+      const warm = `warmup-${prefix}`;
+      await ask({ cmd: 'connect', url, clientId: `bench-raw-${warm}`, topic: `${warm}/device/+/play`, receiveMaximum });
+      const reached = ask({ cmd: 'reach', n });
+      await publishAll(publisher, plays('bench-warm', '0'.repeat(16), Array.from({ length: n }, (_, i) => i + 1)).map((p) => ({ topic: deviceTopic(warm, p.deviceId, 'play'), payload: encode('play', p) })));
+      await reached;
+      await ask({ cmd: 'stop' });
     },
-    async stop() { await client?.endAsync(); },
-    count: () => n,
+    dispose() { child.kill(); },
   };
 }
 
@@ -149,12 +170,23 @@ async function publishAll(client: MqttClient, items: Array<{ topic: string; payl
 interface Drain { rate: number; batches: number; cpuUs: number; brokerUs: number }
 
 export async function bench(): Promise<void> {
+  // The ingest runs in this process, so this process needs the flags `serve` runs with; without
+  // them, the section runs again in a child that has them (the raw baseline has its own process).
+  const missing = missingServeFlags(process.execArgv, process.env.NODE_OPTIONS ?? '');
+  if (missing.length > 0) {
+    console.log(`(this section runs again in a child process with serve's node flags: ${SERVE_NODE_FLAGS.join(' ')})`);
+    const child = spawn(process.execPath, [...SERVE_NODE_FLAGS, process.argv[1] ?? '', 'fleet-ingest'], { stdio: 'inherit' });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    if (code !== 0) throw new Error(`fleet-ingest with ${SERVE_NODE_FLAGS.join(' ')} exited ${code}`);
+    return;
+  }
   const N = SCREENS * PER_SCREEN;
   const broker = await startBroker();
   const mosquitto = childPid('mosquitto');
   const pg = await startPostgres(undefined, { fsync: true });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-fleet-'));
   const publisher = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+  const raws: RawSession[] = [];
   try {
     const pgUrl = await pg.createDb('bench');
     // A consumer is started once: priming and draining each get their own, on one session.
@@ -168,24 +200,31 @@ export async function bench(): Promise<void> {
     const { mqtt: { receiveMaximum }, batch: { maxRows } } = liteConfig;
     const raw = rawSession(broker.url, receiveMaximum);
     const rawMixed = rawSession(broker.url, receiveMaximum, MIXED);
+    raws.push(raw, rawMixed);
     for (const r of [raw, rawMixed]) {
       await r.connect();
       await r.stop();
+      await r.warmUp(publisher, N);
     }
 
-    /** Calls `start` and waits until `done`: the rate, and the CPU a message of this process and of mosquitto. */
-    const measured = async (what: string, start: () => Promise<void>, done: () => boolean, state: () => unknown): Promise<Omit<Drain, 'batches'>> => {
-      const cpu0 = process.cpuUsage();
+    /**
+     * Calls `start`, then waits for `finished`: the rate, and the CPU a message of the consumer (this
+     * process, or the process `pid`) and of mosquitto.
+     */
+    const measured = async (start: () => Promise<void>, finished: () => Promise<void>, pid?: number): Promise<Omit<Drain, 'batches'>> => {
+      const self0 = process.cpuUsage();
+      const p0 = pid === undefined ? undefined : sample(pid);
       const b0 = sample(mosquitto);
       const t0 = performance.now();
       await start();
-      await until(what, done).catch((e: Error) => { throw new Error(`${e.message}: ${JSON.stringify(state())}`); });
+      await finished();
       const s = (performance.now() - t0) / 1000;
-      const cpu = process.cpuUsage(cpu0);
-      return { rate: N / s, cpuUs: (cpu.user + cpu.system) / N, brokerUs: (cpuSeconds(b0, sample(mosquitto)) * 1e6) / N };
+      const self = process.cpuUsage(self0);
+      const cpuUs = p0 && pid !== undefined ? (cpuSeconds(p0, sample(pid)) * 1e6) / N : (self.user + self.system) / N;
+      return { rate: N / s, cpuUs, brokerUs: (cpuSeconds(b0, sample(mosquitto)) * 1e6) / N };
     };
     const drain = async (c: Consumer): Promise<Drain> => {
-      const m = await measured(`${c.name} drained`, () => c.start(), () => c.drained(N), () => c.state());
+      const m = await measured(() => c.start(), () => until(`${c.name} drained`, () => c.drained(N)).catch((e: Error) => { throw new Error(`${e.message}: ${JSON.stringify(c.state())}`); }));
       const batches = c.batches();
       await c.stop();
       return { ...m, batches };
@@ -207,7 +246,7 @@ export async function bench(): Promise<void> {
       const pub = N / ((performance.now() - p0) / 1000);
       await publishAll(publisher, mixed);
       const rawDrain = async (s: typeof raw): Promise<Drain> => {
-        const m = await measured('raw drained', () => s.connect(), () => s.count() >= (r + 1) * N, () => ({ count: s.count() }));
+        const m = await measured(() => s.connect(), () => s.reach(N), s.pid);
         await s.stop();
         return { ...m, batches: 0 };
       };
@@ -224,7 +263,7 @@ export async function bench(): Promise<void> {
     console.log(`  ingest → SQLite (WAL, synchronous=FULL): median ${f(med('lite', 'rate'))} plays/s; median ratio ${pct(liteRatio)} of raw (goal ≥ 50 %: ${liteRatio >= 0.5 ? 'met' : 'not met'})`);
     console.log(`  ingest → PostgreSQL (local, fsync on): median ${f(med('pg', 'rate'))} plays/s; median ratio ${pct(ratio('pg'))} of raw`);
     console.log(`  ingest → SQLite, the backlog in time order across the screens: median ${f(med('liteMixed', 'rate'))} plays/s; median ratio ${pct(ratio('liteMixed', 'rawMixed'))} of raw on the same messages (each batch touches every screen's index pages)`);
-    console.log('  CPU a message, medians (this process, all its threads | mosquitto):');
+    console.log('  CPU a message, medians (the consumer\'s process, all its threads | mosquitto):');
     for (const [k, name] of [['raw', 'raw subscriber'], ['recv', 'receive path only'], ['lite', 'ingest → SQLite'], ['pg', 'ingest → PostgreSQL (its server not counted)']] as const) {
       console.log(`    ${name.padEnd(46)} ${us(med(k, 'cpuUs')).padStart(8)} | ${us(med(k, 'brokerUs'))}`);
     }
@@ -236,6 +275,7 @@ export async function bench(): Promise<void> {
     console.log(`  CPU ceiling for ingest → SQLite on ${cores} cores: ${f(ceiling)} plays/s = ${pct(ceiling / med('raw', 'rate'))} of raw's median, with every core busy and nothing else running`);
   } finally {
     await publisher.endAsync().catch(() => undefined);
+    for (const r of raws) r.dispose();
     await broker.dispose();
     await pg.dispose();
     rmSync(dir, { recursive: true, force: true });
