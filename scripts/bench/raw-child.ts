@@ -3,8 +3,9 @@ import mqtt, { type MqttClient } from 'mqtt';
 // The fleet-ingest bench's raw baseline, in a process of its own: a persistent MQTT 5 session on
 // its own share group that counts plays and acks each at once (mqtt.js's defaults). Why a process:
 // the ingest runs with `serve`'s V8 flags (fleet/cli/node-flags.ts), and a raw subscriber in the
-// same process would run with them too, where a bigger young generation only costs it (it keeps
-// nothing). Here it runs as plain `node` does. Driven over IPC by fleet-ingest.ts:
+// same process would run with them too: a flag chosen for the ingest, which the baseline has no
+// business getting (in five pairs it measured lower with it, in the harness within the noise).
+// Here it runs as plain `node` does. Driven over IPC by fleet-ingest.ts:
 // connect → {connected} (the count starts at 0), reach n → {count} once n plays have come on that
 // connection, stop → {stopped}.
 
