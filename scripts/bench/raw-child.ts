@@ -4,7 +4,8 @@ import mqtt, { type MqttClient } from 'mqtt';
 // its own share group that counts plays and acks each at once (mqtt.js's defaults). Why a process:
 // the ingest runs with `serve`'s V8 flags (fleet/cli/node-flags.ts), and a raw subscriber in the
 // same process would run with them too: a flag chosen for the ingest, which the baseline has no
-// business getting (in five pairs it measured lower with it, in the harness within the noise).
+// business getting (it measured lower with it in four bench pairs of five, in the harness within
+// the noise).
 // Here it runs as plain `node` does. Driven over IPC by fleet-ingest.ts:
 // connect → {connected} (the count starts at 0), reach n → {count} once n plays have come on that
 // connection, stop → {stopped}.
