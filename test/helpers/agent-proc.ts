@@ -15,20 +15,31 @@ export function sha256File(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
 }
 
-/** The child's pino lines parsed into `lines` (a line that is not JSON as `{msg}`), stderr as `{msg: 'stderr: …'}`. */
-export function collectLines(child: ChildProcess, lines: Array<Record<string, unknown>>): void {
+/**
+ * Calls `fn` with each whole line `stream` gives, without its newline. A pipe's chunks end anywhere,
+ * so a line split across two chunks is kept until its newline comes (an unfinished last line is not
+ * a line).
+ */
+export function onLines(stream: NodeJS.ReadableStream, fn: (line: string) => void): void {
   let buf = '';
-  child.stdout!.on('data', (d: Buffer) => {
+  stream.on('data', (d: Buffer) => {
     buf += d.toString();
     let i: number;
     while ((i = buf.indexOf('\n')) >= 0) {
       const line = buf.slice(0, i);
       buf = buf.slice(i + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        lines.push({ msg: line });
-      }
+      fn(line);
+    }
+  });
+}
+
+/** The child's pino lines parsed into `lines` (a line that is not JSON as `{msg}`), stderr as `{msg: 'stderr: …'}`. */
+export function collectLines(child: ChildProcess, lines: Array<Record<string, unknown>>): void {
+  onLines(child.stdout!, (line) => {
+    try {
+      lines.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      lines.push({ msg: line });
     }
   });
   child.stderr!.on('data', (d: Buffer) => lines.push({ msg: `stderr: ${d.toString()}` }));

@@ -9,6 +9,7 @@ import { SERVE_NODE_FLAGS } from '../../fleet/cli/node-flags.js';
 import { parseFleetConfig, type FleetConfig } from '../../fleet/config.js';
 import { silentLogger } from '../../fleet/log.js';
 import { FleetService } from '../../fleet/service.js';
+import { onLines } from './agent-proc.js';
 import type { Teardown } from './tmp.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -43,7 +44,7 @@ export class FleetProcess {
   start(): void {
     const c = spawn(process.execPath, [...this.nodeFlags, FLEET_BIN, 'serve', '--config', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } });
     this.child = c;
-    c.stdout!.on('data', (d: Buffer) => this.lines.push(...d.toString().split('\n').filter(Boolean)));
+    onLines(c.stdout!, (line) => { if (line) this.lines.push(line); });
     c.stderr!.on('data', (d: Buffer) => this.lines.push(`stderr: ${d.toString()}`));
     this.exited = new Promise((r) => c.once('exit', (code) => r(code)));
   }
