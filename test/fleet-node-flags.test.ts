@@ -7,6 +7,7 @@ import t from 'tap';
 import { missingServeFlags, SERVE_NODE_FLAGS } from '../fleet/cli/node-flags.js';
 import { FLEET_BIN, FleetProcess } from './helpers/fleet-rig.js';
 import { tempDir } from './helpers/tmp.js';
+import { waitFor } from './helpers/wait.js';
 
 const root = path.resolve(path.dirname(FLEET_BIN), '../..');
 
@@ -36,8 +37,7 @@ t.test('serve started without them warns once, naming the command to run; with t
   for (const [name, flags] of [['bare', []], ['flagged', SERVE_NODE_FLAGS]] as const) {
     const p = new FleetProcess(dir, config, name, flags).register(t);
     p.start();
-    const until = Date.now() + 20_000;
-    while (!p.logged('signage-fleet serving') && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(`${name}: serving`, () => p.logged('signage-fleet serving'), 20_000);
     t.ok(p.logged('signage-fleet serving'), `${name}: serving`);
     const warned = p.lines.filter((l) => l.includes(warning));
     if (name === 'bare') {
