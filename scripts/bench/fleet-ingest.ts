@@ -16,6 +16,7 @@ import { FleetService } from '../../fleet/service.js';
 import { plays } from '../../test/helpers/fleet-rig.js';
 import { startBroker } from '../../test/helpers/mosquitto.js';
 import { startPostgres } from '../../test/helpers/postgres.js';
+import { waitFor } from '../../test/helpers/wait.js';
 import { childPid, cpuSeconds, sample } from './proc.js';
 
 // signage-fleet's ingest rate (issue 11) into SQLite and into PostgreSQL against a raw mqtt.js
@@ -44,14 +45,6 @@ const ROUNDS = 3;
 const PREFIX = 'signage';
 /** The same plays in time order across the screens (as a real outage's backlog is), on a topic prefix of their own. */
 const MIXED = 'mixed';
-
-async function until(what: string, pred: () => boolean | Promise<boolean>, timeoutMs = 300_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`bench timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 /** The raw baseline (raw-child.ts), in a child process with node's default flags; `pid` for its CPU. */
 interface RawSession { readonly pid: number; connect(): Promise<void>; stop(): Promise<void>; reach(n: number): Promise<void>; warmUp(publisher: MqttClient, n: number): Promise<void>; dispose(): void }
@@ -138,7 +131,7 @@ function receiveOnly(url: string, dir: string): Consumer {
 /** Starts a consumer once so the broker holds its session and shared subscription; then stops it. */
 async function prime(c: Consumer, probe: MqttClient, prefix = PREFIX): Promise<void> {
   await c.start();
-  await until(`${c.name} subscribed`, async () => {
+  await waitFor(`${c.name} subscribed`, async () => {
     await probe.publishAsync(deviceTopic(prefix, 'probe', 'play'), 'probe', { qos: 1 });
     return c.bad() > 0;
   }, 20_000);
@@ -213,18 +206,18 @@ export async function bench(): Promise<void> {
      */
     const measured = async (start: () => Promise<void>, finished: () => Promise<void>, pid?: number): Promise<Omit<Drain, 'batches'>> => {
       const self0 = process.cpuUsage();
-      const p0 = pid === undefined ? undefined : sample(pid);
+      const p0 = pid === undefined ? undefined : { pid, at: sample(pid) };
       const b0 = sample(mosquitto);
       const t0 = performance.now();
       await start();
       await finished();
       const s = (performance.now() - t0) / 1000;
       const self = process.cpuUsage(self0);
-      const cpuUs = p0 && pid !== undefined ? (cpuSeconds(p0, sample(pid)) * 1e6) / N : (self.user + self.system) / N;
+      const cpuUs = p0 ? (cpuSeconds(p0.at, sample(p0.pid)) * 1e6) / N : (self.user + self.system) / N;
       return { rate: N / s, cpuUs, brokerUs: (cpuSeconds(b0, sample(mosquitto)) * 1e6) / N };
     };
     const drain = async (c: Consumer): Promise<Drain> => {
-      const m = await measured(() => c.start(), () => until(`${c.name} drained`, () => c.drained(N)).catch((e: Error) => { throw new Error(`${e.message}: ${JSON.stringify(c.state())}`); }));
+      const m = await measured(() => c.start(), () => waitFor(`${c.name} drained`, () => c.drained(N), 300_000).catch((e: Error) => { throw new Error(`${e.message}: ${JSON.stringify(c.state())}`); }));
       const batches = c.batches();
       await c.stop();
       return { ...m, batches };

@@ -10,6 +10,7 @@ import { EventRecorder } from '../../agent/events/recorder.js';
 import { deviceTopic } from '../../agent/protocol/topics.js';
 import { SqliteStore } from '../../agent/store/sqlite-store.js';
 import { startBroker } from '../../test/helpers/mosquitto.js';
+import { waitFor } from '../../test/helpers/wait.js';
 
 // One mosquitto, one run. (a) Store-and-forward drain rate of 100,000 queued outbox rows through
 // MqttLink (SQLite peek → QoS 1 publish → PUBACK → batched delete), against raw mqtt.js QoS 1
@@ -40,14 +41,6 @@ async function consumer(url: string, filter: string): Promise<{ client: MqttClie
   client.on('message', () => { n++; });
   await client.subscribeAsync(filter, { qos: 1 });
   return { client, count: () => n, reset: () => { n = 0; } };
-}
-
-async function until(pred: () => boolean, timeoutMs = 300_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error('bench timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 /** Raw mqtt.js: QoS 1 publishes with at most `window` awaiting their PUBACK. Returns msgs/s. */
@@ -114,14 +107,14 @@ async function outboxDrain(url: string, payloads: string[], window: number): Pro
   const link = new MqttLink({ config, store, events: new EventRecorder({ store, clock, log: silentLogger() }), clock, log: silentLogger(), agentVersion: 'bench', bootedAt: Date.now() });
   try {
     await link.start();
-    await until(() => link.connected(), 10_000);
+    await waitFor('the link connected', () => link.connected(), 10_000);
     await new Promise((r) => setTimeout(r, 200)); // birth and first heartbeat out of the way
     const i0 = performance.now();
     for (let i = 0; i < payloads.length; i += 5000) await store.outboxInsertMany('play', payloads.slice(i, i + 5000), Date.now());
     const insertRate = payloads.length / ((performance.now() - i0) / 1000);
     const t0 = performance.now();
     link.notifyOutbox();
-    await until(() => link.outbox.stats.deleted >= payloads.length);
+    await waitFor('the outbox drained', () => link.outbox.stats.deleted >= payloads.length, 300_000);
     const rate = payloads.length / ((performance.now() - t0) / 1000);
     if ((await store.outboxCount()) !== 0) throw new Error('outbox not empty after the drain');
     return { rate, insertRate };
@@ -142,13 +135,13 @@ export async function bench(): Promise<void> {
     console.log(`outbox drain: ${N} play events (~${Math.round(bytes)} B each), QoS 1, ${WINDOW} in flight, one subscriber`);
 
     const raw1 = await rawPublish(broker.url, topic, payloads, WINDOW);
-    await until(() => sink.count() >= N);
+    await waitFor('the subscriber got every play', () => sink.count() >= N, 300_000);
     sink.reset();
     const drain = await outboxDrain(broker.url, payloads, WINDOW);
-    await until(() => sink.count() >= N);
+    await waitFor('the subscriber got every play', () => sink.count() >= N, 300_000);
     sink.reset();
     const raw2 = await rawPublish(broker.url, topic, payloads, WINDOW);
-    await until(() => sink.count() >= N);
+    await waitFor('the subscriber got every play', () => sink.count() >= N, 300_000);
     const raw = (raw1 + raw2) / 2;
     console.log(`  raw mqtt.js QoS 1        ${Math.round(raw1)} / ${Math.round(raw2)} msg/s (before / after; mean ${Math.round(raw)})`);
     console.log(`  MqttLink outbox drain    ${Math.round(drain.rate)} msg/s  = ${((100 * drain.rate) / raw).toFixed(0)}% of raw (goal ≥ 50%)`);
