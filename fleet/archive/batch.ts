@@ -26,8 +26,9 @@ export class KnownRows {
 
 /**
  * One ingest batch in one transaction; resolves once it is committed. A batch is a few set-based
- * statements whatever its size (writes.ts), applied in this order: devices, stores, plays, events,
- * heartbeats, statuses, then what the new plays change (compliance, last play, seqs).
+ * statements whatever its size (writes.ts), applied in this order: (pg: devices), stores, plays,
+ * events, seqs, (SQLite: devices), heartbeats, statuses, then what the new plays change (compliance,
+ * last play).
  */
 export async function writeBatch(db: Database, items: readonly Item[], at: string, ingestId: string, known: KnownRows): Promise<BatchStats> {
   const plays: Array<Item & { kind: 'play' }> = [];
@@ -75,9 +76,10 @@ export async function writeBatch(db: Database, items: readonly Item[], at: strin
     // Everything the transaction counts starts inside it: pg runs it again after a deadlock or
     // serialization abort, and a retry must not count twice.
     const stats = emptyStats();
-    // pg locks every device of the batch (lockDevices says why); SQLite only needs the rows to exist.
-    await lockDevices(q, q.dialect === 'postgres' ? devices : devices.filter((d) => !known.devices.has(d)), at);
-    stats.storesReplaced = await noteStores(q, unseen.map(([, v]) => v), at);
+    // pg locks every device of the batch first (lockDevices says why).
+    if (q.dialect === 'postgres') await lockDevices(q, devices, at);
+    const stores = await noteStores(q, unseen.map(([, v]) => v), at);
+    stats.storesReplaced = stores.replaced;
     const added = await insertPlays(q, plays, at, ingestId);
     const seqs = new Map<string, SeqBatch>();
     const newest = new Map<string, PlayEvent>();
@@ -94,12 +96,19 @@ export async function writeBatch(db: Database, items: readonly Item[], at: strin
       seqs.set(k, s);
     }
     stats.events = await insertEvents(q, events, at);
+    // trackSeqs' read is the batch's last: from its writes on, every statement is a write nothing
+    // here reads back (Query.later), so SQLite sends them all with the COMMIT, one call to its
+    // thread instead of one each. (Its read needs no store row the batch adds: a store it has not
+    // seen reads as max_seq 0, no gaps, and its upsert adds the row.)
+    stats.gapsOpened = await trackSeqs(q, [...seqs.values()], at);
+    await stores.write();
+    // SQLite only needs the rows to exist (an events-only screen has no other writer of its row).
+    if (q.dialect === 'sqlite') await lockDevices(q, devices.filter((d) => !known.devices.has(d)), at);
     await saveHeartbeats(q, [...heartbeats.values()], at);
     stats.heartbeats = heartbeats.size;
     await saveStatuses(q, [...statuses.values()].map(({ it, storeId }) => ({ ...it, storeId })), at);
     stats.statuses = statusCount;
     await afterPlays(q, newest.values(), at);
-    stats.gapsOpened = await trackSeqs(q, [...seqs.values()], at);
     return stats;
   });
   // Only once committed: a rolled-back batch's rows do not exist.

@@ -1,4 +1,5 @@
 import sqlite3 from 'sqlite3';
+import { inlineParams } from './params.js';
 
 export type Param = string | number | null;
 
@@ -15,6 +16,12 @@ export interface Query {
   run(sql: string, params?: Param[]): Promise<RunResult>;
   all<R>(sql: string, params?: Param[]): Promise<R[]>;
   get<R>(sql: string, params?: Param[]): Promise<R | undefined>;
+  /**
+   * A write whose result nothing waits for. Statements still run in the order issued; SQLite, inside
+   * a transaction, holds it and sends it with whatever comes next (the next statement, or the COMMIT)
+   * in one call to sqlite3's thread (SqliteQuery says why). pg runs it at once.
+   */
+  later(sql: string, params?: Param[]): Promise<void>;
   /** Several statements, no parameters (migrations). */
   exec(sql: string): Promise<void>;
 }
@@ -67,14 +74,14 @@ export class Db implements Database {
   /** BEGIN IMMEDIATE … COMMIT around `fn`; ROLLBACK on any throw. Resolves after the COMMIT. */
   tx<T>(fn: (q: Query) => Promise<T>): Promise<T> {
     return this.serial(async () => {
-      const q = new SqliteQuery(this.db, this.cache);
+      const q = new SqliteQuery(this.db, this.cache, true);
       await q.run('BEGIN IMMEDIATE');
       try {
         const r = await fn(q);
-        await q.run('COMMIT');
+        await q.commit();
         return r;
       } catch (e) {
-        await q.run('ROLLBACK').catch(() => undefined);
+        await q.rollback().catch(() => undefined);
         throw e;
       }
     });
@@ -127,12 +134,54 @@ class StatementCache {
   }
 }
 
+/**
+ * One connection's statements. In a transaction, `later` writes are held as SQL text with their
+ * parameters written in as literals (params.ts), and go to sqlite3's thread in one `exec` with the
+ * next statement's turn or the COMMIT. Why: every call costs two hops between the event loop and
+ * that thread, and under load the loop is busy parsing the broker's next messages, so a hop back
+ * waited 1-5 ms; the ingest's batch spent more time in those waits than in SQLite (issue 11's
+ * bench). Invariant: statements run in the order they were issued, whichever way each is sent.
+ */
 class SqliteQuery implements Query {
   readonly dialect = 'sqlite';
+  /** Held `later` writes; undefined outside a transaction (they run at once there). */
+  private held: string[] | undefined;
 
-  constructor(private readonly db: sqlite3.Database, private readonly cache: StatementCache) {}
+  constructor(private readonly db: sqlite3.Database, private readonly cache: StatementCache, inTransaction = false) {
+    this.held = inTransaction ? [] : undefined;
+  }
+
+  async later(sql: string, params: Param[] = []): Promise<void> {
+    const text = this.held ? inlineParams(sql, params) : undefined;
+    if (text === undefined || !this.held) {
+      await this.run(sql, params);
+      return;
+    }
+    this.held.push(text);
+  }
+
+  /** The held writes, then COMMIT, in one call. */
+  async commit(): Promise<void> {
+    const sql = [...(this.held ?? []), 'COMMIT'].join(';\n');
+    this.held = undefined;
+    await this.execNow(sql);
+  }
+
+  /** ROLLBACK; the held writes are dropped, never run. */
+  async rollback(): Promise<void> {
+    this.held = undefined;
+    await this.execNow('ROLLBACK');
+  }
+
+  private async flush(): Promise<void> {
+    if (!this.held || this.held.length === 0) return;
+    const sql = this.held.join(';\n');
+    this.held = [];
+    await this.execNow(sql);
+  }
 
   async run(sql: string, params: Param[] = []): Promise<RunResult> {
+    await this.flush();
     const stmt = await this.cache.get(sql);
     return new Promise((resolve, reject) => {
       stmt.run(params, function (err) {
@@ -143,6 +192,7 @@ class SqliteQuery implements Query {
   }
 
   async all<R>(sql: string, params: Param[] = []): Promise<R[]> {
+    await this.flush();
     const stmt = await this.cache.get(sql);
     return new Promise((resolve, reject) => {
       stmt.all(params, (err, rows) => (err ? reject(err) : resolve(rows as R[])));
@@ -153,7 +203,12 @@ class SqliteQuery implements Query {
     return (await this.all<R>(sql, params))[0];
   }
 
-  exec(sql: string): Promise<void> {
+  async exec(sql: string): Promise<void> {
+    await this.flush();
+    await this.execNow(sql);
+  }
+
+  private execNow(sql: string): Promise<void> {
     return new Promise((resolve, reject) => this.db.exec(sql, (err) => (err ? reject(err) : resolve())));
   }
 }

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Database, Param, Query, RunResult } from './db.js';
+import { mapParams } from './params.js';
 
 /**
  * `?` placeholders to pg's `$1, $2, …`, skipping string literals, quoted identifiers and comments.
@@ -7,26 +8,10 @@ import type { Database, Param, Query, RunResult } from './db.js';
  * pg's jsonb `?` operators are not used by the archive, so a bare `?` is always a parameter here.
  */
 export function numberParams(sql: string): string {
-  let out = '';
-  let n = 0;
-  for (let i = 0; i < sql.length; i++) {
-    const c = sql[i]!;
-    const close = c === "'" ? "'" : c === '"' ? '"' : c === '-' && sql[i + 1] === '-' ? '\n' : c === '/' && sql[i + 1] === '*' ? '*/' : undefined;
-    if (close) {
-      const end = sql.indexOf(close, i + (close === "'" || close === '"' ? 1 : 2));
-      const stop = end < 0 ? sql.length : end + close.length;
-      out += sql.slice(i, stop);
-      i = stop - 1; // a doubled '' inside a literal reads as two literals back to back: the same text
-      continue;
-    }
-    if (c === '?') {
-      if (/\d/.test(sql[i + 1] ?? '')) throw new Error(`numbered parameter ?${sql[i + 1]} is SQLite-only: repeat the parameter with plain ?`);
-      out += `$${++n}`;
-      continue;
-    }
-    out += c;
-  }
-  return out;
+  return mapParams(sql, (n, i) => {
+    if (/\d/.test(sql[i + 1] ?? '')) throw new Error(`numbered parameter ?${sql[i + 1]} is SQLite-only: repeat the parameter with plain ?`);
+    return `$${n + 1}`;
+  });
 }
 
 /** Transient under concurrency: serialization failure, deadlock detected. The whole transaction is run again. */
@@ -132,6 +117,11 @@ class PgQuery implements Query {
 
   async get<R>(sql: string, params: Param[] = []): Promise<R | undefined> {
     return (await this.all<R>(sql, params))[0];
+  }
+
+  /** At once: holding writes is for SQLite's hops to its thread (db.ts), which pg does not have. */
+  async later(sql: string, params: Param[] = []): Promise<void> {
+    await this.run(sql, params);
   }
 
   async exec(sql: string): Promise<void> {

@@ -79,3 +79,8 @@ export async function manyRun(q: Query, rows: readonly Param[][], cols: number, 
   for (const [text, params] of statements(q.dialect, rows, cols, sql, after)) out.push(await q.run(text, params));
   return out;
 }
+
+/** `manyRun` for writes whose results nothing reads (Query.later: SQLite sends them with the next statement). */
+export async function manyLater(q: Query, rows: readonly Param[][], cols: number, sql: (values: string) => string, after: readonly Param[] = []): Promise<void> {
+  for (const [text, params] of statements(q.dialect, rows, cols, sql, after)) await q.later(text, params);
+}

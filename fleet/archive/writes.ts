@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { AgentEvent, Compliance, Heartbeat, PlayEvent, Status } from '../../agent/protocol/index.js';
 import type { Param, Query } from './db.js';
-import { manyRows, manyRun } from './rows.js';
+import { manyLater, manyRows, manyRun } from './rows.js';
 import { applySeqs, type Gap } from './seq.js';
 
 // The statements of one ingest batch, each run inside the batch's transaction (archive.ts), each
@@ -41,7 +41,7 @@ const key = (...parts: string[]): string => parts.join('\u0000');
 export async function lockDevices(q: Query, ids: readonly string[], at: string): Promise<void> {
   const sorted = [...ids].sort();
   if (q.dialect === 'sqlite') {
-    await manyRun(q, sorted.map((id) => [id, at]), 2, (v) => `INSERT INTO devices (device_id, first_seen_at) VALUES ${v} ON CONFLICT DO NOTHING`);
+    await manyLater(q, sorted.map((id) => [id, at]), 2, (v) => `INSERT INTO devices (device_id, first_seen_at) VALUES ${v} ON CONFLICT DO NOTHING`);
     return;
   }
   const list = JSON.stringify(sorted);
@@ -56,36 +56,45 @@ export interface StoreSighting {
   source: string;
 }
 
+/** What a batch's storeIds change (noteStores): how many replaced an older one, and the writes that record it. */
+export interface StoreNotes {
+  replaced: number;
+  /** The new stores and their store_changes rows; writes only (Query.later), so call it after the batch's last read. */
+  write(): Promise<void>;
+}
+
 /**
- * Records the storeIds a batch names (in message order, each once); a new one beside an older one
- * is a replaced store, kept in store_changes. Returns how many were replaced. The store a new one
- * replaced: the one new just before it in this batch, else the newest the archive already had.
+ * Reads which of the storeIds a batch names (in message order, each once) are new; a new one beside
+ * an older one is a replaced store, kept in store_changes. The store a new one replaced: the one new
+ * just before it in this batch, else the newest the archive already had. Read now, written by the
+ * result's `write`. No other transaction adds a store of these devices in between: SQLite's writer
+ * holds the file, and pg's batch holds the devices' rows (lockDevices), the only way stores are added.
  */
-export async function noteStores(q: Query, seen: readonly StoreSighting[], at: string): Promise<number> {
-  if (seen.length === 0) return 0;
-  const added = await manyRows<{ device_id: string; store_id: string }>(q, seen.map((s) => [s.deviceId, s.storeId, at]), 3,
-    (v) => `INSERT INTO stores (device_id, store_id, first_seen_at) VALUES ${v} ON CONFLICT DO NOTHING RETURNING device_id, store_id`);
-  if (added.length === 0) return 0;
-  const isNew = new Set(added.map((r) => key(r.device_id, r.store_id)));
-  const fresh = seen.filter((s) => isNew.has(key(s.deviceId, s.storeId)));
-  // The newest store each of those devices had before this batch, all in one read. Several stores
+export async function noteStores(q: Query, seen: readonly StoreSighting[], at: string): Promise<StoreNotes> {
+  if (seen.length === 0) return { replaced: 0, write: async () => undefined };
+  // Every store these devices had before this batch, each device's newest first. Several stores
   // first seen at one instant are ordered by id, in both engines (SQLite's rowid, which broke the
   // tie once, does not exist in pg).
-  const before = new Map<string, string | undefined>();
-  const devices = [...new Set(fresh.map((s) => s.deviceId))];
+  const devices = [...new Set(seen.map((s) => s.deviceId))];
   const known = await manyRows<{ device_id: string; store_id: string }>(q, devices.map((d) => [d]), 1,
     (v) => `SELECT device_id, store_id FROM stores WHERE device_id IN (VALUES ${v}) ORDER BY device_id, first_seen_at DESC, store_id DESC`);
-  for (const r of known) {
-    if (!before.has(r.device_id) && !isNew.has(key(r.device_id, r.store_id))) before.set(r.device_id, r.store_id);
-  }
+  const had = new Set(known.map((r) => key(r.device_id, r.store_id)));
+  const before = new Map<string, string>();
+  for (const r of known) if (!before.has(r.device_id)) before.set(r.device_id, r.store_id);
+  const fresh = seen.filter((s) => !had.has(key(s.deviceId, s.storeId)));
   const changes: Param[][] = [];
   for (const s of fresh) {
     const prev = before.get(s.deviceId);
     before.set(s.deviceId, s.storeId);
     if (prev !== undefined) changes.push([s.deviceId, prev, s.storeId, s.source, at]);
   }
-  await manyRun(q, changes, 5, (v) => `INSERT INTO store_changes (device_id, previous_store_id, store_id, source, seen_at) VALUES ${v}`);
-  return changes.length;
+  return {
+    replaced: changes.length,
+    write: async () => {
+      await manyLater(q, fresh.map((s) => [s.deviceId, s.storeId, at]), 3, (v) => `INSERT INTO stores (device_id, store_id, first_seen_at) VALUES ${v} ON CONFLICT DO NOTHING`);
+      await manyLater(q, changes, 5, (v) => `INSERT INTO store_changes (device_id, previous_store_id, store_id, source, seen_at) VALUES ${v}`);
+    },
+  };
 }
 
 /** One (device, day, campaign) word; a play event says nothing of onTrack (null). */
@@ -97,7 +106,7 @@ export interface ComplianceRow extends Omit<Compliance, 'onTrack'> {
 
 /** The latest word on each (device, day, campaign) wins. At most one row a key (pg's rule for upserts). */
 export async function upsertCompliance(q: Query, rows: readonly ComplianceRow[]): Promise<void> {
-  await manyRun(q, rows.map((c) => [c.deviceId, c.day, c.campaignId, c.played, c.target, c.onTrack === null ? null : Number(c.onTrack), c.asOf]), 7,
+  await manyLater(q, rows.map((c) => [c.deviceId, c.day, c.campaignId, c.played, c.target, c.onTrack === null ? null : Number(c.onTrack), c.asOf]), 7,
     (v) => `INSERT INTO compliance (device_id, day, campaign_id, played, target, on_track, as_of) VALUES ${v}
      ON CONFLICT (device_id, day, campaign_id) DO UPDATE SET played = excluded.played, target = excluded.target,
        on_track = COALESCE(excluded.on_track, compliance.on_track), as_of = excluded.as_of
@@ -171,7 +180,7 @@ export async function afterPlays(q: Query, newest: Iterable<PlayEvent>, at: stri
     if ((last.get(p.deviceId) ?? '') < p.endedAt) last.set(p.deviceId, p.endedAt);
   }
   await upsertCompliance(q, rows);
-  await manyRun(q, [...last].map(([id, end]) => [id, at, end]), 3,
+  await manyLater(q, [...last].map(([id, end]) => [id, at, end]), 3,
     (v) => `INSERT INTO devices (device_id, first_seen_at, last_play_at) VALUES ${v}
      ON CONFLICT (device_id) DO UPDATE SET last_play_at = excluded.last_play_at
      WHERE devices.last_play_at IS NULL OR devices.last_play_at < excluded.last_play_at`);
@@ -224,10 +233,10 @@ export async function trackSeqs(q: Query, batches: readonly SeqBatch[], at: stri
       gapRows.push([b.deviceId, b.storeId, g.lo, g.hi, from?.detected_at ?? at]);
     }
   }
-  await manyRun(q, maxRows, 4, (v) => `INSERT INTO stores (device_id, store_id, first_seen_at, max_seq) VALUES ${v}
+  await manyLater(q, maxRows, 4, (v) => `INSERT INTO stores (device_id, store_id, first_seen_at, max_seq) VALUES ${v}
      ON CONFLICT (device_id, store_id) DO UPDATE SET max_seq = excluded.max_seq`);
-  await manyRun(q, rewritten, 2, (v) => `DELETE FROM seq_gaps WHERE (device_id, store_id) IN (VALUES ${v})`);
-  await manyRun(q, gapRows, 5, (v) => `INSERT INTO seq_gaps (device_id, store_id, lo, hi, detected_at) VALUES ${v}`);
+  await manyLater(q, rewritten, 2, (v) => `DELETE FROM seq_gaps WHERE (device_id, store_id) IN (VALUES ${v})`);
+  await manyLater(q, gapRows, 5, (v) => `INSERT INTO seq_gaps (device_id, store_id, lo, hi, detected_at) VALUES ${v}`);
   return opened;
 }
 
@@ -241,7 +250,7 @@ export async function insertEvents(q: Query, events: ReadonlyArray<{ deviceId: s
 
 /** The newest heartbeat of each device (one a device), and the compliance each reports. */
 export async function saveHeartbeats(q: Query, beats: ReadonlyArray<{ heartbeat: Heartbeat; raw: string }>, at: string): Promise<void> {
-  await manyRun(q, beats.map(({ heartbeat: hb, raw }) => [hb.deviceId, at, raw, hb.ts, hb.storeId ?? null]), 5,
+  await manyLater(q, beats.map(({ heartbeat: hb, raw }) => [hb.deviceId, at, raw, hb.ts, hb.storeId ?? null]), 5,
     (v) => `INSERT INTO devices (device_id, first_seen_at, heartbeat_json, heartbeat_at, store_id) VALUES ${v}
      ON CONFLICT (device_id) DO UPDATE SET heartbeat_json = excluded.heartbeat_json, heartbeat_at = excluded.heartbeat_at,
        store_id = COALESCE(excluded.store_id, devices.store_id)
@@ -258,7 +267,7 @@ export async function saveHeartbeats(q: Query, beats: ReadonlyArray<{ heartbeat:
  * session is not). `storeId`: the store an online status of that session named, if any.
  */
 export async function saveStatuses(q: Query, statuses: ReadonlyArray<{ deviceId: string; status: Status; raw: string; storeId: string | null }>, at: string): Promise<void> {
-  await manyRun(q, statuses.map(({ deviceId, status: s, raw, storeId }) => [deviceId, at, raw, Number(s.online), s.session, at, storeId]), 7,
+  await manyLater(q, statuses.map(({ deviceId, status: s, raw, storeId }) => [deviceId, at, raw, Number(s.online), s.session, at, storeId]), 7,
     (v) => `INSERT INTO devices (device_id, first_seen_at, status_json, status_online, status_session, status_at, store_id) VALUES ${v}
      ON CONFLICT (device_id) DO UPDATE SET status_json = excluded.status_json, status_online = excluded.status_online,
        status_session = excluded.status_session, status_at = excluded.status_at, store_id = COALESCE(excluded.store_id, devices.store_id)
