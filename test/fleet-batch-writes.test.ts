@@ -135,6 +135,12 @@ t.test('one batch of many screens: duplicates, gaps, stores replaced twice, stat
   t.equal(again.duplicates, 904);
   t.equal(again.gapsOpened, 0);
   t.equal(again.storesReplaced, 0);
+
+  // Later, a fourth store: it replaced the newest of the three the archive has (C), not the first.
+  const later = await archive.write(plays('s-0', 'D', [1]).map(playItem));
+  t.equal(later.storesReplaced, 1);
+  t.same(await archive.read((q) => q.all("SELECT previous_store_id AS p, store_id AS s FROM store_changes WHERE device_id = 's-0' AND store_id = 'D'")),
+    [{ p: 'C', s: 'D' }], 'C→D: the newest store the archive had');
 });
 
 t.test('group commit: a batch that fills up goes at once; a lone message waits for its maxDelayMs (or the drain)', async (t) => {

@@ -89,13 +89,13 @@ t.test('a rollback drops held writes; a held write that fails fails the transact
   t.same(await db.read((q) => q.all('SELECT k FROM v')), [{ k: 4 }], 'the connection takes the next transaction');
 });
 
-t.test('a batch of plays from screens the writer knows costs four calls to sqlite3\'s thread', async (t) => {
+t.test('a batch of plays costs four calls to sqlite3\'s thread, from screens the writer knows or not', async (t) => {
   const archive = new Archive(`${tempDir(t, 'calls-')}/a.db`, silentLogger());
   await archive.start();
   t.teardown(() => archive.stop());
-  const batch = (from: number): Item[] => [0, 1, 2].flatMap((d) => plays(`calls-${d}`, `S${d}`, Array.from({ length: 50 }, (_, i) => from + i)))
+  const batch = (screens: number[], from: number): Item[] => screens.flatMap((d) => plays(`calls-${d}`, `S${d}`, Array.from({ length: 50 }, (_, i) => from + i)))
     .map((p) => ({ kind: 'play', deviceId: p.deviceId, play: p, raw: JSON.stringify(p) }));
-  t.equal((await archive.write(batch(1))).plays, 150, 'the first batch meets the screens (and prepares the statements)');
+  t.equal((await archive.write(batch([0, 1, 2], 1))).plays, 150, 'the first batch meets the screens (and prepares the statements)');
   const calls: string[] = [];
   const spy = <K extends 'run' | 'all'>(proto: sqlite3.Statement, name: K): void => {
     const orig = proto[name];
@@ -107,17 +107,27 @@ t.test('a batch of plays from screens the writer knows costs four calls to sqlit
   };
   spy(sqlite3.Statement.prototype, 'run');
   spy(sqlite3.Statement.prototype, 'all');
-  const exec = sqlite3.Database.prototype.exec;
-  t.teardown(() => { sqlite3.Database.prototype.exec = exec; });
+  const { exec, prepare } = sqlite3.Database.prototype;
+  t.teardown(() => { Object.assign(sqlite3.Database.prototype, { exec, prepare }); });
   sqlite3.Database.prototype.exec = function (this: sqlite3.Database, sql: string, cb?: (err: Error | null) => void) {
     calls.push(`exec:${sql.split(';\n').length}`);
     return exec.call(this, sql, cb);
   };
-  const stats = await archive.write(batch(51));
-  t.equal(stats.plays, 150);
-  t.same(calls, ['run', 'run', 'all', 'exec:4'], 'BEGIN, the plays, the seqs read; then compliance, last play, stores\' max_seq and the COMMIT in one');
-  const [c] = await archive.read((q) => q.all<{ n: number; max: number }>("SELECT count(*) AS n, max(max_seq) AS max FROM stores WHERE device_id LIKE 'calls-%'"));
-  t.same(c, { n: 3, max: 100 }, 'and they were written');
+  sqlite3.Database.prototype.prepare = function (this: sqlite3.Database, ...args: unknown[]) {
+    calls.push('prepare');
+    return (prepare as (...a: unknown[]) => sqlite3.Statement).apply(this, args);
+  } as typeof prepare;
+
+  t.equal((await archive.write(batch([0, 1, 2], 51))).plays, 150);
+  t.same(calls, ['run', 'run', 'all', 'exec:4'], 'known screens: BEGIN, the plays, the stores read; then stores\' max_seq, compliance, last play and the COMMIT in one');
+  calls.length = 0;
+  t.equal((await archive.write(batch([3, 4, 5], 1))).plays, 150);
+  t.same(calls, ['run', 'run', 'all', 'exec:6'], 'new screens: the same four, the new stores and device rows in the last');
+
+  const stores = await archive.read((q) => q.all<{ device_id: string; max_seq: number }>("SELECT device_id, max_seq FROM stores WHERE device_id LIKE 'calls-%' ORDER BY device_id"));
+  t.same(stores.map((r) => r.max_seq), [100, 100, 100, 50, 50, 50], 'the stores and their seqs were written');
+  const devices = await archive.read((q) => q.all<{ n: number }>("SELECT count(*) AS n FROM devices WHERE device_id LIKE 'calls-%' AND last_play_at IS NOT NULL"));
+  t.same(devices, [{ n: 6 }], 'every screen\'s row, with its last play');
   const comp = await archive.read((q) => q.get<{ played: number }>("SELECT played FROM compliance WHERE device_id = 'calls-0'"));
-  t.same(comp, { played: 100 }, 'compliance too (the newest play\'s count)');
+  t.same(comp, { played: 100 }, 'compliance (the newest play\'s count)');
 });

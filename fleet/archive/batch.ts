@@ -1,7 +1,8 @@
 import type { PlayEvent } from '../../agent/protocol/index.js';
 import type { Item } from '../ingest/decode.js';
 import type { Database } from './db.js';
-import { afterPlays, emptyStats, insertEvents, insertPlays, lockDevices, noteStores, saveHeartbeats, saveStatuses, trackSeqs, type BatchStats, type SeqBatch, type StoreSighting } from './writes.js';
+import { noteStores, StoreState, trackSeqs, type SeqBatch, type StoreSighting } from './stores.js';
+import { afterPlays, emptyStats, insertEvents, insertPlays, lockDevices, saveHeartbeats, saveStatuses, type BatchStats } from './writes.js';
 
 /** Entries each of KnownRows' sets holds at most (a city's screens, several times over). */
 const KNOWN_MAX = 200_000;
@@ -26,9 +27,9 @@ export class KnownRows {
 
 /**
  * One ingest batch in one transaction; resolves once it is committed. A batch is a few set-based
- * statements whatever its size (writes.ts), applied in this order: (pg: devices), stores, plays,
- * events, seqs, (SQLite: devices), heartbeats, statuses, then what the new plays change (compliance,
- * last play).
+ * statements whatever its size (writes.ts, stores.ts), applied in this order: (pg: devices), plays,
+ * the stores read, events, new stores, seqs, (SQLite: devices), heartbeats, statuses, then what the
+ * new plays change (compliance, last play).
  */
 export async function writeBatch(db: Database, items: readonly Item[], at: string, ingestId: string, known: KnownRows): Promise<BatchStats> {
   const plays: Array<Item & { kind: 'play' }> = [];
@@ -78,9 +79,17 @@ export async function writeBatch(db: Database, items: readonly Item[], at: strin
     const stats = emptyStats();
     // pg locks every device of the batch first (lockDevices says why).
     if (q.dialect === 'postgres') await lockDevices(q, devices, at);
-    const stores = await noteStores(q, unseen.map(([, v]) => v), at);
-    stats.storesReplaced = stores.replaced;
+    // The plays first: on SQLite their INSERT is the batch's longest statement, and going first it
+    // runs while the event loop works through the packets the last batch's acks let in (a statement
+    // issued then waits that long for its answer anyway). Then the batch's one read of stores (the
+    // plays do not touch them); from there on, every statement but the events' is a write nothing
+    // here reads back (Query.later), so SQLite sends them all with the COMMIT: BEGIN, the plays,
+    // this read and the rest is four calls to sqlite3's thread.
     const added = await insertPlays(q, plays, at, ingestId);
+    const sighted = unseen.map(([, v]) => v);
+    const state = await StoreState.read(q, [...new Set([...plays.map((p) => p.deviceId), ...sighted.map((s) => s.deviceId)])]);
+    const stores = noteStores(q, sighted, state, at);
+    stats.storesReplaced = stores.replaced;
     const seqs = new Map<string, SeqBatch>();
     const newest = new Map<string, PlayEvent>();
     for (const { play: p } of plays) {
@@ -96,12 +105,8 @@ export async function writeBatch(db: Database, items: readonly Item[], at: strin
       seqs.set(k, s);
     }
     stats.events = await insertEvents(q, events, at);
-    // trackSeqs' read is the batch's last: from its writes on, every statement is a write nothing
-    // here reads back (Query.later), so SQLite sends them all with the COMMIT, one call to its
-    // thread instead of one each. (Its read needs no store row the batch adds: a store it has not
-    // seen reads as max_seq 0, no gaps, and its upsert adds the row.)
-    stats.gapsOpened = await trackSeqs(q, [...seqs.values()], at);
     await stores.write();
+    stats.gapsOpened = await trackSeqs(q, [...seqs.values()], state, at);
     // SQLite only needs the rows to exist (an events-only screen has no other writer of its row).
     if (q.dialect === 'sqlite') await lockDevices(q, devices.filter((d) => !known.devices.has(d)), at);
     await saveHeartbeats(q, [...heartbeats.values()], at);

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import type { AgentEvent, Compliance, Heartbeat, PlayEvent, Status } from '../../agent/protocol/index.js';
 import type { Param, Query } from './db.js';
 import { manyLater, manyRows, manyRun } from './rows.js';
-import { applySeqs, type Gap } from './seq.js';
 
 // The statements of one ingest batch, each run inside the batch's transaction (archive.ts), each
 // set-based: a batch costs a handful of statements whatever its size or the number of screens in
@@ -47,54 +46,6 @@ export async function lockDevices(q: Query, ids: readonly string[], at: string):
   const list = JSON.stringify(sorted);
   await q.run('INSERT INTO devices (device_id, first_seen_at) SELECT d, ?::text FROM json_array_elements_text(?::json) AS d ORDER BY d ON CONFLICT DO NOTHING', [at, list]);
   await q.all('SELECT device_id FROM devices WHERE device_id IN (SELECT json_array_elements_text(?::json)) ORDER BY device_id FOR UPDATE', [list]);
-}
-
-/** A storeId as the batch met it: the first message that named it says where it was seen. */
-export interface StoreSighting {
-  deviceId: string;
-  storeId: string;
-  source: string;
-}
-
-/** What a batch's storeIds change (noteStores): how many replaced an older one, and the writes that record it. */
-export interface StoreNotes {
-  replaced: number;
-  /** The new stores and their store_changes rows; writes only (Query.later), so call it after the batch's last read. */
-  write(): Promise<void>;
-}
-
-/**
- * Reads which of the storeIds a batch names (in message order, each once) are new; a new one beside
- * an older one is a replaced store, kept in store_changes. The store a new one replaced: the one new
- * just before it in this batch, else the newest the archive already had. Read now, written by the
- * result's `write`. No other transaction adds a store of these devices in between: SQLite's writer
- * holds the file, and pg's batch holds the devices' rows (lockDevices), the only way stores are added.
- */
-export async function noteStores(q: Query, seen: readonly StoreSighting[], at: string): Promise<StoreNotes> {
-  if (seen.length === 0) return { replaced: 0, write: async () => undefined };
-  // Every store these devices had before this batch, each device's newest first. Several stores
-  // first seen at one instant are ordered by id, in both engines (SQLite's rowid, which broke the
-  // tie once, does not exist in pg).
-  const devices = [...new Set(seen.map((s) => s.deviceId))];
-  const known = await manyRows<{ device_id: string; store_id: string }>(q, devices.map((d) => [d]), 1,
-    (v) => `SELECT device_id, store_id FROM stores WHERE device_id IN (VALUES ${v}) ORDER BY device_id, first_seen_at DESC, store_id DESC`);
-  const had = new Set(known.map((r) => key(r.device_id, r.store_id)));
-  const before = new Map<string, string>();
-  for (const r of known) if (!before.has(r.device_id)) before.set(r.device_id, r.store_id);
-  const fresh = seen.filter((s) => !had.has(key(s.deviceId, s.storeId)));
-  const changes: Param[][] = [];
-  for (const s of fresh) {
-    const prev = before.get(s.deviceId);
-    before.set(s.deviceId, s.storeId);
-    if (prev !== undefined) changes.push([s.deviceId, prev, s.storeId, s.source, at]);
-  }
-  return {
-    replaced: changes.length,
-    write: async () => {
-      await manyLater(q, fresh.map((s) => [s.deviceId, s.storeId, at]), 3, (v) => `INSERT INTO stores (device_id, store_id, first_seen_at) VALUES ${v} ON CONFLICT DO NOTHING`);
-      await manyLater(q, changes, 5, (v) => `INSERT INTO store_changes (device_id, previous_store_id, store_id, source, seen_at) VALUES ${v}`);
-    },
-  };
 }
 
 /** One (device, day, campaign) word; a play event says nothing of onTrack (null). */
@@ -184,60 +135,6 @@ export async function afterPlays(q: Query, newest: Iterable<PlayEvent>, at: stri
     (v) => `INSERT INTO devices (device_id, first_seen_at, last_play_at) VALUES ${v}
      ON CONFLICT (device_id) DO UPDATE SET last_play_at = excluded.last_play_at
      WHERE devices.last_play_at IS NULL OR devices.last_play_at < excluded.last_play_at`);
-}
-
-/** The seqs newly archived for one (device, store). */
-export interface SeqBatch {
-  deviceId: string;
-  storeId: string;
-  seqs: number[];
-}
-
-/**
- * Folds newly archived seqs into each (device, store)'s max and gaps; returns how many gaps opened.
- * Read-modify-write: the caller holds the devices' locks (lockDevices), so no other batch changes
- * these rows between the reads and the writes. Gap rows are rewritten only where they changed.
- */
-export async function trackSeqs(q: Query, batches: readonly SeqBatch[], at: string): Promise<number> {
-  if (batches.length === 0) return 0;
-  // One read for both: each store's max, with its gaps (none: one row with null lo).
-  const rows = await manyRows<{ device_id: string; store_id: string; max_seq: number | null; lo: number | null; hi: number | null; detected_at: string | null }>(
-    q, batches.map((b) => [b.deviceId, b.storeId]), 2,
-    (v) => `SELECT s.device_id, s.store_id, s.max_seq, g.lo, g.hi, g.detected_at FROM stores s
-     LEFT JOIN seq_gaps g ON g.device_id = s.device_id AND g.store_id = s.store_id
-     WHERE (s.device_id, s.store_id) IN (VALUES ${v}) ORDER BY s.device_id, s.store_id, g.lo`);
-  const maxOf = new Map<string, number>();
-  const gapsOf = new Map<string, Array<Gap & { detected_at: string }>>();
-  for (const r of rows) {
-    const k = key(r.device_id, r.store_id);
-    maxOf.set(k, r.max_seq ?? 0);
-    if (r.lo === null || r.hi === null || r.detected_at === null) continue;
-    gapsOf.set(k, [...(gapsOf.get(k) ?? []), { lo: r.lo, hi: r.hi, detected_at: r.detected_at }]);
-  }
-  const maxRows: Param[][] = [];
-  const rewritten: Param[][] = [];
-  const gapRows: Param[][] = [];
-  let opened = 0;
-  for (const b of batches) {
-    const k = key(b.deviceId, b.storeId);
-    const gaps = gapsOf.get(k) ?? [];
-    const next = applySeqs({ maxSeq: maxOf.get(k) ?? 0, gaps }, b.seqs);
-    maxRows.push([b.deviceId, b.storeId, at, next.maxSeq]);
-    const same = next.gaps.length === gaps.length && next.gaps.every((g, i) => g.lo === gaps[i]?.lo && g.hi === gaps[i]?.hi);
-    if (same) continue;
-    rewritten.push([b.deviceId, b.storeId]);
-    for (const g of next.gaps) {
-      // A gap split by a late arrival keeps the detection time of the gap it came from.
-      const from = gaps.find((o) => o.lo <= g.lo && g.hi <= o.hi);
-      if (!from) opened++;
-      gapRows.push([b.deviceId, b.storeId, g.lo, g.hi, from?.detected_at ?? at]);
-    }
-  }
-  await manyLater(q, maxRows, 4, (v) => `INSERT INTO stores (device_id, store_id, first_seen_at, max_seq) VALUES ${v}
-     ON CONFLICT (device_id, store_id) DO UPDATE SET max_seq = excluded.max_seq`);
-  await manyLater(q, rewritten, 2, (v) => `DELETE FROM seq_gaps WHERE (device_id, store_id) IN (VALUES ${v})`);
-  await manyLater(q, gapRows, 5, (v) => `INSERT INTO seq_gaps (device_id, store_id, lo, hi, detected_at) VALUES ${v}`);
-  return opened;
 }
 
 /** Each event once (by a digest of its bytes, per device); resolves to how many were new. */
