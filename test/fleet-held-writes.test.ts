@@ -89,6 +89,26 @@ t.test('a rollback drops held writes; a held write that fails fails the transact
   t.same(await db.read((q) => q.all('SELECT k FROM v')), [{ k: 4 }], 'the connection takes the next transaction');
 });
 
+t.test('a large write is bound, not held; a statement ending in a comment is held whole', async (t) => {
+  const db = await openDb(t, 'large');
+  const execs: number[] = [];
+  const { exec } = sqlite3.Database.prototype;
+  t.teardown(() => { sqlite3.Database.prototype.exec = exec; });
+  sqlite3.Database.prototype.exec = function (this: sqlite3.Database, sql: string, cb?: (err: Error | null) => void) {
+    execs.push(sql.length);
+    return exec.call(this, sql, cb);
+  };
+  const big = 'x'.repeat(5_000_000);
+  await db.tx(async (q) => {
+    await q.later('INSERT INTO v (k, a) VALUES (?, ?)', [1, 'small']);
+    await q.later('INSERT INTO v (k, a) VALUES (?, ?)', [2, big]);
+    await q.later('INSERT INTO v (k, a) VALUES (?, ?) -- the last word', [3, 'commented']);
+  });
+  t.ok(execs.length > 0 && Math.max(...execs) < 1_000_000, `no call carried the 5 MB value as SQL (longest ${Math.max(...execs)} chars)`);
+  const rows = await db.read((q) => q.all<{ k: number; n: number }>('SELECT k, length(a) AS n FROM v ORDER BY k'));
+  t.same(rows, [{ k: 1, n: 5 }, { k: 2, n: 5_000_000 }, { k: 3, n: 9 }], 'all three written, in order');
+});
+
 t.test('a batch of plays costs four calls to sqlite3\'s thread, from screens the writer knows or not', async (t) => {
   const archive = new Archive(`${tempDir(t, 'calls-')}/a.db`, silentLogger());
   await archive.start();

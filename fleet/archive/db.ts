@@ -134,6 +134,12 @@ class StatementCache {
   }
 }
 
+/** Characters of held SQL at most (SQLite refuses one call's text past SQLITE_MAX_SQL_LENGTH, 1e9 bytes). */
+const MAX_HELD_CHARS = 4 * 1024 * 1024;
+
+/** Statements for one exec; the newline before each `;` ends a trailing `--` comment first. */
+const joinStatements = (sqls: readonly string[]): string => sqls.join('\n;\n');
+
 /**
  * One connection's statements. In a transaction, `later` writes are held as SQL text with their
  * parameters written in as literals (params.ts), and go to sqlite3's thread in one `exec` with the
@@ -146,6 +152,7 @@ class SqliteQuery implements Query {
   readonly dialect = 'sqlite';
   /** Held `later` writes; undefined outside a transaction (they run at once there). */
   private held: string[] | undefined;
+  private heldChars = 0;
 
   constructor(private readonly db: sqlite3.Database, private readonly cache: StatementCache, inTransaction = false) {
     this.held = inTransaction ? [] : undefined;
@@ -153,16 +160,20 @@ class SqliteQuery implements Query {
 
   async later(sql: string, params: Param[] = []): Promise<void> {
     const text = this.held ? inlineParams(sql, params) : undefined;
-    if (text === undefined || !this.held) {
+    // Bound instead: a value without a literal, or a statement whose text would be large (a batch
+    // of big heartbeats; SQLite caps one call's SQL text, and a bound value is not copied into it).
+    if (text === undefined || text.length > MAX_HELD_CHARS) {
       await this.run(sql, params);
       return;
     }
-    this.held.push(text);
+    if (this.heldChars + text.length > MAX_HELD_CHARS) await this.flush();
+    this.held?.push(text);
+    this.heldChars += text.length;
   }
 
   /** The held writes, then COMMIT, in one call. */
   async commit(): Promise<void> {
-    const sql = [...(this.held ?? []), 'COMMIT'].join(';\n');
+    const sql = joinStatements([...(this.held ?? []), 'COMMIT']);
     this.held = undefined;
     await this.execNow(sql);
   }
@@ -175,8 +186,9 @@ class SqliteQuery implements Query {
 
   private async flush(): Promise<void> {
     if (!this.held || this.held.length === 0) return;
-    const sql = this.held.join(';\n');
+    const sql = joinStatements(this.held);
     this.held = [];
+    this.heldChars = 0;
     await this.execNow(sql);
   }
 
