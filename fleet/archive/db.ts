@@ -1,7 +1,7 @@
 import sqlite3 from 'sqlite3';
-import { inlineParams } from './params.js';
+import { inlineParams, type Param } from './params.js';
 
-export type Param = string | number | null;
+export type { Param } from './params.js';
 
 /**
  * One face for both archive engines (SQLite, PostgreSQL), so the ingest's writes, the report and

@@ -1,4 +1,5 @@
-import type { Param } from './db.js';
+/** A bound value, in both engines (db.ts re-exports it). */
+export type Param = string | number | null;
 
 /**
  * `sql` with each bare `?` (a parameter: not inside a string literal, a quoted identifier or a
