@@ -5,7 +5,7 @@ export type Param = string | number | null;
  * `sql` with each bare `?` (a parameter: not inside a string literal, a quoted identifier or a
  * comment) replaced by `to(n, i)`: `n` counts parameters from 0, `i` is the `?`'s offset in `sql`.
  * The archive's SQL is written with plain `?` for both engines; pg numbers them (pg.ts), and SQLite's
- * deferred writes take them as literals (sqliteLiteral, db.ts).
+ * held writes (Query.later, db.ts) take them as literals (sqliteLiteral, below).
  */
 export function mapParams(sql: string, to: (n: number, i: number) => string): string {
   let out = '';
