@@ -85,17 +85,20 @@ t.test('a batch part archived already (a redelivery): only the new plays count, 
   t.same(await archive.write(again), { ...emptyStats(), duplicates: 7 }, 'all of it again: nothing new');
 });
 
-t.test('a new SQLite archive has 16 KiB pages; one made before keeps its 4 KiB pages and takes plays', async (t) => {
+t.test('a new SQLite archive has 16 KiB pages; one made before keeps its 4 KiB pages and takes plays; both writers cache 64 MiB', async (t) => {
   const dir = tempDir(t, 'pages-');
   const fresh = new Archive(`${dir}/new.db`, silentLogger());
   await fresh.start();
   t.teardown(() => fresh.stop());
   t.same(await fresh.read((q) => q.get('PRAGMA page_size')), { page_size: 16384 });
+  // Negative: KiB, whatever the page size (positive would be pages, 4x smaller on the old file).
+  t.same(await fresh.read((q) => q.get('PRAGMA cache_size')), { cache_size: -65536 }, 'a 64 MiB page cache');
   execFileSync('sqlite3', [`${dir}/old.db`, 'PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE before_us (x);']);
   const old = new Archive(`${dir}/old.db`, silentLogger());
   await old.start();
   t.teardown(() => old.stop());
   t.same(await old.read((q) => q.get('PRAGMA page_size')), { page_size: 4096 }, 'an existing file keeps its pages');
+  t.same(await old.read((q) => q.get('PRAGMA cache_size')), { cache_size: -65536 }, 'and the same 64 MiB cache');
   t.equal((await old.write(plays('p-1', 'S', [1, 2]).map(playItem))).plays, 2);
 });
 
