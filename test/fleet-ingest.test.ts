@@ -70,3 +70,19 @@ t.test('a seq gap is recorded as loss and filled by a late arrival; a new storeI
   t.same(await gaps(), [], 'the new store starts at 1: no gap');
   t.equal(await fleet.archive.read((q) => count(q, "SELECT COUNT(*) AS n FROM plays WHERE device_id = 'hn-3'")), 10, 'both stores\' plays kept (eventIds differ)');
 });
+
+t.test('stopped and started again, the same service takes plays and serves its page', async (t) => {
+  const { fleet, screen } = await fleetStage(t, 'ingest-restart', { http: { port: 0 } });
+  await publishPlays(screen, plays('rs-1', 'cccc000000000001', [1, 2, 3]));
+  await waitFor('first plays archived', () => fleet.batcher.totals.plays >= 3);
+  await fleet.stop();
+  // While it is down the broker keeps its session's share: these wait there, not lost.
+  await publishPlays(screen, plays('rs-1', 'cccc000000000001', [4, 5]));
+  await fleet.start();
+  await waitFor('ingest connected again', () => fleet.ingest.connected);
+  await publishPlays(screen, plays('rs-1', 'cccc000000000001', [6]));
+  await waitFor('the plays sent while down and after archived', async () => (await fleet.archive.read((q) => count(q, 'SELECT COUNT(*) AS n FROM plays'))) === 6, 20_000);
+  t.same(await fleet.archive.read((q) => q.all("SELECT seq FROM plays WHERE device_id = 'rs-1' ORDER BY seq")), [1, 2, 3, 4, 5, 6].map((seq) => ({ seq })), 'each play once, none lost across the restart');
+  const res = await fetch(`${fleet.http!.url}/api/grid`);
+  t.equal(res.status, 200, 'the NOC page listens again');
+});

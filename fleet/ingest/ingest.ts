@@ -49,6 +49,9 @@ export class MqttIngest {
   }
 
   async start(): Promise<void> {
+    // Started again after a stop: take messages again (a stopped ingest leaves them unacked, for
+    // the broker to send again, and once ignored every message of a restarted service that way).
+    this.stopping = false;
     const opts: IClientOptions = {
       protocolVersion: 5,
       clientId: this.cfg.clientId,
