@@ -39,7 +39,7 @@ export async function openDatabase(target: string, opts: { readOnly?: boolean; o
       // backlog in time order puts every screen's next play in every batch, so each batch touches
       // each screen's leaf page in both plays indexes; at 2 MiB those were evicted between batches
       // and read again, and the archive slowed as it grew (issue 11's bench: 14,100-19,200 plays/s,
-      // 22-25 % of raw, against 20,600-24,500, 29-33 %, with this). It fills only as pages are used.
+      // 22-25 % of raw, against 20,600-25,500, 29-33 %, with this). It fills only as pages are used.
       await q.exec('PRAGMA cache_size = -65536');
     });
   } catch (e) {
