@@ -26,9 +26,9 @@ import { childPid, cpuSeconds, sample } from './proc.js';
 // figure. Each drains in turn; the ingest's figure counts a play when its batch is committed and
 // acknowledged (SQLite synchronous=FULL, pg fsync on). Goal: SQLite >= 50% of raw. Five rounds
 // (the next 200 seqs of each screen each time), each ratio against its own round's raw figure,
-// and the median: on a shared 2-core box the raw figure swung 65-108k msgs/s between the rounds of
-// one run, and kept climbing past 20,000 messages as V8 optimized the raw child, so five rounds,
-// not three, after a warm-up round.
+// and the median: on a shared 2-core box the raw figure swung 49-108k msgs/s between the rounds of
+// one run (seven runs' counted rounds: 49-108k), and kept climbing past 20,000 messages as V8
+// optimized the raw child, so five rounds, not three, after a warm-up round.
 // Before them, round 0 runs the same way for every consumer and is not counted: the steady state is
 // what sizes a NOC, and a first round times V8 compiling each consumer (and, for the archives, their
 // first sight of the 100 screens), which a warm-up given to one side only would count against the other.
