@@ -39,8 +39,8 @@ export class FleetService {
 
   constructor(readonly config: FleetConfig, private readonly log: Logger, deps: FleetDeps = {}) {
     this.archive = new Archive(config.db, log.child({ component: 'archive' }), config.mqtt.clientId);
-    this.batcher = new Batcher(async (items) => {
-      const stats = await this.archive.write(items);
+    this.batcher = new Batcher(async (items, next) => {
+      const stats = await this.archive.write(items, new Date(), next);
       for (const h of this.committed) {
         try {
           h(items);

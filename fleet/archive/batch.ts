@@ -1,8 +1,9 @@
 import type { PlayEvent } from '../../agent/protocol/index.js';
 import type { Item } from '../ingest/decode.js';
-import type { Database } from './db.js';
+import type { Database, TxOptions } from './db.js';
 import { noteStores, StoreState, trackSeqs, type SeqBatch, type StoreSighting } from './stores.js';
-import { afterPlays, emptyStats, insertEvents, insertPlays, lockDevices, saveHeartbeats, saveStatuses, type BatchStats } from './writes.js';
+import type { Statements } from './rows.js';
+import { afterPlays, emptyStats, insertEvents, insertPlays, lockDevices, saveHeartbeats, saveStatuses, sqlitePlayStatements, type BatchStats } from './writes.js';
 
 /** Entries each of KnownRows' sets holds at most (a city's screens, several times over). */
 const KNOWN_MAX = 200_000;
@@ -26,12 +27,35 @@ export class KnownRows {
 }
 
 /**
+ * A batch's plays' INSERT built, and on SQLite bound, before its transaction (Archive.write's `next`):
+ * for these very `items`, received at `at`. pg has no use for it (its driver sends text).
+ */
+export interface Ahead {
+  items: readonly Item[];
+  at: string;
+  stmts: Statements;
+}
+
+export function buildAhead(db: Database, items: readonly Item[], at: string, ingestId: string): Ahead | undefined {
+  if (db.dialect !== 'sqlite') return undefined;
+  const plays = items.flatMap((it) => (it.kind === 'play' ? [it] : []));
+  const stmts = sqlitePlayStatements(plays, at, ingestId);
+  for (const [sql, params] of stmts) db.prebind?.(sql, params);
+  return { items, at, stmts };
+}
+
+/** `built`: the plays' INSERT from buildAhead for these very items; `committing`: TxOptions'. */
+export interface BatchOptions extends TxOptions {
+  built?: Statements;
+}
+
+/**
  * One ingest batch in one transaction; resolves once it is committed. A batch is a few set-based
  * statements whatever its size (writes.ts, stores.ts), applied in this order: (pg: devices), plays,
  * the stores read, events, new stores, seqs, (SQLite: devices), heartbeats, statuses, then what the
  * new plays change (compliance, last play).
  */
-export async function writeBatch(db: Database, items: readonly Item[], at: string, ingestId: string, known: KnownRows): Promise<BatchStats> {
+export async function writeBatch(db: Database, items: readonly Item[], at: string, ingestId: string, known: KnownRows, opts: BatchOptions = {}): Promise<BatchStats> {
   const plays: Array<Item & { kind: 'play' }> = [];
   const events: Array<Item & { kind: 'event' }> = [];
   // A batch may hold many heartbeats and statuses of one screen: the newest heartbeat, and the
@@ -85,7 +109,7 @@ export async function writeBatch(db: Database, items: readonly Item[], at: strin
     // plays do not touch them); from there on, every statement but the events' is a write nothing
     // here reads back (Query.later), so SQLite sends them all with the COMMIT: BEGIN, the plays,
     // this read and the rest is four calls to sqlite3's thread.
-    const added = await insertPlays(q, plays, at, ingestId);
+    const added = await insertPlays(q, plays, at, ingestId, opts.built);
     const sighted = unseen.map(([, v]) => v);
     const state = await StoreState.read(q, [...new Set([...plays.map((p) => p.deviceId), ...sighted.map((s) => s.deviceId)])]);
     const stores = noteStores(q, sighted, state, at);
@@ -115,7 +139,7 @@ export async function writeBatch(db: Database, items: readonly Item[], at: strin
     stats.statuses = statusCount;
     await afterPlays(q, newest.values(), at);
     return stats;
-  });
+  }, opts.committing ? { committing: opts.committing } : {});
   // Only once committed: a rolled-back batch's rows do not exist.
   known.add(devices, unseen.map(([k]) => k));
   return stats;

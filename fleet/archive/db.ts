@@ -1,5 +1,6 @@
 import sqlite3 from 'sqlite3';
 import { inlineParams, type Param } from './params.js';
+import { StatementCache } from './statements.js';
 
 export type { Param } from './params.js';
 
@@ -33,12 +34,27 @@ export interface RunResult {
   lastId?: number;
 }
 
+/**
+ * `committing`: called once the COMMIT is on its way, before it is answered: work for the event loop
+ * while the engine commits. It must not throw (the COMMIT's outcome would go unheard).
+ */
+export interface TxOptions {
+  committing?: () => void;
+}
+
 /** An open archive connection (or pool): `tx` resolves only after COMMIT; `read` runs without a transaction. */
 export interface Database {
   readonly dialect: Dialect;
-  tx<T>(fn: (q: Query) => Promise<T>): Promise<T>;
+  tx<T>(fn: (q: Query) => Promise<T>, opts?: TxOptions): Promise<T>;
   read<T>(fn: (q: Query) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+  /**
+   * A statement's parameters handed over ahead of the transaction that will run it with this very
+   * array (the same object), so that run skips converting them. A hint: the run binds as usual if
+   * the statement was used in between, or not yet prepared. SQLite only (sqlite3 converts each
+   * value on the event loop; pg sends text).
+   */
+  prebind?(sql: string, params: Param[]): void;
 }
 
 /**
@@ -72,19 +88,34 @@ export class Db implements Database {
   }
 
   /** BEGIN IMMEDIATE … COMMIT around `fn`; ROLLBACK on any throw. Resolves after the COMMIT. */
-  tx<T>(fn: (q: Query) => Promise<T>): Promise<T> {
+  tx<T>(fn: (q: Query) => Promise<T>, opts: TxOptions = {}): Promise<T> {
     return this.serial(async () => {
       const q = new SqliteQuery(this.db, this.cache, true);
       await q.run('BEGIN IMMEDIATE');
       try {
         const r = await fn(q);
-        await q.commit();
+        await q.commit(opts.committing);
         return r;
       } catch (e) {
         await q.rollback().catch(() => undefined);
         throw e;
       }
     });
+  }
+
+  /**
+   * Binds `params` to `sql`'s prepared statement now (Database.prebind). Why: node-sqlite3 converts a
+   * statement's parameters on the event loop when it is run, ~3 ms for a 1,000-play INSERT, and in
+   * the ingest that ran between BEGIN's answer and the INSERT, with sqlite3's thread idle; bound
+   * while the batch before commits, it is done while the loop would be waiting (issue 11's bench).
+   * Invariant: a statement's operations run in the order they are called (sqlite3 queues them per
+   * statement), and every run or read of it goes through `Bound.take`, which forgets the bound
+   * parameters; so a run without parameters only ever follows the bind of the very array it was
+   * given.
+   */
+  prebind(sql: string, params: Param[]): void {
+    const stmt = this.cache.peek(sql);
+    if (stmt) this.cache.bound.bind(stmt, params);
   }
 
   /** Reads or single statements, in turn with transactions. */
@@ -96,41 +127,6 @@ export class Db implements Database {
     const run = this.tail.then(fn, fn);
     this.tail = run.catch(() => undefined);
     return run;
-  }
-}
-
-/** Prepared statements one connection keeps at most (the ingest's few shapes, plus readers'). */
-const MAX_PREPARED = 256;
-
-/**
- * The connection's prepared statements by SQL text. Why: compiling the ingest's 1,000-row INSERT took
- * 6-8 ms of a ~40 ms batch, every batch. The oldest is finalized past MAX_PREPARED; all are before
- * the connection closes (sqlite3 refuses to close with live statements).
- */
-class StatementCache {
-  private readonly byText = new Map<string, sqlite3.Statement>();
-
-  constructor(private readonly db: sqlite3.Database) {}
-
-  async get(sql: string): Promise<sqlite3.Statement> {
-    const hit = this.byText.get(sql);
-    if (hit) return hit;
-    const stmt = await new Promise<sqlite3.Statement>((resolve, reject) => {
-      const s = this.db.prepare(sql, (err) => (err ? reject(err) : resolve(s)));
-    });
-    this.byText.set(sql, stmt);
-    if (this.byText.size > MAX_PREPARED) {
-      const [oldest, old] = this.byText.entries().next().value as [string, sqlite3.Statement];
-      this.byText.delete(oldest);
-      old.finalize();
-    }
-    return stmt;
-  }
-
-  async clear(): Promise<void> {
-    const all = [...this.byText.values()];
-    this.byText.clear();
-    await Promise.all(all.map((s) => new Promise<void>((resolve) => s.finalize(() => resolve()))));
   }
 }
 
@@ -171,11 +167,13 @@ class SqliteQuery implements Query {
     this.heldChars += text.length;
   }
 
-  /** The held writes, then COMMIT, in one call. */
-  async commit(): Promise<void> {
+  /** The held writes, then COMMIT, in one call; `committing` runs once it is sent. */
+  async commit(committing?: () => void): Promise<void> {
     const sql = joinStatements([...(this.held ?? []), 'COMMIT']);
     this.held = undefined;
-    await this.execNow(sql);
+    const done = this.execNow(sql);
+    committing?.();
+    await done;
   }
 
   /** ROLLBACK; the held writes are dropped, never run. */
@@ -195,17 +193,21 @@ class SqliteQuery implements Query {
   async run(sql: string, params: Param[] = []): Promise<RunResult> {
     await this.flush();
     const stmt = await this.cache.get(sql);
+    const bound = this.cache.bound.take(stmt, params);
     return new Promise((resolve, reject) => {
-      stmt.run(params, function (err) {
+      function done(this: sqlite3.RunResult, err: Error | null): void {
         if (err) reject(err);
         else resolve({ changes: this.changes, lastId: this.lastID });
-      });
+      }
+      if (bound) stmt.run(done);
+      else stmt.run(params, done);
     });
   }
 
   async all<R>(sql: string, params: Param[] = []): Promise<R[]> {
     await this.flush();
     const stmt = await this.cache.get(sql);
+    this.cache.bound.take(stmt, params);
     return new Promise((resolve, reject) => {
       stmt.all(params, (err, rows) => (err ? reject(err) : resolve(rows as R[])));
     });

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Database, Param, Query, RunResult } from './db.js';
+import type { Database, Param, Query, RunResult, TxOptions } from './db.js';
 import { mapParams } from './params.js';
 
 /**
@@ -58,14 +58,16 @@ export class PgDb implements Database {
     await this.pool.end();
   }
 
-  async tx<T>(fn: (q: Query) => Promise<T>): Promise<T> {
+  async tx<T>(fn: (q: Query) => Promise<T>, opts: TxOptions = {}): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
       let broken: Error | undefined;
       try {
         await client.query('BEGIN');
         const r = await fn(new PgQuery(client, this.names));
-        await client.query('COMMIT');
+        const committed = client.query('COMMIT');
+        opts.committing?.();
+        await committed;
         return r;
       } catch (e) {
         await client.query('ROLLBACK').catch((re: Error) => { broken = re; });

@@ -73,10 +73,18 @@ export async function manyRows<R>(q: Query, rows: readonly Param[][], cols: numb
   return out;
 }
 
-/** `manyRows` for statements that return nothing: each statement's result, in order. */
-export async function manyRun(q: Query, rows: readonly Param[][], cols: number, sql: (values: string) => string, after: readonly Param[] = []): Promise<RunResult[]> {
+/** A set-based statement's texts and parameters, built ahead of the run (Database.prebind). */
+export type Statements = ReadonlyArray<readonly [string, Param[]]>;
+
+/** `manyRun`'s statements, built but not run. */
+export function manyStatements(dialect: Dialect, rows: readonly Param[][], cols: number, sql: (values: string) => string, after: readonly Param[] = []): Statements {
+  return [...statements(dialect, rows, cols, sql, after)];
+}
+
+/** Runs statements built by `manyStatements`, in order: each one's result. */
+export async function runStatements(q: Query, stmts: Statements): Promise<RunResult[]> {
   const out: RunResult[] = [];
-  for (const [text, params] of statements(q.dialect, rows, cols, sql, after)) out.push(await q.run(text, params));
+  for (const [text, params] of stmts) out.push(await q.run(text, params));
   return out;
 }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { AgentEvent, Compliance, Heartbeat, PlayEvent, Status } from '../../agent/protocol/index.js';
 import type { Param, Query } from './db.js';
-import { manyLater, manyRows, manyRun } from './rows.js';
+import { manyLater, manyRows, manyStatements, runStatements, type Statements } from './rows.js';
 
 // The statements of one ingest batch, each run inside the batch's transaction (archive.ts), each
 // set-based: a batch costs a handful of statements whatever its size or the number of screens in
@@ -95,16 +95,13 @@ function columnsJson(values: Param[]): string {
  * a repeated key's last value and SQLite's `->>` its first, so a payload could pass validation with
  * one deviceId and be filed under another. pg binds as before: its driver sends text, no such cost.
  */
-export async function insertPlays(q: Query, plays: ReadonlyArray<{ play: PlayEvent; raw: string }>, at: string, ingestId: string): Promise<Set<string>> {
+export async function insertPlays(q: Query, plays: ReadonlyArray<{ play: PlayEvent; raw: string }>, at: string, ingestId: string, built?: Statements): Promise<Set<string>> {
   if (q.dialect === 'postgres') {
     const rows = plays.map(({ play, raw }) => [...playValues(play), raw, at, ingestId]);
     const added = await manyRows<{ event_id: string }>(q, rows, 16, (v) => `INSERT INTO plays (${PLAY_COLUMNS}) VALUES ${v} ON CONFLICT DO NOTHING RETURNING event_id`);
     return new Set(added.map((r) => r.event_id));
   }
-  const rows = plays.map(({ play, raw }) => [raw, columnsJson(playValues(play))]);
-  // `WHERE true`: SQLite's parser needs it to tell an upsert's ON CONFLICT from a join's ON.
-  const results = await manyRun(q, rows, 2, (v) => `WITH v(raw, j) AS (VALUES ${v}) INSERT INTO plays (${PLAY_COLUMNS})
-     SELECT ${PLAY_VALUES_FROM_JSON}, raw, ?, ? FROM v WHERE true ON CONFLICT DO NOTHING`, [at, ingestId]);
+  const results = await runStatements(q, built ?? sqlitePlayStatements(plays, at, ingestId));
   // No RETURNING: turning 1,000 rows into JS objects took ~1.5 ms of the event loop a batch, to
   // learn what is nearly always "all of them". As many rows inserted as distinct eventIds: all new.
   const distinct = new Set(plays.map(({ play }) => play.eventId));
@@ -120,6 +117,17 @@ export async function insertPlays(q: Query, plays: ReadonlyArray<{ play: PlayEve
   }
   if (added.size !== inserted) throw new Error(`plays: ${inserted} inserted but ${added.size} read back`);
   return added;
+}
+
+/**
+ * SQLite's INSERT of `plays` (insertPlays), built without running it, so that the ingest can build
+ * and bind the next batch's while this one commits (Database.prebind).
+ */
+export function sqlitePlayStatements(plays: ReadonlyArray<{ play: PlayEvent; raw: string }>, at: string, ingestId: string): Statements {
+  const rows = plays.map(({ play, raw }) => [raw, columnsJson(playValues(play))]);
+  // `WHERE true`: SQLite's parser needs it to tell an upsert's ON CONFLICT from a join's ON.
+  return manyStatements('sqlite', rows, 2, (v) => `WITH v(raw, j) AS (VALUES ${v}) INSERT INTO plays (${PLAY_COLUMNS})
+     SELECT ${PLAY_VALUES_FROM_JSON}, raw, ?, ? FROM v WHERE true ON CONFLICT DO NOTHING`, [at, ingestId]);
 }
 
 /** After a batch's new plays: the newest play per (device, day, campaign) speaks for its plan, the newest per device dates it. */

@@ -29,10 +29,13 @@ export class Batcher {
   private roomWaiters: Array<{ n: number; resolve: () => void }> = [];
   private writing: Promise<void> | undefined;
   private retryMs = 0;
+  /** The batch after the one being written, fixed early for the archive's head start (`next`). */
+  private upcoming: { pendings: Pending[]; items: Item[] } | undefined;
   readonly totals = { batches: 0, rows: 0, plays: 0, duplicates: 0, dropped: 0, failures: 0 };
 
   constructor(
-    private readonly write: (items: Item[]) => Promise<BatchStats>,
+    /** `next`: the items of the batch that will follow this one, if it is already full (see flush). */
+    private readonly write: (items: Item[], next: () => Item[] | undefined) => Promise<BatchStats>,
     private readonly opts: BatchOptions,
     private readonly log: Logger,
   ) {}
@@ -93,7 +96,20 @@ export class Batcher {
     clearTimeout(this.timer);
     this.timer = undefined;
     const batch = this.queue.slice(0, this.opts.maxRows);
-    const items = batch.flatMap((p) => (p.item ? [p.item] : []));
+    // The batch the last write fixed as its next one, if this is it: the same array goes to the
+    // archive, which built its INSERT ahead for exactly that array. It is, unless that write failed:
+    // the queue only ever loses its front, a written batch's, so the fixed batch is then the front.
+    const fixed = this.upcoming;
+    this.upcoming = undefined;
+    const items = fixed && fixed.pendings[0] === batch[0] && fixed.pendings.length === batch.length ? fixed.items : batch.flatMap((p) => (p.item ? [p.item] : []));
+    // Asked by the archive while this batch commits: a full batch waiting behind it is fixed now.
+    const next = (): Item[] | undefined => {
+      if (this.upcoming) return this.upcoming.items;
+      const pendings = this.queue.slice(batch.length, batch.length + this.opts.maxRows);
+      if (pendings.length < this.opts.maxRows) return undefined;
+      this.upcoming = { pendings, items: pendings.flatMap((p) => (p.item ? [p.item] : [])) };
+      return this.upcoming.items;
+    };
     // The body starts a microtask later: a batch of only refused messages has nothing to await, and
     // an async body that ran to its `finally` at once would clear `writing` before this assignment
     // set it, leaving a settled promise there that blocks every later flush (the ingest stalled;
@@ -101,7 +117,7 @@ export class Batcher {
     this.writing = Promise.resolve().then(async () => {
       const mine = this.writing;
       try {
-        const stats = items.length > 0 ? await this.write(items) : undefined;
+        const stats = items.length > 0 ? await this.write(items, next) : undefined;
         this.queue.splice(0, batch.length);
         // What arrived during the write has been waiting since then, not since the commit: a full
         // or overdue batch goes at once (resetting the clock here idled the archive 50 ms a batch).
