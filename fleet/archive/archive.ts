@@ -72,7 +72,9 @@ export class Archive {
     const db = this.conn;
     const ahead = this.ahead?.items === items ? this.ahead : undefined;
     this.ahead = undefined;
-    const build = next && ((): void => {
+    // Only where the engine can bind ahead (SQLite): on pg, asking for the next batch would only
+    // fix it early for nothing.
+    const build = next && db.prebind && ((): void => {
       try {
         const n = next();
         if (n && n.length > 0) this.ahead = buildAhead(db, n, new Date().toISOString(), this.ingestId);

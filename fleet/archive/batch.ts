@@ -27,8 +27,8 @@ export class KnownRows {
 }
 
 /**
- * A batch's plays' INSERT built, and on SQLite bound, before its transaction (Archive.write's `next`):
- * for these very `items`, received at `at`. pg has no use for it (its driver sends text).
+ * A batch's plays' INSERT built and bound before its transaction (Archive.write's `next`): for these
+ * very `items`, received at `at`. SQLite only: pg has no use for it (its driver sends text).
  */
 export interface Ahead {
   items: readonly Item[];
@@ -36,8 +36,7 @@ export interface Ahead {
   stmts: Statements;
 }
 
-export function buildAhead(db: Database, items: readonly Item[], at: string, ingestId: string): Ahead | undefined {
-  if (db.dialect !== 'sqlite') return undefined;
+export function buildAhead(db: Database, items: readonly Item[], at: string, ingestId: string): Ahead {
   const plays = items.flatMap((it) => (it.kind === 'play' ? [it] : []));
   const stmts = sqlitePlayStatements(plays, at, ingestId);
   for (const [sql, params] of stmts) db.prebind?.(sql, params);

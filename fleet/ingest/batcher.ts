@@ -13,6 +13,9 @@ export interface BatchOptions {
   maxDelayMs: number;
 }
 
+/** What a batch of messages gives the archive: the items of those that decoded. */
+const itemsOf = (pendings: readonly Pending[]): Item[] => pendings.flatMap((p) => (p.item ? [p.item] : []));
+
 /** QoS 0 heartbeats beyond this many waiting are dropped (QoS 1 is bounded by Receive Maximum). */
 const MAX_WAITING = 20_000;
 
@@ -101,13 +104,13 @@ export class Batcher {
     // the queue only ever loses its front, a written batch's, so the fixed batch is then the front.
     const fixed = this.upcoming;
     this.upcoming = undefined;
-    const items = fixed && fixed.pendings[0] === batch[0] && fixed.pendings.length === batch.length ? fixed.items : batch.flatMap((p) => (p.item ? [p.item] : []));
+    const items = fixed && fixed.pendings[0] === batch[0] && fixed.pendings.length === batch.length ? fixed.items : itemsOf(batch);
     // Asked by the archive while this batch commits: a full batch waiting behind it is fixed now.
     const next = (): Item[] | undefined => {
       if (this.upcoming) return this.upcoming.items;
       const pendings = this.queue.slice(batch.length, batch.length + this.opts.maxRows);
       if (pendings.length < this.opts.maxRows) return undefined;
-      this.upcoming = { pendings, items: pendings.flatMap((p) => (p.item ? [p.item] : [])) };
+      this.upcoming = { pendings, items: itemsOf(pendings) };
       return this.upcoming.items;
     };
     // The body starts a microtask later: a batch of only refused messages has nothing to await, and
