@@ -14,7 +14,7 @@ import type { Item } from '../fleet/ingest/decode.js';
 import { silentLogger } from '../fleet/log.js';
 import { plays } from './helpers/fleet-rig.js';
 import { tempDir, type Teardown } from './helpers/tmp.js';
-import { sleep, waitFor } from './helpers/wait.js';
+import { waitFor } from './helpers/wait.js';
 
 /** Records, for every Statement#run, whether it was given parameters. */
 function spyRuns(t: Teardown): Array<'params' | 'bound'> {
@@ -27,6 +27,24 @@ function spyRuns(t: Teardown): Array<'params' | 'bound'> {
     return (orig as (...a: unknown[]) => sqlite3.Statement).apply(this, args);
   } as typeof proto.run;
   return runs;
+}
+
+/** sqlite3's answer to every Statement#bind of parameters from now on: true if bound (Database#prepare binds none, only to get its callback called). */
+function spyBinds(t: Teardown): Array<Promise<boolean>> {
+  const answers: Array<Promise<boolean>> = [];
+  const proto = sqlite3.Statement.prototype;
+  const orig = proto.bind;
+  t.teardown(() => { proto.bind = orig; });
+  proto.bind = function (this: sqlite3.Statement, ...args: unknown[]) {
+    const cb = args.at(-1);
+    if (Array.isArray(args[0]) && typeof cb === 'function') {
+      answers.push(new Promise((resolve) => {
+        args[args.length - 1] = (err: Error | null) => { (cb as (e: Error | null) => void)(err); resolve(!err); };
+      }));
+    }
+    return (orig as (...a: unknown[]) => sqlite3.Statement).apply(this, args);
+  } as typeof proto.bind;
+  return answers;
 }
 
 const INSERT = 'INSERT INTO v (k, a) VALUES (?, ?), (?, ?)';
@@ -45,8 +63,7 @@ t.test('a prebound run goes without parameters and stores what was bound', async
   const db = await openDb(t);
   const runs = spyRuns(t);
   const params: Param[] = [3, 'three', 4, 'four'];
-  db.prebind(INSERT, params);
-  await sleep(20); // the bind's answer
+  t.equal(await db.prebind(INSERT, params), true, 'bound');
   await db.tx((q) => q.run(INSERT, params));
   t.same(runs, ['params', 'bound'], 'BEGIN, then the INSERT without its parameters');
   t.same(await rows(db), [{ k: 3, a: 'three' }, { k: 4, a: 'four' }]);
@@ -57,8 +74,7 @@ t.test('a run of other parameters in between: each run stores its own', async (t
   const runs = spyRuns(t);
   const a: Param[] = [3, 'a3', 4, 'a4'];
   const b: Param[] = [5, 'b5', 6, 'b6'];
-  db.prebind(INSERT, a);
-  await sleep(20);
+  t.equal(await db.prebind(INSERT, a), true);
   await db.tx(async (q) => {
     await q.run(INSERT, b);
     await q.run(INSERT, a);
@@ -66,8 +82,7 @@ t.test('a run of other parameters in between: each run stores its own', async (t
   t.same(runs, ['params', 'params', 'params'], 'both bound their own: b replaced the prebound values');
   t.same(await rows(db), [{ k: 3, a: 'a3' }, { k: 4, a: 'a4' }, { k: 5, a: 'b5' }, { k: 6, a: 'b6' }]);
   // An equal array is not the same one: only the very array given to prebind runs without binding.
-  db.prebind(INSERT, [7, 'c7', 8, 'c8']);
-  await sleep(20);
+  t.equal(await db.prebind(INSERT, [7, 'c7', 8, 'c8']), true);
   await db.tx((q) => q.run(INSERT, [7, 'c7', 8, 'c8']));
   t.equal(runs.at(-1), 'params');
 });
@@ -76,14 +91,13 @@ t.test('a failed bind, or one not answered yet, is bound again by the run', asyn
   const db = await openDb(t);
   const runs = spyRuns(t);
   const tooMany: Param[] = [3, 'x', 4, 'y', 5];
-  db.prebind(INSERT, tooMany);
-  await sleep(20);
+  t.equal(await db.prebind(INSERT, tooMany), false, 'sqlite3 refused the bind');
   await t.rejects(db.tx((q) => q.run(INSERT, tooMany)), /SQLITE_RANGE/, 'the run fails as it would have without the prebind');
   t.same(runs.filter((r) => r === 'bound'), [], 'never run on what the failed bind left');
   t.same(await rows(db), [], 'and nothing half-bound was stored');
   const quick: Param[] = [9, 'quick', 10, 'quick'];
-  db.prebind(INSERT, quick);
-  await db.tx((q) => q.run(INSERT, quick)); // BEGIN is answered first, maybe the bind not
+  void db.prebind(INSERT, quick); // not waited for: the run may come before the bind's answer
+  await db.tx((q) => q.run(INSERT, quick));
   t.same(await rows(db), [{ k: 9, a: 'quick' }, { k: 10, a: 'quick' }]);
 });
 
@@ -92,8 +106,7 @@ t.test('prebind of a statement not prepared yet does nothing', async (t) => {
   const runs = spyRuns(t);
   const sql = 'INSERT INTO v (k, a) VALUES (?, ?)';
   const params: Param[] = [3, 'fresh'];
-  db.prebind(sql, params);
-  await sleep(20);
+  t.equal(await db.prebind(sql, params), false, 'nothing bound');
   await db.tx((q) => q.run(sql, params));
   t.same(runs, ['params', 'params']);
   t.same(await rows(db), [{ k: 3, a: 'fresh' }]);
@@ -108,12 +121,13 @@ t.test('the archive builds the next batch while one commits, and uses it for tha
   t.teardown(() => archive.stop());
   await archive.write(batch('ahead-0', 1)); // prepares the 40-play INSERT
   const runs = spyRuns(t);
+  const binds = spyBinds(t);
   const later = new Date('2030-01-01T00:00:00.000Z');
   const second = batch('ahead-1', 1);
   const asked: number[] = [];
   await archive.write(batch('ahead-0', 41), new Date(), () => { asked.push(Date.now()); return second; });
   t.equal(asked.length, 1, 'asked once for the next batch');
-  await sleep(20);
+  t.same(await Promise.all(binds), [true], 'its INSERT bound while this one committed');
   runs.length = 0;
   t.equal((await archive.write(second, later)).plays, 40);
   t.same(runs, ['params', 'bound'], 'its INSERT was bound while the batch before committed');
@@ -126,7 +140,7 @@ t.test('the archive builds the next batch while one commits, and uses it for tha
   // one built ahead, written after, too.
   const third = batch('ahead-2', 1);
   await archive.write(batch('ahead-0', 81), new Date(), () => third);
-  await sleep(20);
+  t.same(await Promise.all(binds), [true, true], 'the third batch\'s INSERT bound, and then not used by the next write');
   runs.length = 0;
   const other = batch('ahead-3', 1);
   await archive.write(other);

@@ -39,7 +39,7 @@ export interface Ahead {
 export function buildAhead(db: Database, items: readonly Item[], at: string, ingestId: string): Ahead {
   const plays = items.flatMap((it) => (it.kind === 'play' ? [it] : []));
   const stmts = sqlitePlayStatements(plays, at, ingestId);
-  for (const [sql, params] of stmts) db.prebind?.(sql, params);
+  for (const [sql, params] of stmts) void db.prebind?.(sql, params);
   return { items, at, stmts };
 }
 

@@ -52,9 +52,10 @@ export interface Database {
    * A statement's parameters handed over ahead of the transaction that will run it with this very
    * array (the same object), so that run skips converting them. A hint: the run binds as usual if
    * the statement was used in between, or not yet prepared. SQLite only (sqlite3 converts each
-   * value on the event loop; pg sends text).
+   * value on the event loop; pg sends text). Resolves once the engine has answered: true if the
+   * parameters are bound (nothing needs to wait for it; tests do).
    */
-  prebind?(sql: string, params: Param[]): void;
+  prebind?(sql: string, params: Param[]): Promise<boolean>;
 }
 
 /**
@@ -113,9 +114,9 @@ export class Db implements Database {
    * parameters; so a run without parameters only ever follows the bind of the very array it was
    * given.
    */
-  prebind(sql: string, params: Param[]): void {
+  prebind(sql: string, params: Param[]): Promise<boolean> {
     const stmt = this.cache.peek(sql);
-    if (stmt) this.cache.bound.bind(stmt, params);
+    return stmt ? this.cache.bound.bind(stmt, params) : Promise.resolve(false);
   }
 
   /** Reads or single statements, in turn with transactions. */

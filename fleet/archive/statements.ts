@@ -53,11 +53,15 @@ export class StatementCache {
 class Bound {
   private readonly byStmt = new WeakMap<sqlite3.Statement, { params: Param[]; ok: boolean }>();
 
-  bind(stmt: sqlite3.Statement, params: Param[]): void {
+  /** Resolves with sqlite3's answer: true if bound. */
+  bind(stmt: sqlite3.Statement, params: Param[]): Promise<boolean> {
     const entry = { params, ok: false };
     this.byStmt.set(stmt, entry);
-    stmt.bind(params, (err: Error | null) => {
-      entry.ok = !err;
+    return new Promise((resolve) => {
+      stmt.bind(params, (err: Error | null) => {
+        entry.ok = !err;
+        resolve(entry.ok);
+      });
     });
   }
 
